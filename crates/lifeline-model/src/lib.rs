@@ -1,0 +1,38 @@
+//! The life cycle of a Lifeline task, as data and rules, with no I/O.
+//!
+//! Every other part of Lifeline leans on this crate: the service validates each transition it
+//! stores or forwards with [`validate`], the endpoint agent validates each transition before it
+//! reports it, and the dashboard (compiled to WebAssembly) validates each transition it receives
+//! before drawing it. Because all three run the same code, a transition means the same thing
+//! everywhere it is seen.
+//!
+//! The crate holds:
+//! - [`State`] and [`Actor`], with their wire values, labels and descriptions;
+//! - the transition table ([`edges_from`], [`Edge`]) and [`validate`];
+//! - the task status document ([`StatusDocument`]), derived by folding a task's transition log;
+//! - the endpoint report ([`EndpointReport`]) with one [`ExecutorReport`] per executor;
+//! - the event stream's wire type ([`Event`]);
+//! - the lifecycle diagram as data ([`diagram`]), rendered to SVG and Mermaid text.
+//!
+//! It depends on `serde` alone and knows nothing of sockets, files, clocks or threads: time enters
+//! as [`Timestamp`] values chosen by the caller.
+
+mod event;
+mod ids;
+mod report;
+mod state;
+mod status;
+mod time;
+mod transition;
+
+pub mod diagram;
+
+pub use event::{EndpointStatus, Event, EventBody, TransitionEvent};
+pub use ids::{EndpointId, FunctionId, IdError, TaskGroupId, TaskId};
+pub use report::{EndpointReport, ExecutorReport, StateCounts};
+pub use state::{Actor, State, UnknownName};
+pub use status::{
+    FoldError, StatusDetails, StatusDocument, TaskMeta, TaskView, TransitionRecord, fold,
+};
+pub use time::Timestamp;
+pub use transition::{Accepted, Edge, EdgeKind, TransitionError, edges, edges_from, validate};

@@ -1,0 +1,78 @@
+//! Points in time, as microseconds since the Unix epoch.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A point in time with microsecond precision. On the wire it is a JSON number of seconds since
+/// the Unix epoch (`1623881816.333504`), which JavaScript, Python and humans all read directly.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    pub const fn from_micros(micros: i64) -> Self {
+        Self(micros)
+    }
+
+    pub const fn as_micros(self) -> i64 {
+        self.0
+    }
+
+    /// Seconds since the epoch, as a float (exact to the microsecond until the year 2255).
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e6
+    }
+
+    pub fn from_secs_f64(secs: f64) -> Self {
+        Self((secs * 1e6).round() as i64)
+    }
+
+    /// Microseconds from `earlier` to `self`, never negative.
+    pub fn micros_since(self, earlier: Timestamp) -> u64 {
+        self.0.saturating_sub(earlier.0).max(0) as u64
+    }
+
+    /// Epoch seconds as a decimal string, the form of funcX's `completion_t`.
+    pub fn to_epoch_string(self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.div_euclid(1_000_000);
+        let micros = self.0.rem_euclid(1_000_000);
+        write!(f, "{secs}.{micros:06}")
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(self.as_secs_f64())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let secs = f64::deserialize(deserializer)?;
+        if !secs.is_finite() || secs.abs() > 9.0e12 {
+            return Err(serde::de::Error::custom(format!(
+                "{secs} is not a time in epoch seconds"
+            )));
+        }
+        Ok(Self::from_secs_f64(secs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_string_keeps_microseconds() {
+        let t = Timestamp::from_micros(1_623_881_816_333_504);
+        assert_eq!(t.to_epoch_string(), "1623881816.333504");
+        assert_eq!(Timestamp::from_secs_f64(t.as_secs_f64()), t);
+        assert_eq!(Timestamp::from_micros(5).to_epoch_string(), "0.000005");
+    }
+}

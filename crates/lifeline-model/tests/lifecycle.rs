@@ -1,0 +1,209 @@
+//! The transition table and its derived views, checked against the life cycle as specified.
+//! These tests run natively and, compiled to wasm, in headless Chromium.
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+use lifeline_model::{Actor, EdgeKind, State, TransitionError, edges, validate};
+
+use Actor::{Endpoint as E, Forwarder as F, Manager as M, WebService as WS, Worker as W};
+use EdgeKind::{Cancel, Fail, Forward, Retry};
+use State::*;
+
+/// The life cycle as specified, written out independently of the crate's table: every allowed
+/// (from, to, actor) with the kind of step it is.
+const SPEC: &[(State, State, Actor, EdgeKind)] = &[
+    (Received, WaitingForEp, F, Forward),
+    (Received, DispatchedToEp, F, Forward),
+    (WaitingForEp, DispatchedToEp, F, Forward),
+    (DispatchedToEp, WaitingForNodes, E, Forward),
+    (WaitingForNodes, WaitingForLaunch, M, Forward),
+    (WaitingForLaunch, Running, W, Forward),
+    (Running, Success, W, Forward),
+    (Running, Failed, W, Fail),
+    // Rejection at the endpoint, and system failures on the last attempt.
+    (WaitingForNodes, Failed, E, Fail),
+    (WaitingForLaunch, Failed, E, Fail),
+    (Running, Failed, E, Fail),
+    (DispatchedToEp, Failed, F, Fail),
+    (WaitingForNodes, Failed, F, Fail),
+    (WaitingForLaunch, Failed, F, Fail),
+    (Running, Failed, F, Fail),
+    // Retries: endpoint lost or no acknowledgement...
+    (DispatchedToEp, WaitingForEp, F, Retry),
+    (WaitingForNodes, WaitingForEp, F, Retry),
+    (WaitingForLaunch, WaitingForEp, F, Retry),
+    (Running, WaitingForEp, F, Retry),
+    // ...manager or worker lost.
+    (WaitingForLaunch, WaitingForNodes, E, Retry),
+    (Running, WaitingForNodes, E, Retry),
+    // Cancel from any non-terminal state.
+    (Received, Cancelled, WS, Cancel),
+    (WaitingForEp, Cancelled, WS, Cancel),
+    (DispatchedToEp, Cancelled, WS, Cancel),
+    (WaitingForNodes, Cancelled, WS, Cancel),
+    (WaitingForLaunch, Cancelled, WS, Cancel),
+    (Running, Cancelled, WS, Cancel),
+];
+
+fn spec(from: State, to: State, actor: Actor) -> Option<EdgeKind> {
+    SPEC.iter()
+        .find(|&&(f, t, a, _)| (f, t, a) == (from, to, actor))
+        .map(|&(.., k)| k)
+}
+
+fn check(from: State, to: State, actor: Actor, expect: Option<EdgeKind>) {
+    let got = validate(from, to, actor, 1, 3);
+    match (expect, got) {
+        (Some(kind), Ok(accepted)) => {
+            assert_eq!(accepted.edge.kind, kind, "{from} → {to} by {actor}");
+            let attempt = if kind == Retry { 2 } else { 1 };
+            assert_eq!(accepted.attempt, attempt, "{from} → {to} by {actor}");
+        }
+        (None, Err(error)) => {
+            let expected_error = if from.is_terminal() {
+                TransitionError::FromTerminal { from, to }
+            } else if SPEC.iter().any(|&(f, t, ..)| (f, t) == (from, to)) {
+                match error {
+                    TransitionError::WrongActor { actor: a, .. } if a == actor => error.clone(),
+                    _ => panic!("{from} → {to} by {actor}: expected WrongActor, got {error:?}"),
+                }
+            } else {
+                TransitionError::NoSuchEdge { from, to }
+            };
+            assert_eq!(error, expected_error);
+        }
+        (expect, got) => panic!("{from} → {to} by {actor}: expected {expect:?}, got {got:?}"),
+    }
+}
+
+#[test]
+fn every_from_to_actor_triple_matches_the_spec() {
+    for from in State::ALL {
+        for to in State::ALL {
+            for actor in Actor::ALL {
+                check(from, to, actor, spec(from, to, actor));
+            }
+        }
+    }
+}
+
+#[test]
+fn the_table_has_exactly_the_specified_edges() {
+    let mut from_table: Vec<(State, State, Actor)> = edges()
+        .flat_map(|e| e.actors.iter().map(move |&a| (e.from, e.to, a)))
+        .collect();
+    let mut from_spec: Vec<(State, State, Actor)> =
+        SPEC.iter().map(|&(f, t, a, _)| (f, t, a)).collect();
+    from_table.sort();
+    from_spec.sort();
+    assert_eq!(from_table, from_spec);
+}
+
+#[test]
+fn terminal_states_absorb_and_pending_means_not_terminal() {
+    for state in State::ALL {
+        let terminal = matches!(state, Success | Failed | Cancelled);
+        assert_eq!(state.is_terminal(), terminal, "{state}");
+        assert_eq!(state.is_pending(), !terminal, "{state}");
+        if terminal {
+            assert!(lifeline_model::edges_from(state).is_empty(), "{state}");
+        }
+    }
+}
+
+#[test]
+fn retries_count_attempts_and_stop_at_the_last() {
+    // With 2 retries a task has attempts 1, 2 and 3.
+    assert_eq!(
+        validate(Running, WaitingForNodes, E, 1, 2).map(|a| a.attempt),
+        Ok(2)
+    );
+    assert_eq!(
+        validate(Running, WaitingForEp, F, 2, 2).map(|a| a.attempt),
+        Ok(3)
+    );
+    assert_eq!(
+        validate(Running, WaitingForNodes, E, 3, 2),
+        Err(TransitionError::RetriesExhausted {
+            from: Running,
+            to: WaitingForNodes,
+            attempt: 3,
+            max_retries: 2
+        })
+    );
+    // On the last attempt the task fails instead.
+    assert_eq!(validate(Running, Failed, E, 3, 2).map(|a| a.attempt), Ok(3));
+    // With no retries at all, the first system failure is final.
+    assert!(matches!(
+        validate(WaitingForLaunch, WaitingForEp, F, 1, 0),
+        Err(TransitionError::RetriesExhausted { .. })
+    ));
+    assert_eq!(
+        validate(Running, Success, W, 0, 3),
+        Err(TransitionError::AttemptOutOfRange {
+            attempt: 0,
+            max_retries: 3
+        })
+    );
+    assert_eq!(
+        validate(Running, Success, W, 5, 3),
+        Err(TransitionError::AttemptOutOfRange {
+            attempt: 5,
+            max_retries: 3
+        })
+    );
+}
+
+#[test]
+fn errors_explain_themselves() {
+    let err = validate(Success, Running, W, 1, 3).expect_err("terminal");
+    assert_eq!(
+        err.to_string(),
+        "success → running: the task is already success, and terminal states are final"
+    );
+    let err = validate(Running, Success, M, 1, 3).expect_err("wrong actor");
+    assert_eq!(
+        err.to_string(),
+        "running → success: made by manager, but only worker may make it"
+    );
+    let err = validate(Received, Running, W, 1, 3).expect_err("no edge");
+    assert_eq!(
+        err.to_string(),
+        "received → running: the life cycle has no such transition"
+    );
+}
+
+#[test]
+fn wire_values_round_trip_and_labels_exist() {
+    for state in State::ALL {
+        assert_eq!(state.wire().parse::<State>(), Ok(state));
+        assert_eq!(
+            serde_json::to_string(&state).expect("json"),
+            format!("\"{}\"", state.wire())
+        );
+        assert!(!state.label().is_empty() && state.description().ends_with('.'));
+    }
+    for actor in Actor::ALL {
+        assert_eq!(actor.wire().parse::<Actor>(), Ok(actor));
+        assert_eq!(
+            serde_json::to_string(&actor).expect("json"),
+            format!("\"{}\"", actor.wire())
+        );
+        assert!(!actor.label().is_empty() && actor.description().ends_with('.'));
+    }
+    assert_eq!(
+        "waiting_for_ep"
+            .parse::<State>()
+            .expect_err("bad")
+            .to_string(),
+        "unknown state \"waiting_for_ep\""
+    );
+    for e in edges() {
+        assert!(!e.label.is_empty() && e.description.ends_with('.'), "{e:?}");
+    }
+    let index: Vec<usize> = State::ALL.iter().map(|s| s.index()).collect();
+    assert_eq!(index, (0..State::COUNT).collect::<Vec<_>>());
+}

@@ -1,0 +1,3 @@
+//! Widgets shared by the dashboard's views.
+
+pub mod diagram;
