@@ -1,0 +1,71 @@
+//! Function registration.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use lifeline_model::FunctionId;
+use lifeline_protocol::FunctionSpec;
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::auth::User;
+use super::error::{ApiError, ApiResult, JsonBody};
+use crate::store::registry::{self, FunctionRow};
+use crate::{new_id, now};
+
+#[derive(Debug, Deserialize)]
+pub(super) struct RegisterFunction {
+    name: String,
+    #[serde(flatten)]
+    spec: FunctionSpec,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct Registered {
+    function_id: FunctionId,
+}
+
+pub(super) async fn register(
+    _: User,
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<RegisterFunction>,
+) -> ApiResult<(StatusCode, Json<Registered>)> {
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::bad(
+            "invalid_name",
+            "a function's name must have 1 to 200 characters",
+        ));
+    }
+    body.spec
+        .check()
+        .map_err(|m| ApiError::bad("invalid_function", m))?;
+    let row = FunctionRow {
+        function_id: FunctionId::from_u128(new_id()),
+        name,
+        spec: body.spec,
+        created_at: now(),
+    };
+    let function_id = row.function_id;
+    state
+        .store()
+        .write(move |ctx| registry::insert_function(ctx.conn(), &row))
+        .await?;
+    Ok((StatusCode::CREATED, Json(Registered { function_id })))
+}
+
+pub(super) async fn get_one(
+    _: User,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<FunctionRow>> {
+    let id: FunctionId = id
+        .parse()
+        .map_err(|e: lifeline_model::IdError| ApiError::bad("invalid_id", e.to_string()))?;
+    let row = state
+        .store()
+        .read(move |c| registry::function(c, id))
+        .await?;
+    row.map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("unknown function {id}")))
+}

@@ -1,0 +1,143 @@
+//! The HTTP API: routes, shared state and the static dashboard.
+
+mod auth;
+mod endpoints;
+mod error;
+mod events;
+mod functions;
+mod openapi;
+mod tasks;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method, header};
+use axum::routing::{get, post};
+use tokio::sync::watch;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::trace::TraceLayer;
+
+pub use auth::{Principal, Tokens, digest, new_token};
+pub use error::{ApiError, ApiResult};
+
+use crate::config::Settings;
+use crate::forwarder::Forwarder;
+use crate::store::Store;
+
+#[derive(Debug)]
+struct Inner {
+    settings: Settings,
+    store: Store,
+    forwarder: Arc<Forwarder>,
+    tokens: Tokens,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// What every handler can reach; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Inner>);
+
+impl AppState {
+    pub fn new(
+        settings: Settings,
+        store: Store,
+        forwarder: Arc<Forwarder>,
+        tokens: Tokens,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            settings,
+            store,
+            forwarder,
+            tokens,
+            shutdown,
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub fn forwarder(&self) -> &Arc<Forwarder> {
+        &self.0.forwarder
+    }
+
+    pub fn tokens(&self) -> &Tokens {
+        &self.0.tokens
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    pub fn shutdown(&self) -> watch::Receiver<bool> {
+        self.0.shutdown.clone()
+    }
+}
+
+/// Every route of the service, the dashboard at `/` included.
+pub fn router(state: AppState) -> Router {
+    let settings = state.settings().clone();
+    let v1 = Router::new()
+        .route("/openapi.json", get(openapi::document))
+        .route("/endpoints", post(endpoints::register).get(endpoints::list))
+        .route(
+            "/endpoints/{id}",
+            get(endpoints::get_one).delete(endpoints::delete),
+        )
+        .route("/endpoints/{id}/submit", post(tasks::submit))
+        .route("/endpoints/{id}/connect", get(endpoints::connect))
+        .route("/functions", post(functions::register))
+        .route("/functions/{id}", get(functions::get_one))
+        .route("/tasks", get(tasks::list))
+        .route("/tasks/batch_status", post(tasks::batch_status))
+        .route("/tasks/{id}", get(tasks::get_one))
+        .route("/tasks/{id}/cancel", post(tasks::cancel))
+        .route("/stats", get(tasks::stats))
+        .route("/events", get(events::stream))
+        // Unknown API paths answer in JSON rather than with the dashboard.
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(DefaultBodyLimit::max(settings.max_payload_bytes));
+
+    let index = settings.dashboard_dir.join("index.html");
+    let dashboard = ServeDir::new(&settings.dashboard_dir).fallback(ServeFile::new(index));
+    let mut app = Router::new()
+        .route("/healthz", get(health))
+        .nest("/v1", v1)
+        .fallback_service(dashboard)
+        .with_state(state)
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http());
+    if !settings.cors_origins.is_empty() {
+        let origins = if settings.cors_origins.iter().any(|o| o == "*") {
+            AllowOrigin::any()
+        } else {
+            AllowOrigin::list(
+                settings
+                    .cors_origins
+                    .iter()
+                    .filter_map(|o| HeaderValue::from_str(o).ok()),
+            )
+        };
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(origins)
+                .allow_methods([Method::GET, Method::POST, Method::DELETE])
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    header::HeaderName::from_static("last-event-id"),
+                ]),
+        );
+    }
+    app
+}
+
+async fn health(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "ok", "seq": state.store().head() }))
+}

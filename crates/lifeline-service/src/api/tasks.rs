@@ -1,0 +1,456 @@
+//! Submitting, reading, listing and cancelling tasks, and the statistics.
+
+use std::collections::{BTreeMap, HashSet};
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use lifeline_model::{
+    Actor, EndpointId, FunctionId, State as TaskState, StateCounts, TaskGroupId, TaskId,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::User;
+use super::endpoints::parse_endpoint_id;
+use super::error::{ApiError, ApiResult, JsonBody};
+use crate::forwarder::assignment;
+use crate::store::{self, NewTask, Outcome, Proposal, TaskFilter, TaskPage, registry};
+use crate::{new_id, now};
+
+/// Most retries a submission may ask for.
+const MAX_RETRIES_LIMIT: u32 = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TaskSpec {
+    function_id: FunctionId,
+    #[serde(default)]
+    args: Option<Box<RawValue>>,
+    #[serde(default)]
+    kwargs: Option<Box<RawValue>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SubmitRequest {
+    tasks: Vec<TaskSpec>,
+    #[serde(default)]
+    max_retries: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct Submitted {
+    task_group_id: TaskGroupId,
+    task_ids: Vec<TaskId>,
+}
+
+fn json_kind(
+    raw: Option<&RawValue>,
+    open: char,
+    default: &str,
+    what: &str,
+    index: usize,
+) -> ApiResult<String> {
+    match raw {
+        None => Ok(default.to_owned()),
+        Some(raw) if raw.get().trim_start().starts_with(open) => Ok(raw.get().to_owned()),
+        Some(raw) => Err(ApiError::bad(
+            "invalid_request",
+            format!(
+                "tasks[{index}].{what} must be a JSON {}, not {}",
+                if open == '[' { "array" } else { "object" },
+                raw.get()
+            ),
+        )),
+    }
+}
+
+pub(super) async fn submit(
+    _: User,
+    State(state): State<AppState>,
+    Path(endpoint): Path<String>,
+    JsonBody(body): JsonBody<SubmitRequest>,
+) -> ApiResult<(StatusCode, Json<Submitted>)> {
+    let endpoint = parse_endpoint_id(&endpoint)?;
+    let settings = state.settings();
+    if body.tasks.is_empty() {
+        return Err(ApiError::bad(
+            "invalid_request",
+            "tasks is empty: submit at least one task",
+        ));
+    }
+    if body.tasks.len() > settings.max_batch_tasks {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "{} tasks in one submission; the limit is {}",
+            body.tasks.len(),
+            settings.max_batch_tasks
+        )));
+    }
+    let max_retries = body.max_retries.unwrap_or(settings.default_max_retries);
+    if max_retries > MAX_RETRIES_LIMIT {
+        return Err(ApiError::bad(
+            "invalid_request",
+            format!("max_retries is at most {MAX_RETRIES_LIMIT}"),
+        ));
+    }
+    let mut tasks = Vec::with_capacity(body.tasks.len());
+    for (i, t) in body.tasks.into_iter().enumerate() {
+        tasks.push(NewTask {
+            task_id: TaskId::from_u128(new_id()),
+            function_id: t.function_id,
+            args: json_kind(t.args.as_deref(), '[', "[]", "args", i)?,
+            kwargs: json_kind(t.kwargs.as_deref(), '{', "{}", "kwargs", i)?,
+        });
+    }
+    let functions: HashSet<FunctionId> = tasks.iter().map(|t| t.function_id).collect();
+    let known = state
+        .store()
+        .read(move |c| {
+            let endpoint_known = registry::endpoint(c, endpoint)?.is_some();
+            let mut unknown = Vec::new();
+            for f in functions {
+                if registry::function(c, f)?.is_none() {
+                    unknown.push(f);
+                }
+            }
+            Ok((endpoint_known, unknown))
+        })
+        .await?;
+    match known {
+        (false, _) => return Err(ApiError::NotFound(format!("unknown endpoint {endpoint}"))),
+        (true, unknown) if !unknown.is_empty() => {
+            let list: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+            return Err(ApiError::bad(
+                "unknown_function",
+                format!("unknown function {}", list.join(", ")),
+            ));
+        }
+        _ => {}
+    }
+
+    let group = TaskGroupId::from_u128(new_id());
+    let task_ids: Vec<TaskId> = tasks.iter().map(|t| t.task_id).collect();
+    let online = state.forwarder().is_connected(endpoint);
+    let at = now();
+    let assignments = state
+        .store()
+        .write(move |ctx| {
+            ctx.insert_tasks(group, endpoint, max_retries, &tasks, at)?;
+            let (to, reason) = if online {
+                (TaskState::DispatchedToEp, None)
+            } else {
+                (
+                    TaskState::WaitingForEp,
+                    Some("the endpoint is not connected".to_owned()),
+                )
+            };
+            let mut out = Vec::new();
+            for t in &tasks {
+                let p = Proposal {
+                    task_id: t.task_id,
+                    to,
+                    actor: Actor::Forwarder,
+                    attempt: None,
+                    at,
+                    reason: reason.clone(),
+                    result: None,
+                    reporter: None,
+                };
+                if let Outcome::Applied { attempt, .. } = ctx.transition(p)?
+                    && online
+                    && let Some(row) = ctx.task(t.task_id)?
+                {
+                    out.push(assignment(ctx, &row, attempt)?);
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    if online {
+        state.forwarder().dispatch(endpoint, assignments).await;
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Submitted {
+            task_group_id: group,
+            task_ids,
+        }),
+    ))
+}
+
+fn parse_task_id(text: &str) -> ApiResult<TaskId> {
+    text.parse()
+        .map_err(|e: lifeline_model::IdError| ApiError::bad("invalid_id", e.to_string()))
+}
+
+pub(super) async fn get_one(
+    _: User,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Document>> {
+    let id = parse_task_id(&id)?;
+    let doc = state
+        .store()
+        .read(move |c| store::status_document(c, id))
+        .await?;
+    Ok(Json(doc.ok_or_else(|| {
+        ApiError::NotFound(format!("unknown task {id}"))
+    })?))
+}
+
+type Document = lifeline_model::StatusDocument<Box<RawValue>>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BatchStatusRequest {
+    task_ids: Vec<String>,
+}
+
+/// Most ids in one batch status request.
+const MAX_BATCH_STATUS: usize = 10_000;
+
+pub(super) async fn batch_status(
+    _: User,
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<BatchStatusRequest>,
+) -> ApiResult<Json<Value>> {
+    if body.task_ids.len() > MAX_BATCH_STATUS {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "at most {MAX_BATCH_STATUS} task ids per request"
+        )));
+    }
+    let results = state
+        .store()
+        .read(move |c| {
+            let mut results = BTreeMap::new();
+            for text in body.task_ids {
+                let entry = match text.parse::<TaskId>() {
+                    Err(e) => json!({ "error": "invalid_id", "message": e.to_string() }),
+                    Ok(id) => match store::status_document(c, id)? {
+                        Some(doc) => serde_json::to_value(doc).unwrap_or(Value::Null),
+                        None => json!({ "error": "unknown_task", "message": format!("unknown task {id}") }),
+                    },
+                };
+                results.insert(text, entry);
+            }
+            Ok(results)
+        })
+        .await?;
+    Ok(Json(json!({ "results": results })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    /// One endpoint id, or several separated by commas.
+    endpoint_id: Option<String>,
+    /// One state, or several separated by commas.
+    state: Option<String>,
+    function_id: Option<String>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+fn split(list: Option<&str>) -> impl Iterator<Item = &str> {
+    list.into_iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+fn query_error(e: axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::bad("invalid_query", e.body_text())
+}
+
+pub(super) async fn list(
+    _: User,
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<TaskPage>> {
+    let Query(q) = query.map_err(query_error)?;
+    let filter = TaskFilter {
+        endpoints: split(q.endpoint_id.as_deref())
+            .map(parse_endpoint_id)
+            .collect::<ApiResult<_>>()?,
+        states: split(q.state.as_deref())
+            .map(|s| {
+                s.parse().map_err(|e: lifeline_model::UnknownName| {
+                    ApiError::bad("invalid_state", e.to_string())
+                })
+            })
+            .collect::<ApiResult<_>>()?,
+        function: q
+            .function_id
+            .as_deref()
+            .map(|f| {
+                f.parse().map_err(|e: lifeline_model::IdError| {
+                    ApiError::bad("invalid_id", e.to_string())
+                })
+            })
+            .transpose()?,
+        before: q
+            .cursor
+            .as_deref()
+            .map(|c| {
+                c.parse::<i64>().map_err(|_| {
+                    ApiError::bad(
+                        "invalid_cursor",
+                        format!("{c:?} is not a cursor from a previous page"),
+                    )
+                })
+            })
+            .transpose()?,
+        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+    };
+    if filter.endpoints.len() * filter.states.len().max(1) > 200 {
+        return Err(ApiError::bad(
+            "invalid_query",
+            "too many endpoint and state combinations (at most 200)",
+        ));
+    }
+    Ok(Json(
+        state
+            .store()
+            .read(move |c| store::list_tasks(c, &filter))
+            .await?,
+    ))
+}
+
+pub(super) async fn cancel(
+    _: User,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Document>> {
+    let id = parse_task_id(&id)?;
+    let at = now();
+    let outcome = state
+        .store()
+        .write(move |ctx| {
+            ctx.transition(Proposal {
+                task_id: id,
+                to: TaskState::Cancelled,
+                actor: Actor::WebService,
+                attempt: None,
+                at,
+                reason: Some("cancelled by its user".into()),
+                result: None,
+                reporter: None,
+            })
+        })
+        .await?;
+    match outcome {
+        Outcome::Applied {
+            from, endpoint_id, ..
+        } => {
+            if matches!(
+                from,
+                TaskState::DispatchedToEp
+                    | TaskState::WaitingForNodes
+                    | TaskState::WaitingForLaunch
+                    | TaskState::Running
+            ) {
+                state.forwarder().cancel(endpoint_id, vec![id]);
+            }
+        }
+        Outcome::Unknown => return Err(ApiError::NotFound(format!("unknown task {id}"))),
+        Outcome::Illegal(_) | Outcome::Duplicate | Outcome::Forbidden => {
+            let doc = state
+                .store()
+                .read(move |c| store::status_document(c, id))
+                .await?;
+            let status = doc.map(|d| d.status.wire()).unwrap_or("finished");
+            return Err(ApiError::Conflict(format!(
+                "task {id} is already {status}; only pending tasks can be cancelled"
+            )));
+        }
+    }
+    get_one(User, State(state), Path(id.to_string())).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StatsQuery {
+    endpoint_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct EdgeCount {
+    from: TaskState,
+    to: TaskState,
+    count: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Dwell {
+    state: TaskState,
+    count: u64,
+    p50: Option<f64>,
+    p90: Option<f64>,
+    p99: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct StatsView {
+    /// The last event these figures include: stream events after it to stay current.
+    seq: u64,
+    tasks: StateCounts,
+    total: u64,
+    pending: u64,
+    edges: Vec<EdgeCount>,
+    /// Seconds tasks spent in each state they have left.
+    dwell: Vec<Dwell>,
+    illegal_reports: u64,
+}
+
+pub(super) async fn stats(
+    _: User,
+    State(state): State<AppState>,
+    query: Result<Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<StatsView>> {
+    let Query(q) = query.map_err(query_error)?;
+    let endpoint: Option<EndpointId> = q
+        .endpoint_id
+        .as_deref()
+        .map(parse_endpoint_id)
+        .transpose()?;
+    let (seq, s) = state.store().with_stats(|book| match endpoint {
+        Some(e) => book.get(e).cloned().unwrap_or_default(),
+        None => book.total(),
+    });
+    let mut edges = Vec::new();
+    for from in TaskState::ALL {
+        for to in TaskState::ALL {
+            let count = s.edges[from.index()][to.index()];
+            if count > 0 {
+                edges.push(EdgeCount { from, to, count });
+            }
+        }
+    }
+    let dwell = TaskState::ALL
+        .into_iter()
+        .zip(&s.dwell)
+        .filter(|(_, h)| h.count() > 0)
+        .map(|(state, h)| Dwell {
+            state,
+            count: h.count(),
+            p50: h.quantile(0.5),
+            p90: h.quantile(0.9),
+            p99: h.quantile(0.99),
+        })
+        .collect();
+    Ok(Json(StatsView {
+        seq,
+        total: s.tasks.total(),
+        pending: s.tasks.pending(),
+        tasks: s.tasks,
+        edges,
+        dwell,
+        illegal_reports: state
+            .forwarder()
+            .illegal_reports
+            .load(std::sync::atomic::Ordering::Relaxed),
+    }))
+}

@@ -1,0 +1,146 @@
+//! Lifeline's service: the web service and the forwarder of the task life cycle.
+//!
+//! It accepts functions and tasks over a JSON API, keeps every task and every transition in a
+//! SQLite store ([`store`]), routes tasks to endpoints over WebSockets ([`forwarder`]), retries
+//! what system failures interrupt, and streams every change as Server-Sent Events. Every
+//! transition it stores is validated by `lifeline_model` first.
+//!
+//! [`run`] serves on a listener until a shutdown signal; `lifeline serve` calls it, and so do the
+//! tests, on port 0.
+
+pub mod api;
+pub mod config;
+pub mod forwarder;
+pub mod stats;
+pub mod store;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use lifeline_model::Timestamp;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{AppState, Principal, Tokens, digest, new_token};
+use crate::config::Settings;
+use crate::forwarder::{Forwarder, Timings};
+use crate::store::{Store, registry};
+
+/// The current time.
+pub fn now() -> Timestamp {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp::from_micros(since_epoch.as_micros() as i64)
+}
+
+/// A new time-ordered identifier (a version 7 UUID): 48 bits of milliseconds, then randomness.
+pub fn new_id() -> u128 {
+    let millis = (now().as_micros() / 1000) as u128 & ((1 << 48) - 1);
+    let random: u128 = rand::random();
+    (millis << 80)
+        | (0x7 << 76)
+        | (random & 0x0fff_0000_0000_0000_0000)
+        | (0b10 << 62)
+        | (random & ((1 << 62) - 1))
+}
+
+/// The user token's digest is kept in the store's metadata under this key.
+const USER_TOKEN_KEY: &str = "user_token_digest";
+
+/// A service ready to serve: its store is open and its tokens loaded.
+#[derive(Debug)]
+pub struct Service {
+    pub state: AppState,
+    /// Set when this start created the user token (it is also in `DATA_DIR/token`).
+    pub new_user_token: Option<String>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Service {
+    /// Opens the store in the data directory (creating both on first start) and prepares the
+    /// forwarder. On first start it creates the user token and writes it to `DATA_DIR/token`.
+    pub async fn open(settings: Settings) -> anyhow::Result<Self> {
+        let store = Store::open(&settings.data_dir)
+            .with_context(|| format!("cannot open the store in {}", settings.data_dir.display()))?;
+        let tokens = Tokens::default();
+        let (user_digest, endpoints) = store
+            .read(|c| Ok((registry::meta(c, USER_TOKEN_KEY)?, registry::endpoints(c)?)))
+            .await?;
+        let new_user_token = match user_digest {
+            Some(d) => {
+                tokens.insert(d, Principal::User);
+                None
+            }
+            None => {
+                let token = new_token();
+                let d = digest(&token);
+                write_token_file(&settings.data_dir.join("token"), &token)?;
+                store
+                    .write(move |ctx| registry::set_meta(ctx.conn(), USER_TOKEN_KEY, &d))
+                    .await?;
+                tokens.insert(digest(&token), Principal::User);
+                Some(token)
+            }
+        };
+        for e in endpoints {
+            tokens.insert(e.token_digest, Principal::Endpoint(e.id));
+        }
+        let timings = Timings {
+            heartbeat_period: settings.heartbeat_period(),
+            heartbeat_threshold: settings.heartbeat_threshold(),
+            ack_timeout: settings.dispatch_ack_timeout(),
+            max_result_bytes: settings.max_result_bytes,
+        };
+        let forwarder = Arc::new(Forwarder::new(store.clone(), timings).await?);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let state = AppState::new(settings, store, forwarder, tokens, shutdown_rx);
+        Ok(Self {
+            state,
+            new_user_token,
+            shutdown,
+        })
+    }
+
+    /// Serves on `listener` until `signal` completes, then stops cleanly: open streams and
+    /// endpoint sessions end, in-flight requests finish and the store commits what it holds.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Service {
+            state, shutdown, ..
+        } = self;
+        let monitor = {
+            let forwarder = state.forwarder().clone();
+            let rx = state.shutdown();
+            tokio::spawn(async move { forwarder.monitor(rx).await })
+        };
+        let store = state.store().clone();
+        let app = api::router(state);
+        let stop = async move {
+            signal.await;
+            let _ = shutdown.send(true);
+        };
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await?;
+        let _ = monitor.await;
+        store.close().await;
+        Ok(())
+    }
+}
+
+fn write_token_file(path: &std::path::Path, token: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    writeln!(file, "{token}")?;
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! Per-endpoint statistics, kept up to date transition by transition so that reading them costs
+//! the same with ten tasks or ten million: tasks per state, transitions per edge and how long tasks
+//! stay in each state.
+
+use std::collections::HashMap;
+
+use lifeline_model::{EndpointId, State, StateCounts};
+use serde::{Deserialize, Serialize};
+
+/// Buckets per doubling of the dwell-time histogram: a bucket spans about 19 %.
+const BUCKETS_PER_DOUBLING: f64 = 4.0;
+/// Enough buckets for 2^40 µs, about twelve days; longer stays land in the last one.
+const BUCKETS: usize = 161;
+
+/// A log-scale histogram of durations in microseconds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Histogram {
+    counts: Vec<u64>,
+    total: u64,
+    max_micros: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            counts: vec![0; BUCKETS],
+            total: 0,
+            max_micros: 0,
+        }
+    }
+}
+
+impl Histogram {
+    fn bucket(micros: u64) -> usize {
+        if micros <= 1 {
+            return 0;
+        }
+        let i = ((micros as f64).log2() * BUCKETS_PER_DOUBLING).ceil() as usize;
+        i.min(BUCKETS - 1)
+    }
+
+    /// The upper bound of bucket `i`, in microseconds.
+    fn upper(i: usize) -> f64 {
+        (i as f64 / BUCKETS_PER_DOUBLING).exp2()
+    }
+
+    pub fn record(&mut self, micros: u64) {
+        self.counts[Self::bucket(micros)] += 1;
+        self.total += 1;
+        self.max_micros = self.max_micros.max(micros);
+    }
+
+    /// How many durations were recorded.
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.total += other.total;
+        self.max_micros = self.max_micros.max(other.max_micros);
+    }
+
+    /// The `q`-quantile (0..=1) in seconds, to within a bucket's width; `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.total == 0 {
+            return None;
+        }
+        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
+        let mut seen = 0;
+        for (i, n) in self.counts.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                let micros = Self::upper(i).min(self.max_micros as f64);
+                return Some(micros / 1e6);
+            }
+        }
+        Some(self.max_micros as f64 / 1e6)
+    }
+}
+
+/// One endpoint's statistics (or, merged, several endpoints').
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub tasks: StateCounts,
+    /// `edges[from][to]`: how many transitions took that edge.
+    pub edges: [[u64; State::COUNT]; State::COUNT],
+    /// Time spent in each state, recorded when the task leaves it.
+    pub dwell: Vec<Histogram>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            tasks: StateCounts::default(),
+            edges: [[0; State::COUNT]; State::COUNT],
+            dwell: vec![Histogram::default(); State::COUNT],
+        }
+    }
+}
+
+impl Stats {
+    pub fn merge(&mut self, other: &Stats) {
+        self.tasks.merge(&other.tasks);
+        for (row, other_row) in self.edges.iter_mut().zip(&other.edges) {
+            for (a, b) in row.iter_mut().zip(other_row) {
+                *a += b;
+            }
+        }
+        for (a, b) in self.dwell.iter_mut().zip(&other.dwell) {
+            a.merge(b);
+        }
+    }
+}
+
+/// The statistics of every endpoint.
+#[derive(Clone, Debug, Default)]
+pub struct StatsBook {
+    by_endpoint: HashMap<EndpointId, Stats>,
+}
+
+impl StatsBook {
+    pub fn from_parts(parts: impl IntoIterator<Item = (EndpointId, Stats)>) -> Self {
+        Self {
+            by_endpoint: parts.into_iter().collect(),
+        }
+    }
+
+    fn entry(&mut self, endpoint: EndpointId) -> &mut Stats {
+        self.by_endpoint.entry(endpoint).or_default()
+    }
+
+    /// A task entered the system in `received`.
+    pub fn received(&mut self, endpoint: EndpointId) {
+        self.entry(endpoint).tasks.add(State::Received, 1);
+    }
+
+    /// A task left `from` for `to` after `dwell_micros` there.
+    pub fn moved(&mut self, endpoint: EndpointId, from: State, to: State, dwell_micros: u64) {
+        let s = self.entry(endpoint);
+        s.tasks.shift(from, to);
+        s.edges[from.index()][to.index()] += 1;
+        s.dwell[from.index()].record(dwell_micros);
+    }
+
+    pub fn get(&self, endpoint: EndpointId) -> Option<&Stats> {
+        self.by_endpoint.get(&endpoint)
+    }
+
+    /// The statistics of every endpoint together.
+    pub fn total(&self) -> Stats {
+        let mut total = Stats::default();
+        for s in self.by_endpoint.values() {
+            total.merge(s);
+        }
+        total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_within_a_bucket() {
+        let mut h = Histogram::default();
+        for micros in 1..=1000u64 {
+            h.record(micros * 1000);
+        }
+        let p50 = h.quantile(0.5).expect("not empty");
+        assert!((0.5..0.5 * 1.19).contains(&p50), "{p50}");
+        assert_eq!(h.quantile(1.0), Some(1.0));
+        assert_eq!(Histogram::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn moves_shift_counts_and_count_edges() {
+        let ep = EndpointId::from_u128(1);
+        let mut book = StatsBook::default();
+        book.received(ep);
+        book.moved(ep, State::Received, State::WaitingForEp, 5);
+        let s = book.total();
+        assert_eq!(s.tasks.get(State::Received), 0);
+        assert_eq!(s.tasks.get(State::WaitingForEp), 1);
+        assert_eq!(
+            s.edges[State::Received.index()][State::WaitingForEp.index()],
+            1
+        );
+    }
+}

@@ -1,0 +1,197 @@
+//! The durable store: SQLite in WAL mode, written by one thread that batches many changes per
+//! transaction, read by a small pool of connections.
+//!
+//! Every write is a closure run on the writer thread inside a savepoint of the current batch's
+//! transaction ([`Store::write`]). Events the closure records get their global sequence numbers
+//! from the event log's primary key, so they are gap-free and in commit order; they are published
+//! to subscribers only after the batch commits, and callers hear back only then.
+
+mod read;
+pub mod registry;
+mod schema;
+mod writer;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use lifeline_model::{EndpointId, FunctionId, State, TaskGroupId, TaskId, Timestamp};
+use rusqlite::{Connection, OpenFlags};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::stats::StatsBook;
+
+pub use read::{
+    TaskFilter, TaskPage, events_after, list_tasks, status_document, task_payload, tasks_in_states,
+};
+pub use writer::{Ctx, NewTask, Outcome, Proposal};
+
+/// Why a store operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A task as stored: everything but its log, payload and result.
+#[derive(Clone, Debug, Serialize)]
+pub struct TaskRow {
+    #[serde(skip)]
+    pub seq: i64,
+    pub task_id: TaskId,
+    pub task_group_id: TaskGroupId,
+    pub endpoint_id: EndpointId,
+    pub function_id: FunctionId,
+    pub state: State,
+    pub attempt: u32,
+    pub max_retries: u32,
+    pub created_at: Timestamp,
+    /// When the task entered its current state.
+    pub since: Timestamp,
+}
+
+/// An event of the log, serialised once for every subscriber.
+#[derive(Clone, Debug)]
+pub struct StoredEvent {
+    pub seq: u64,
+    pub endpoint_id: EndpointId,
+    /// The [`lifeline_model::Event`] as JSON.
+    pub json: Arc<str>,
+}
+
+type Reply = Box<dyn FnOnce() + Send>;
+type Job = Box<dyn FnOnce(&mut Ctx<'_>) -> (bool, Reply) + Send>;
+
+/// What the writer and the readers share.
+#[derive(Debug)]
+struct Shared {
+    /// The sequence number of the last committed event.
+    head: AtomicU64,
+    bus: broadcast::Sender<Arc<StoredEvent>>,
+    /// The statistics and the sequence number of the last event they include, changed together.
+    stats: RwLock<(u64, StatsBook)>,
+}
+
+/// A handle on the store; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    jobs: mpsc::Sender<Job>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: Arc<Path>,
+    shared: Arc<Shared>,
+}
+
+/// How many events a subscriber may fall behind before it is sent back to the log.
+const BUS_CAPACITY: usize = 16_384;
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`, migrates it and starts its writer thread.
+    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let path: Arc<Path> = dir.join("lifeline.sqlite3").into();
+        let mut conn = Connection::open(&path)?;
+        schema::configure(&conn)?;
+        schema::migrate(&mut conn)?;
+        let stats = read::load_stats(&conn)?;
+        let head = read::head(&conn)?;
+        let (bus, _) = broadcast::channel(BUS_CAPACITY);
+        let shared = Arc::new(Shared {
+            head: AtomicU64::new(head),
+            bus,
+            stats: RwLock::new((head, stats)),
+        });
+        let (jobs, rx) = mpsc::channel(4096);
+        let writer_shared = shared.clone();
+        std::thread::Builder::new()
+            .name("lifeline-writer".into())
+            .spawn(move || writer::run(conn, rx, &writer_shared))?;
+        Ok(Self {
+            jobs,
+            readers: Arc::default(),
+            path,
+            shared,
+        })
+    }
+
+    /// Runs `f` on the writer thread inside the current batch. Its changes, and the events it
+    /// records, are kept only if it returns `Ok`; the answer arrives once the batch is durable.
+    pub async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Ctx<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |ctx| {
+            let result = f(ctx);
+            let keep = result.is_ok();
+            (keep, Box::new(move || drop(tx.send(result))))
+        });
+        self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` with a read connection on the blocking pool. Readers see committed data only.
+    pub async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = store.take_reader()?;
+            let result = f(&conn);
+            store
+                .readers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(conn);
+            result
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    fn take_reader(&self) -> StoreResult<Connection> {
+        // A std mutex, held only to pop or push a connection, never across an await.
+        if let Some(conn) = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        schema::configure_reader(&conn)?;
+        Ok(conn)
+    }
+
+    /// The sequence number of the last committed event.
+    pub fn head(&self) -> u64 {
+        self.shared.head.load(Ordering::Acquire)
+    }
+
+    /// Events as they commit. Subscribe before reading the log to miss nothing in between.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
+        self.shared.bus.subscribe()
+    }
+
+    /// Reads the statistics under their lock, with the sequence number of the last event they
+    /// include.
+    pub fn with_stats<T>(&self, f: impl FnOnce(&StatsBook) -> T) -> (u64, T) {
+        let guard = self.shared.stats.read().unwrap_or_else(|e| e.into_inner());
+        (guard.0, f(&guard.1))
+    }
+
+    /// Waits until every write sent so far is committed, then stops the writer.
+    pub async fn close(self) {
+        let _ = self.write(|_| Ok(())).await;
+    }
+}

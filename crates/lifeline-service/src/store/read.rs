@@ -1,0 +1,302 @@
+//! Queries. They run on read connections (or inside a write job through [`super::Ctx::conn`]).
+
+use lifeline_model::{
+    Actor, EndpointId, FunctionId, State, StatusDocument, TaskGroupId, TaskId, TaskMeta, Timestamp,
+    TransitionRecord,
+};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::{StoreError, StoreResult, StoredEvent, TaskRow};
+use crate::stats::{Stats, StatsBook};
+
+pub(super) fn id_from(bytes: Vec<u8>) -> rusqlite::Result<u128> {
+    let arr: [u8; 16] = bytes.try_into().map_err(|_| {
+        rusqlite::Error::InvalidColumnType(0, "id".into(), rusqlite::types::Type::Blob)
+    })?;
+    Ok(u128::from_be_bytes(arr))
+}
+
+fn state_from(i: i64) -> rusqlite::Result<State> {
+    State::ALL
+        .get(i as usize)
+        .copied()
+        .ok_or_else(|| rusqlite::Error::IntegralValueOutOfRange(0, i))
+}
+
+fn actor_from(i: i64) -> rusqlite::Result<Actor> {
+    Actor::ALL
+        .get(i as usize)
+        .copied()
+        .ok_or_else(|| rusqlite::Error::IntegralValueOutOfRange(0, i))
+}
+
+const TASK_COLUMNS: &str =
+    "seq, id, group_id, endpoint_id, function_id, state, attempt, max_retries, created_at, since";
+
+fn task_from_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
+    Ok(TaskRow {
+        seq: r.get(0)?,
+        task_id: TaskId::from_u128(id_from(r.get(1)?)?),
+        task_group_id: TaskGroupId::from_u128(id_from(r.get(2)?)?),
+        endpoint_id: EndpointId::from_u128(id_from(r.get(3)?)?),
+        function_id: FunctionId::from_u128(id_from(r.get(4)?)?),
+        state: state_from(r.get(5)?)?,
+        attempt: r.get(6)?,
+        max_retries: r.get(7)?,
+        created_at: Timestamp::from_micros(r.get(8)?),
+        since: Timestamp::from_micros(r.get(9)?),
+    })
+}
+
+pub(crate) fn task_row(conn: &Connection, id: TaskId) -> rusqlite::Result<Option<TaskRow>> {
+    conn.prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?
+        .query_row([id.as_u128().to_be_bytes()], task_from_row)
+        .optional()
+}
+
+pub(super) fn head(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n as u64)
+}
+
+pub(super) fn load_stats(conn: &Connection) -> rusqlite::Result<StatsBook> {
+    let mut stmt = conn.prepare("SELECT endpoint_id, body FROM stats")?;
+    let rows = stmt.query_map([], |r| {
+        let id = EndpointId::from_u128(id_from(r.get(0)?)?);
+        let body: String = r.get(1)?;
+        let stats: Stats = serde_json::from_str(&body).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into())
+        })?;
+        Ok((id, stats))
+    })?;
+    Ok(StatsBook::from_parts(
+        rows.collect::<rusqlite::Result<Vec<_>>>()?,
+    ))
+}
+
+/// A task's status document, folded from its log.
+pub fn status_document(
+    conn: &Connection,
+    id: TaskId,
+) -> StoreResult<Option<StatusDocument<Box<RawValue>>>> {
+    let Some(task) = task_row(conn, id)? else {
+        return Ok(None);
+    };
+    let log = conn
+        .prepare_cached(
+            "SELECT state, actor, attempt, at, reason FROM events WHERE task = ?1 ORDER BY seq",
+        )?
+        .query_map([task.seq], |r| {
+            Ok(TransitionRecord {
+                state: state_from(r.get(0)?)?,
+                actor: actor_from(r.get(1)?)?,
+                attempt: r.get(2)?,
+                at: Timestamp::from_micros(r.get(3)?),
+                reason: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let result: Option<String> = if task.state == State::Success {
+        conn.prepare_cached("SELECT result FROM tasks WHERE seq = ?1")?
+            .query_row([task.seq], |r| r.get(0))?
+    } else {
+        None
+    };
+    let result = result.map(RawValue::from_string).transpose().map_err(|e| {
+        StoreError::Db(rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            e.into(),
+        ))
+    })?;
+    let meta = TaskMeta {
+        task_id: task.task_id,
+        endpoint_id: task.endpoint_id,
+        function_id: task.function_id,
+        max_retries: task.max_retries,
+    };
+    let doc = StatusDocument::build(meta, log, result).map_err(|e| {
+        StoreError::Conflict(format!("the stored log of task {id} does not fold: {e}"))
+    })?;
+    Ok(Some(doc))
+}
+
+/// Filters of the task list. Each list holds alternatives; empty means any.
+#[derive(Clone, Debug, Default)]
+pub struct TaskFilter {
+    pub endpoints: Vec<EndpointId>,
+    pub states: Vec<State>,
+    pub function: Option<FunctionId>,
+    /// Only tasks older (smaller sequence) than this.
+    pub before: Option<i64>,
+    pub limit: usize,
+}
+
+/// One page of the task list, newest first.
+#[derive(Debug, Serialize)]
+pub struct TaskPage {
+    pub tasks: Vec<TaskRow>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Newest-first tasks matching `filter`. Each (endpoint, state) alternative walks its own index
+/// range backwards from the cursor and the walks are merged, so a page costs O(limit x
+/// alternatives) whatever the number of stored tasks.
+pub fn list_tasks(conn: &Connection, filter: &TaskFilter) -> StoreResult<TaskPage> {
+    let endpoints: Vec<Option<EndpointId>> = if filter.endpoints.is_empty() {
+        vec![None]
+    } else {
+        filter.endpoints.iter().copied().map(Some).collect()
+    };
+    let states: Vec<Option<State>> = if filter.states.is_empty() {
+        vec![None]
+    } else {
+        filter.states.iter().copied().map(Some).collect()
+    };
+    let before = filter.before.unwrap_or(i64::MAX);
+    let want = filter.limit + 1;
+    let mut rows: Vec<TaskRow> = Vec::new();
+    for endpoint in &endpoints {
+        for state in &states {
+            let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE seq < ?1");
+            if endpoint.is_some() {
+                sql.push_str(" AND endpoint_id = ?2");
+            }
+            if state.is_some() {
+                sql.push_str(" AND state = ?3");
+            }
+            if filter.function.is_some() {
+                sql.push_str(" AND function_id = ?4");
+            }
+            sql.push_str(" ORDER BY seq DESC LIMIT ?5");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            // Unused parameters are bound anyway; SQLite ignores numbered ones not in the text.
+            let mut query = stmt.query(params![
+                before,
+                endpoint.map(|e| e.as_u128().to_be_bytes()),
+                state.map(|s| s.index() as i64),
+                filter.function.map(|f| f.as_u128().to_be_bytes()),
+                want as i64,
+            ])?;
+            while let Some(row) = query.next()? {
+                rows.push(task_from_row(row)?);
+            }
+        }
+    }
+    rows.sort_unstable_by_key(|t| std::cmp::Reverse(t.seq));
+    rows.truncate(want);
+    let next_cursor = if rows.len() > filter.limit {
+        rows.truncate(filter.limit);
+        rows.last().map(|t| t.seq.to_string())
+    } else {
+        None
+    };
+    Ok(TaskPage {
+        tasks: rows,
+        next_cursor,
+    })
+}
+
+/// Up to `limit` events after `after`, for one endpoint or all, in sequence order.
+pub fn events_after(
+    conn: &Connection,
+    after: u64,
+    endpoint: Option<EndpointId>,
+    limit: usize,
+) -> StoreResult<Vec<StoredEvent>> {
+    let sql = "SELECT e.seq, e.endpoint_id, e.state, e.actor, e.attempt, e.at, e.reason, e.body, \
+               t.id, t.function_id, t.max_retries, \
+               (SELECT p.state FROM events p WHERE p.task = e.task AND p.seq < e.seq ORDER BY p.seq DESC LIMIT 1) \
+               FROM events e LEFT JOIN tasks t ON t.seq = e.task \
+               WHERE e.seq > ?1 AND (?2 IS NULL OR e.endpoint_id = ?2) ORDER BY e.seq LIMIT ?3";
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(
+        params![
+            after as i64,
+            endpoint.map(|e| e.as_u128().to_be_bytes()),
+            limit as i64
+        ],
+        |r| {
+            let seq: i64 = r.get(0)?;
+            let endpoint_id = EndpointId::from_u128(id_from(r.get(1)?)?);
+            let body: Option<String> = r.get(7)?;
+            let body = match body {
+                Some(json) => serde_json::from_str(&json).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        7,
+                        rusqlite::types::Type::Text,
+                        e.into(),
+                    )
+                })?,
+                None => lifeline_model::EventBody::Transition(lifeline_model::TransitionEvent {
+                    task_id: TaskId::from_u128(id_from(r.get(8)?)?),
+                    endpoint_id,
+                    function_id: FunctionId::from_u128(id_from(r.get(9)?)?),
+                    from: r.get::<_, Option<i64>>(11)?.map(state_from).transpose()?,
+                    to: state_from(r.get(2)?)?,
+                    actor: actor_from(r.get(3)?)?,
+                    attempt: r.get(4)?,
+                    max_retries: r.get(10)?,
+                    at: Timestamp::from_micros(r.get(5)?),
+                    reason: r.get(6)?,
+                }),
+            };
+            let event = lifeline_model::Event {
+                seq: seq as u64,
+                body,
+            };
+            let json = serde_json::to_string(&event)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+            Ok(StoredEvent {
+                seq: seq as u64,
+                endpoint_id,
+                json: json.into(),
+            })
+        },
+    )?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Up to `limit` of an endpoint's tasks in any of `states`, oldest first, after sequence `after`.
+pub fn tasks_in_states(
+    conn: &Connection,
+    endpoint: EndpointId,
+    states: &[State],
+    after: i64,
+    limit: usize,
+) -> StoreResult<Vec<TaskRow>> {
+    let mut rows = Vec::new();
+    for state in states {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE endpoint_id = ?1 AND state = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4"
+        ))?;
+        let found = stmt
+            .query_map(
+                params![
+                    endpoint.as_u128().to_be_bytes(),
+                    state.index() as i64,
+                    after,
+                    limit as i64
+                ],
+                task_from_row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.extend(found);
+    }
+    rows.sort_unstable_by_key(|t| t.seq);
+    rows.truncate(limit);
+    Ok(rows)
+}
+
+/// Args and kwargs of a stored task, as JSON text.
+pub fn task_payload(conn: &Connection, seq: i64) -> StoreResult<(String, String)> {
+    Ok(conn
+        .prepare_cached("SELECT args, kwargs FROM tasks WHERE seq = ?1")?
+        .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}

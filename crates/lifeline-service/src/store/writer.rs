@@ -1,0 +1,391 @@
+//! The writer thread and the operations it runs inside a batch.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use lifeline_model::{
+    Actor, EndpointId, EndpointStatus, Event, EventBody, FunctionId, State, TaskGroupId, TaskId,
+    TaskView, Timestamp, TransitionError, TransitionEvent, validate,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::mpsc;
+
+use super::{Job, Reply, Shared, StoreError, StoreResult, StoredEvent, TaskRow, read};
+use crate::stats::StatsBook;
+
+/// Most jobs folded into one transaction.
+const MAX_BATCH: usize = 4096;
+
+/// A task about to be stored.
+#[derive(Debug)]
+pub struct NewTask {
+    pub task_id: TaskId,
+    pub function_id: FunctionId,
+    /// JSON text of an array.
+    pub args: String,
+    /// JSON text of an object.
+    pub kwargs: String,
+}
+
+/// A transition someone wants to make.
+#[derive(Debug)]
+pub struct Proposal {
+    pub task_id: TaskId,
+    pub to: State,
+    pub actor: Actor,
+    /// The attempt the reporter believes the task is on after the transition; `None` lets the
+    /// rule decide (the service's own transitions).
+    pub attempt: Option<u32>,
+    pub at: Timestamp,
+    pub reason: Option<String>,
+    /// JSON text of the result, with `success`.
+    pub result: Option<String>,
+    /// Set when an endpoint reports: the task must be one of its own.
+    pub reporter: Option<EndpointId>,
+}
+
+/// What became of a proposal.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Applied {
+        from: State,
+        to: State,
+        attempt: u32,
+        endpoint_id: EndpointId,
+    },
+    /// The same transition is already in the log (a replay); nothing changed.
+    Duplicate,
+    /// The model forbids it; nothing changed.
+    Illegal(TransitionError),
+    /// The task belongs to another endpoint.
+    Forbidden,
+    Unknown,
+}
+
+/// A task left a state for another after so many microseconds.
+type Move = (State, State, u64);
+
+/// One job's view of the batch: the open transaction and the events it has recorded.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    conn: &'a Connection,
+    events: Vec<StoredEvent>,
+    /// Stats changes, applied only if the job's savepoint is kept.
+    moves: Vec<(EndpointId, Option<Move>)>,
+}
+
+pub(super) fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: &Shared) {
+    let mut stats = shared
+        .stats
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .1
+        .clone();
+    while let Some(first) = jobs.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        match run_batch(&mut conn, batch, &mut stats) {
+            Ok((events, replies)) => {
+                if let Some(last) = events.last() {
+                    let mut guard = shared.stats.write().unwrap_or_else(|e| e.into_inner());
+                    shared.head.store(last.seq, Ordering::Release);
+                    *guard = (last.seq, stats.clone());
+                }
+                for event in events {
+                    // No subscriber is fine: the log keeps everything.
+                    let _ = shared.bus.send(Arc::new(event));
+                }
+                for reply in replies {
+                    reply();
+                }
+            }
+            Err(error) => {
+                // The batch is rolled back and its callers see the store as closed for this
+                // request; the statistics go back to what is committed.
+                tracing::error!(%error, "a write batch failed and was rolled back");
+                stats = read::load_stats(&conn).unwrap_or_default();
+            }
+        }
+    }
+    tracing::debug!("the store's writer stopped");
+}
+
+fn run_batch(
+    conn: &mut Connection,
+    batch: Vec<Job>,
+    stats: &mut StatsBook,
+) -> rusqlite::Result<(Vec<StoredEvent>, Vec<Reply>)> {
+    let mut tx = conn.transaction()?;
+    let mut events = Vec::new();
+    let mut replies = Vec::with_capacity(batch.len());
+    let mut touched = std::collections::HashSet::new();
+    for job in batch {
+        let sp = tx.savepoint()?;
+        let mut ctx = Ctx {
+            conn: &sp,
+            events: Vec::new(),
+            moves: Vec::new(),
+        };
+        let (keep, reply) = job(&mut ctx);
+        let Ctx {
+            events: job_events,
+            moves,
+            ..
+        } = ctx;
+        if keep {
+            sp.commit()?;
+            for (endpoint, step) in moves {
+                touched.insert(endpoint);
+                match step {
+                    None => stats.received(endpoint),
+                    Some((from, to, dwell)) => stats.moved(endpoint, from, to, dwell),
+                }
+            }
+            events.extend(job_events);
+        }
+        replies.push(reply);
+    }
+    for endpoint in touched {
+        if let Some(s) = stats.get(endpoint) {
+            let body = serde_json::to_string(s)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+            tx.prepare_cached("INSERT OR REPLACE INTO stats (endpoint_id, body) VALUES (?1, ?2)")?
+                .execute(params![endpoint.as_u128().to_be_bytes(), body])?;
+        }
+    }
+    tx.commit()?;
+    Ok((events, replies))
+}
+
+fn id_bytes(id: u128) -> [u8; 16] {
+    id.to_be_bytes()
+}
+
+impl Ctx<'_> {
+    /// The open transaction, for reads and writes that have no helper here.
+    pub fn conn(&self) -> &Connection {
+        self.conn
+    }
+
+    fn push_event(
+        &mut self,
+        endpoint_id: EndpointId,
+        seq: i64,
+        body: EventBody,
+    ) -> StoreResult<()> {
+        let seq = seq as u64;
+        let json = serde_json::to_string(&Event { seq, body })
+            .map_err(|e| StoreError::Db(rusqlite::Error::ToSqlConversionFailure(e.into())))?;
+        self.events.push(StoredEvent {
+            seq,
+            endpoint_id,
+            json: json.into(),
+        });
+        Ok(())
+    }
+
+    /// Stores new tasks in `received`, each with its first log entry.
+    pub fn insert_tasks(
+        &mut self,
+        group: TaskGroupId,
+        endpoint_id: EndpointId,
+        max_retries: u32,
+        tasks: &[NewTask],
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        for task in tasks {
+            let task_seq = {
+                let mut stmt = self.conn.prepare_cached(
+                    "INSERT INTO tasks (id, group_id, endpoint_id, function_id, state, attempt, max_retries, \
+                     created_at, since, args, kwargs) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?7, ?8, ?9)",
+                )?;
+                stmt.execute(params![
+                    id_bytes(task.task_id.as_u128()),
+                    id_bytes(group.as_u128()),
+                    id_bytes(endpoint_id.as_u128()),
+                    id_bytes(task.function_id.as_u128()),
+                    State::Received.index() as i64,
+                    max_retries,
+                    now.as_micros(),
+                    task.args,
+                    task.kwargs,
+                ])?;
+                self.conn.last_insert_rowid()
+            };
+            let seq = self.insert_transition(
+                task_seq,
+                endpoint_id,
+                State::Received,
+                Actor::WebService,
+                1,
+                now,
+                None,
+            )?;
+            self.moves.push((endpoint_id, None));
+            let event = TransitionEvent {
+                task_id: task.task_id,
+                endpoint_id,
+                function_id: task.function_id,
+                from: None,
+                to: State::Received,
+                actor: Actor::WebService,
+                attempt: 1,
+                max_retries,
+                at: now,
+                reason: None,
+            };
+            self.push_event(endpoint_id, seq, EventBody::Transition(event))?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert_transition(
+        &self,
+        task_seq: i64,
+        endpoint_id: EndpointId,
+        state: State,
+        actor: Actor,
+        attempt: u32,
+        at: Timestamp,
+        reason: Option<&str>,
+    ) -> StoreResult<i64> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO events (task, endpoint_id, state, actor, attempt, at, reason) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        stmt.execute(params![
+            task_seq,
+            id_bytes(endpoint_id.as_u128()),
+            state.index() as i64,
+            actor.index() as i64,
+            attempt,
+            at.as_micros(),
+            reason,
+        ])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The stored task with this id.
+    pub fn task(&self, id: TaskId) -> StoreResult<Option<TaskRow>> {
+        Ok(read::task_row(self.conn, id)?)
+    }
+
+    /// Validates a proposed transition with the model and, if legal, applies it: the task row,
+    /// its log, its result and the statistics change together.
+    pub fn transition(&mut self, p: Proposal) -> StoreResult<Outcome> {
+        let Some(task) = self.task(p.task_id)? else {
+            return Ok(Outcome::Unknown);
+        };
+        if p.reporter.is_some_and(|e| e != task.endpoint_id) {
+            return Ok(Outcome::Forbidden);
+        }
+        let accepted = match validate(task.state, p.to, p.actor, task.attempt, task.max_retries) {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                return Ok(if self.already_logged(&task, &p)? {
+                    Outcome::Duplicate
+                } else {
+                    Outcome::Illegal(error)
+                });
+            }
+        };
+        if let Some(claimed) = p.attempt
+            && claimed != accepted.attempt
+        {
+            if self.already_logged(&task, &p)? {
+                return Ok(Outcome::Duplicate);
+            }
+            return Ok(Outcome::Illegal(TransitionError::AttemptMismatch {
+                state: p.to,
+                expected: accepted.attempt,
+                got: claimed,
+            }));
+        }
+        let mut view = TaskView {
+            state: task.state,
+            attempt: task.attempt,
+            max_retries: task.max_retries,
+            since: task.since,
+        };
+        let record = lifeline_model::TransitionRecord {
+            state: p.to,
+            actor: p.actor,
+            attempt: accepted.attempt,
+            at: p.at,
+            reason: p.reason.clone(),
+        };
+        view.apply(&record)
+            .map_err(|e| StoreError::Conflict(e.to_string()))?;
+
+        self.conn
+            .prepare_cached("UPDATE tasks SET state = ?2, attempt = ?3, since = ?4, result = coalesce(?5, result) WHERE seq = ?1")?
+            .execute(params![task.seq, p.to.index() as i64, accepted.attempt, p.at.as_micros(), p.result])?;
+        let seq = self.insert_transition(
+            task.seq,
+            task.endpoint_id,
+            p.to,
+            p.actor,
+            accepted.attempt,
+            p.at,
+            p.reason.as_deref(),
+        )?;
+        self.moves.push((
+            task.endpoint_id,
+            Some((task.state, p.to, p.at.micros_since(task.since))),
+        ));
+        let event = TransitionEvent {
+            task_id: task.task_id,
+            endpoint_id: task.endpoint_id,
+            function_id: task.function_id,
+            from: Some(task.state),
+            to: p.to,
+            actor: p.actor,
+            attempt: accepted.attempt,
+            max_retries: task.max_retries,
+            at: p.at,
+            reason: p.reason,
+        };
+        self.push_event(task.endpoint_id, seq, EventBody::Transition(event))?;
+        Ok(Outcome::Applied {
+            from: task.state,
+            to: p.to,
+            attempt: accepted.attempt,
+            endpoint_id: task.endpoint_id,
+        })
+    }
+
+    /// Whether the task's log already holds this very transition (same state, attempt and time).
+    fn already_logged(&self, task: &TaskRow, p: &Proposal) -> StoreResult<bool> {
+        let found: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT seq FROM events WHERE task = ?1 AND state = ?2 AND at = ?3 AND (?4 IS NULL OR attempt = ?4) LIMIT 1",
+            )?
+            .query_row(params![task.seq, p.to.index() as i64, p.at.as_micros(), p.attempt], |r| r.get(0))
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    /// Records an endpoint's status change in the event log.
+    pub fn endpoint_event(&mut self, status: EndpointStatus, at: Timestamp) -> StoreResult<()> {
+        let endpoint_id = status.endpoint_id;
+        let body = EventBody::Endpoint(status);
+        let json = serde_json::to_string(&body)
+            .map_err(|e| StoreError::Db(rusqlite::Error::ToSqlConversionFailure(e.into())))?;
+        self.conn
+            .prepare_cached("INSERT INTO events (endpoint_id, at, body) VALUES (?1, ?2, ?3)")?
+            .execute(params![
+                id_bytes(endpoint_id.as_u128()),
+                at.as_micros(),
+                json
+            ])?;
+        let seq = self.conn.last_insert_rowid();
+        self.push_event(endpoint_id, seq, body)
+    }
+}
