@@ -1,8 +1,9 @@
 //! The messages Lifeline's service and its endpoint agents exchange over the endpoint's
 //! WebSocket, and the function definitions both sides understand.
 //!
-//! Every message is one JSON text frame, tagged by `type`. The service sends [`ToEndpoint`]; the
-//! agent sends [`FromEndpoint`]. Transitions travel in batches with the time the agent saw them,
+//! Every message is one JSON text frame holding an object with a single key, the message's kind
+//! (`{"report": {...}}`); the service sends [`ToEndpoint`], the agent sends [`FromEndpoint`]. This
+//! external tagging lets task arguments and results pass through as raw JSON, unparsed. Transitions travel in batches with the time the agent saw them,
 //! and each report batch is acknowledged once it is stored, so an agent knows which results it may
 //! forget.
 
@@ -77,7 +78,7 @@ pub struct Rejection {
 
 /// Service → endpoint.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum ToEndpoint {
     /// Tasks to run; `functions` defines those not sent before on this connection.
     Tasks {
@@ -113,7 +114,7 @@ pub struct Reported {
 
 /// Endpoint → service.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub enum FromEndpoint {
     /// Transitions in the order they happened; acknowledged by [`ToEndpoint::Ack`] with the
     /// same `batch`.

@@ -1,0 +1,414 @@
+//! Tasks driven through every state by a client speaking the real endpoint protocol.
+
+mod common;
+
+use common::{FakeEndpoint, run_to_success, spawn_app, step};
+use lifeline_model::{Actor, State};
+use lifeline_protocol::ToEndpoint;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_task_for_an_offline_endpoint_waits_for_it() {
+    let app = spawn_app().await;
+    let (ep, _) = app.endpoint("offline").await;
+    let f = app.python_function().await;
+    let ids = app.submit(&ep, &f, 1, None).await;
+    let doc = app.task(&ids[0]).await;
+    assert_eq!(doc["pending"], true);
+    assert_eq!(doc["status"], "waiting-for-ep");
+    assert!(doc.get("completion_t").is_none());
+    let states: Vec<&str> = doc["details"]["task_transitions"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .map(|t| t["state"].as_str().expect("state"))
+        .collect();
+    assert_eq!(states, ["received", "waiting-for-ep"]);
+}
+
+#[tokio::test]
+async fn a_connected_endpoint_takes_a_task_through_every_state() {
+    let app = spawn_app().await;
+    let (ep, token) = app.endpoint("site").await;
+    let f = app.python_function().await;
+    let mut agent = FakeEndpoint::connect(&app, &ep, &token).await;
+    agent.heartbeat().await;
+    app.wait_task_endpoint_online(&ep).await;
+
+    let ids = app.submit(&ep, &f, 1, None).await;
+    let message = agent.recv().await;
+    let ToEndpoint::Tasks { functions, tasks } = message else {
+        panic!("expected tasks, got {message:?}")
+    };
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].task_id.to_string(), ids[0]);
+    assert_eq!(tasks[0].attempt, 1);
+    assert_eq!(tasks[0].args.get(), "[0]");
+    assert_eq!(
+        functions.len(),
+        1,
+        "the function's definition comes with its first task"
+    );
+    assert_eq!(app.task(&ids[0]).await["status"], "dispatched-to-ep");
+
+    let rejected = agent
+        .report(run_to_success(&ids[0], 1, "\"Hello World!\""))
+        .await;
+    assert!(rejected.is_empty(), "{rejected:?}");
+    let doc = app.task(&ids[0]).await;
+    assert_eq!(doc["pending"], false);
+    assert_eq!(doc["status"], "success");
+    assert_eq!(doc["result"], "Hello World!");
+    let completion: f64 = doc["completion_t"]
+        .as_str()
+        .expect("completion_t")
+        .parse()
+        .expect("epoch seconds");
+    assert!(completion > 1.6e9);
+    let log: Vec<(String, String)> = doc["details"]["task_transitions"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .map(|t| {
+            (
+                t["state"].as_str().expect("s").to_owned(),
+                t["actor"].as_str().expect("a").to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("received", "web-service"),
+        ("dispatched-to-ep", "forwarder"),
+        ("waiting-for-nodes", "endpoint"),
+        ("waiting-for-launch", "manager"),
+        ("running", "worker"),
+        ("success", "worker"),
+    ];
+    assert_eq!(log, expected.map(|(s, a)| (s.to_owned(), a.to_owned())));
+
+    // A second batch of the same function does not resend its definition.
+    app.submit(&ep, &f, 2, None).await;
+    let ToEndpoint::Tasks { functions, tasks } = agent.recv().await else {
+        panic!("expected tasks")
+    };
+    assert!(functions.is_empty());
+    assert_eq!(tasks.len(), 2);
+}
+
+#[tokio::test]
+async fn waiting_tasks_are_dispatched_when_their_endpoint_connects() {
+    let app = spawn_app().await;
+    let (ep, token) = app.endpoint("late").await;
+    let f = app.python_function().await;
+    let ids = app.submit(&ep, &f, 3, None).await;
+    let mut agent = FakeEndpoint::connect(&app, &ep, &token).await;
+    let tasks = agent.recv_tasks().await;
+    let mut got: Vec<String> = tasks.iter().map(|t| t.task_id.to_string()).collect();
+    got.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(got, want);
+    for id in &ids {
+        agent.report(run_to_success(id, 1, "1")).await;
+        let doc = app.wait_status(id, "success").await;
+        let states: Vec<&str> = doc["details"]["task_transitions"]
+            .as_array()
+            .expect("log")
+            .iter()
+            .map(|t| t["state"].as_str().expect("s"))
+            .collect();
+        assert_eq!(
+            &states[..3],
+            ["received", "waiting-for-ep", "dispatched-to-ep"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_lost_endpoint_s_tasks_are_retried_and_finish_on_attempt_two() {
+    let app = spawn_app().await;
+    let (ep, token) = app.endpoint("flaky").await;
+    let f = app.python_function().await;
+    let mut agent = FakeEndpoint::connect(&app, &ep, &token).await;
+    agent.heartbeat().await;
+    let ids = app.submit(&ep, &f, 1, Some(2)).await;
+    agent.recv_tasks().await;
+    agent
+        .report(vec![
+            step(&ids[0], State::WaitingForNodes, Actor::Endpoint, 1),
+            step(&ids[0], State::WaitingForLaunch, Actor::Manager, 1),
+            step(&ids[0], State::Running, Actor::Worker, 1),
+        ])
+        .await;
+    // The endpoint goes silent: after the heartbeat threshold the task starts attempt 2.
+    agent.close().await;
+    let doc = app
+        .wait_task(&ids[0], "retried", |d| d["details"]["attempt"] == 2)
+        .await;
+    assert_eq!(doc["status"], "waiting-for-ep");
+    let last = doc["details"]["task_transitions"]
+        .as_array()
+        .expect("log")
+        .last()
+        .expect("entry")
+        .clone();
+    assert_eq!(last["actor"], "forwarder");
+    assert!(
+        last["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("endpoint lost"),
+        "{last}"
+    );
+    let (_, endpoints) = app.get(&format!("/v1/endpoints/{ep}")).await;
+    assert_eq!(endpoints["status"], "offline");
+
+    // A new connection gets the task again, on attempt 2, and finishes it.
+    let mut agent = FakeEndpoint::connect(&app, &ep, &token).await;
+    let tasks = agent.recv_tasks().await;
+    assert_eq!(tasks[0].attempt, 2);
+    // A late report from attempt 1 is refused.
+    let stale = agent
+        .report(vec![step(&ids[0], State::Success, Actor::Worker, 1)])
+        .await;
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    let rejected = agent.report(run_to_success(&ids[0], 2, "42")).await;
+    assert!(rejected.is_empty(), "{rejected:?}");
+    let doc = app.task(&ids[0]).await;
+    assert_eq!(doc["status"], "success");
+    assert_eq!(doc["result"], 42);
+    assert_eq!(doc["details"]["attempt"], 2);
+    let attempts: Vec<u64> = doc["details"]["task_transitions"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .map(|t| t["attempt"].as_u64().expect("n"))
+        .collect();
+    assert_eq!(attempts, [1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2]);
+}
+
+#[tokio::test]
+async fn exhausted_retries_fail_the_task_with_every_attempt_s_reason() {
+    let app = spawn_app().await;
+    let (ep, token) = app.endpoint("doomed").await;
+    let f = app.python_function().await;
+    let ids = app.submit(&ep, &f, 1, Some(1)).await;
+    for attempt in 1..=2 {
+        let mut agent = FakeEndpoint::connect(&app, &ep, &token).await;
+        let tasks = agent.recv_tasks().await;
+        assert_eq!(tasks[0].attempt, attempt);
+        agent
+            .report(vec![step(
+                &ids[0],
+                State::WaitingForNodes,
+                Actor::Endpoint,
+                attempt,
+            )])
+            .await;
+        agent.close().await;
+        app.wait_task(&ids[0], "past this attempt", |d| {
+            d["details"]["attempt"] != attempt || d["pending"] == false
+        })
+        .await;
+    }
+    let doc = app.wait_status(&ids[0], "failed").await;
+    assert_eq!(doc["pending"], false);
+    assert!(doc["completion_t"].is_string());
+    let exception = doc["exception"].as_str().expect("exception");
+    assert!(
+        exception.starts_with("failed after 2 attempts"),
+        "{exception}"
+    );
+    assert!(
+        exception.contains("--- attempt 1 ---\nendpoint lost"),
+        "{exception}"
+    );
+    assert!(
+        exception.contains("--- attempt 2 ---\nendpoint lost"),
+        "{exception}"
+    );
+    assert!(exception.contains("no retries left"), "{exception}");
+}
+
+#[tokio::test]
+async fn an_unacknowledged_dispatch_is_retried() {
+    let app = spawn_app().await;
+    let (ep, token) = app.endpoint("mute").await;
+    let f = app.python_function().await;
+    let mut agent = FakeEndpoint::connect(&app, &ep, &token).await;
+    let ids = app.submit(&ep, &f, 1, None).await;
+    agent.recv_tasks().await;
+    // Keep the endpoint alive but never acknowledge: the dispatch times out into attempt 2,
+    // which is dispatched again on the same connection.
+    let doc = loop {
+        agent.heartbeat().await;
+        let doc = app.task(&ids[0]).await;
+        if doc["details"]["attempt"] == 2 {
+            break doc;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let reasons: Vec<&str> = doc["details"]["task_transitions"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .filter_map(|t| t["reason"].as_str())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("not acknowledged")),
+        "{reasons:?}"
+    );
+    let again = agent.recv_tasks().await;
+    assert_eq!(again[0].attempt, 2);
+}
+
+#[tokio::test]
+async fn illegal_duplicate_and_foreign_reports_change_nothing() {
+    let app = spawn_app().await;
+    let (ep, token) = app.endpoint("a").await;
+    let (other, other_token) = app.endpoint("b").await;
+    let f = app.python_function().await;
+    let mut agent = FakeEndpoint::connect(&app, &ep, &token).await;
+    let ids = app.submit(&ep, &f, 1, None).await;
+    agent.recv_tasks().await;
+
+    // Skipping straight to success is not a transition of the life cycle.
+    let rejected = agent
+        .report(vec![step(&ids[0], State::Success, Actor::Worker, 1)])
+        .await;
+    assert_eq!(rejected.len(), 1);
+    assert!(
+        rejected[0].message.contains("no such transition"),
+        "{}",
+        rejected[0].message
+    );
+    // The wrong actor.
+    let rejected = agent
+        .report(vec![step(
+            &ids[0],
+            State::WaitingForNodes,
+            Actor::Worker,
+            1,
+        )])
+        .await;
+    assert!(
+        rejected[0].message.contains("only endpoint may make it"),
+        "{}",
+        rejected[0].message
+    );
+    assert_eq!(app.task(&ids[0]).await["status"], "dispatched-to-ep");
+
+    // Another endpoint cannot report this endpoint's task.
+    let mut intruder = FakeEndpoint::connect(&app, &other, &other_token).await;
+    let rejected = intruder
+        .report(vec![step(
+            &ids[0],
+            State::WaitingForNodes,
+            Actor::Endpoint,
+            1,
+        )])
+        .await;
+    assert_eq!(rejected[0].message, "the task belongs to another endpoint");
+
+    // A replayed report (the same transitions again) is acknowledged and ignored.
+    let path = run_to_success(&ids[0], 1, "\"once\"");
+    assert!(agent.report(path.clone()).await.is_empty());
+    assert!(agent.report(path).await.is_empty());
+    let doc = app.task(&ids[0]).await;
+    assert_eq!(
+        doc["details"]["task_transitions"]
+            .as_array()
+            .expect("log")
+            .len(),
+        6
+    );
+    assert_eq!(doc["result"], "once");
+
+    let (_, stats) = app.get("/v1/stats").await;
+    assert_eq!(stats["illegal_reports"], 3);
+
+    // Garbage on the socket gets an error message and the session goes on.
+    agent
+        .send_text("{\"report\":{\"batch\":\"x\"}}".into())
+        .await;
+    let ToEndpoint::Error { message } = agent.recv().await else {
+        panic!("expected an error")
+    };
+    assert!(message.contains("not a valid message"), "{message}");
+    agent.heartbeat().await;
+    let ids2 = app.submit(&ep, &f, 1, None).await;
+    assert_eq!(agent.recv_tasks().await[0].task_id.to_string(), ids2[0]);
+}
+
+#[tokio::test]
+async fn an_oversized_result_fails_the_task() {
+    let app = spawn_app().await;
+    let (ep, token) = app.endpoint("big").await;
+    let f = app.python_function().await;
+    let mut agent = FakeEndpoint::connect(&app, &ep, &token).await;
+    let ids = app.submit(&ep, &f, 1, None).await;
+    agent.recv_tasks().await;
+    let big = format!("\"{}\"", "x".repeat(100 * 1024));
+    assert!(
+        agent
+            .report(run_to_success(&ids[0], 1, &big))
+            .await
+            .is_empty()
+    );
+    let doc = app.task(&ids[0]).await;
+    assert_eq!(doc["status"], "failed");
+    assert!(
+        doc["exception"]
+            .as_str()
+            .expect("exception")
+            .starts_with("MaxResultSizeExceeded")
+    );
+}
+
+#[tokio::test]
+async fn cancelling_a_dispatched_task_tells_the_endpoint() {
+    let app = spawn_app().await;
+    let (ep, token) = app.endpoint("c").await;
+    let f = app.python_function().await;
+    let mut agent = FakeEndpoint::connect(&app, &ep, &token).await;
+    let ids = app.submit(&ep, &f, 1, None).await;
+    agent.recv_tasks().await;
+    agent
+        .report(vec![step(
+            &ids[0],
+            State::WaitingForNodes,
+            Actor::Endpoint,
+            1,
+        )])
+        .await;
+    let (status, doc) = app
+        .post(&format!("/v1/tasks/{}/cancel", ids[0]), json!({}))
+        .await;
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["status"], "cancelled");
+    assert_eq!(doc["pending"], false);
+    loop {
+        if let ToEndpoint::Cancel { task_ids } = agent.recv().await {
+            assert_eq!(task_ids[0].to_string(), ids[0]);
+            break;
+        }
+    }
+    // The endpoint's late report for it is refused: cancelled absorbs.
+    let rejected = agent
+        .report(vec![step(
+            &ids[0],
+            State::WaitingForLaunch,
+            Actor::Manager,
+            1,
+        )])
+        .await;
+    assert!(
+        rejected[0].message.contains("terminal"),
+        "{}",
+        rejected[0].message
+    );
+    let (status, body) = app
+        .post(&format!("/v1/tasks/{}/cancel", ids[0]), json!({}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+}
