@@ -417,3 +417,39 @@ async fn the_dashboard_is_served_at_the_root() {
         .expect("route");
     assert!(resp.text().await.expect("text").contains("Lifeline"));
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let app = spawn_app().await;
+    let resp = reqwest::get(app.url("/v1/openapi.json"))
+        .await
+        .expect("openapi");
+    assert_eq!(resp.status(), 200);
+    let doc: Value = resp.json().await.expect("json");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, method) in [
+        ("/v1/endpoints", "post"),
+        ("/v1/endpoints", "get"),
+        ("/v1/endpoints/{id}", "delete"),
+        ("/v1/endpoints/{id}/submit", "post"),
+        ("/v1/functions", "post"),
+        ("/v1/tasks", "get"),
+        ("/v1/tasks/{id}", "get"),
+        ("/v1/tasks/batch_status", "post"),
+        ("/v1/tasks/{id}/cancel", "post"),
+        ("/v1/stats", "get"),
+        ("/v1/events", "get"),
+        ("/healthz", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is documented"
+        );
+    }
+    let states = doc["components"]["schemas"]["TaskState"]["enum"]
+        .as_array()
+        .expect("states");
+    assert_eq!(states.len(), 9);
+    assert!(states.contains(&json!("waiting-for-ep")));
+}

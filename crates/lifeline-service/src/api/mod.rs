@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
-use axum::routing::{get, post};
+use axum::routing::get;
 use tokio::sync::watch;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -81,23 +81,7 @@ impl AppState {
 /// Every route of the service, the dashboard at `/` included.
 pub fn router(state: AppState) -> Router {
     let settings = state.settings().clone();
-    let v1 = Router::new()
-        .route("/openapi.json", get(openapi::document))
-        .route("/endpoints", post(endpoints::register).get(endpoints::list))
-        .route(
-            "/endpoints/{id}",
-            get(endpoints::get_one).delete(endpoints::delete),
-        )
-        .route("/endpoints/{id}/submit", post(tasks::submit))
-        .route("/endpoints/{id}/connect", get(endpoints::connect))
-        .route("/functions", post(functions::register))
-        .route("/functions/{id}", get(functions::get_one))
-        .route("/tasks", get(tasks::list))
-        .route("/tasks/batch_status", post(tasks::batch_status))
-        .route("/tasks/{id}", get(tasks::get_one))
-        .route("/tasks/{id}/cancel", post(tasks::cancel))
-        .route("/stats", get(tasks::stats))
-        .route("/events", get(events::stream))
+    let v1 = openapi::v1_routes()
         // Unknown API paths answer in JSON rather than with the dashboard.
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(settings.max_payload_bytes));
