@@ -80,6 +80,9 @@ pub struct Rejection {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ToEndpoint {
+    /// The answer to hello: the connection is registered and tasks may follow. The agent sends
+    /// heartbeats every `heartbeat_period_secs`.
+    Welcome { heartbeat_period_secs: f64 },
     /// Tasks to run; `functions` defines those not sent before on this connection.
     Tasks {
         functions: Vec<FunctionDef>,
@@ -116,6 +119,10 @@ pub struct Reported {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FromEndpoint {
+    /// The first message of every connection: the tasks the agent still holds. The service
+    /// retries the endpoint's unfinished tasks missing from it (an agent that restarted lost
+    /// them), and dispatches nothing before it.
+    Hello { tasks: Vec<TaskId> },
     /// Transitions in the order they happened; acknowledged by [`ToEndpoint::Ack`] with the
     /// same `batch`.
     Report {

@@ -25,14 +25,27 @@ struct Bench {
 
 impl Bench {
     async fn post(&self, path: &str, body: Value) -> Value {
-        let resp = self.client.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body).send().await.expect("post");
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
         assert!(resp.status().is_success(), "{path}: {}", resp.status());
         resp.json().await.expect("json")
     }
 
     async fn get_latency(&self, path: &str) -> Duration {
         let t = Instant::now();
-        let resp = self.client.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await.expect("get");
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("get");
         assert!(resp.status().is_success(), "{path}: {}", resp.status());
         resp.bytes().await.expect("body");
         t.elapsed()
@@ -50,7 +63,12 @@ async fn latencies(bench: &Bench, label: &str, paths: &[String]) {
         times.push(bench.get_latency(path).await);
     }
     times.sort();
-    println!("{label:<44} p50 {:>7.3} ms   p99 {:>7.3} ms   ({} requests)", percentile(&times, 0.5), percentile(&times, 0.99), times.len());
+    println!(
+        "{label:<44} p50 {:>7.3} ms   p99 {:>7.3} ms   ({} requests)",
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        times.len()
+    );
 }
 
 fn rss_mib() -> f64 {
@@ -64,12 +82,25 @@ fn rss_mib() -> f64 {
 
 /// Drives `ids` from dispatched to success over one endpoint connection, in report batches of
 /// `per_batch` tasks (4 transitions each); returns transitions per second, acknowledged.
-async fn ingest(bench: &Bench, ws_url: &str, endpoint_token: &str, ids: &[TaskId], per_batch: usize) -> f64 {
+async fn ingest(
+    bench: &Bench,
+    ws_url: &str,
+    endpoint_token: &str,
+    ids: &[TaskId],
+    per_batch: usize,
+) -> f64 {
     let mut req = ws_url.into_client_request().expect("request");
-    req.headers_mut().insert("authorization", format!("Bearer {endpoint_token}").parse().expect("header"));
-    let (ws, _) = tokio_tungstenite::connect_async(req).await.expect("connect");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {endpoint_token}").parse().expect("header"),
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connect");
     let (mut sink, mut stream) = ws.split();
     let _ = bench;
+    let hello = serde_json::to_string(&FromEndpoint::Hello { tasks: vec![] }).expect("json");
+    sink.send(Message::Text(hello.into())).await.expect("hello");
     // Take every dispatched task first, so that only reports are timed.
     let mut received = 0;
     while received < ids.len() {
@@ -95,13 +126,26 @@ async fn ingest(bench: &Bench, ws_url: &str, endpoint_token: &str, ids: &[TaskId
                 (State::Running, Actor::Worker),
                 (State::Success, Actor::Worker),
             ] {
-                let result = (state == State::Success).then(|| serde_json::value::RawValue::from_string("null".into()).expect("raw"));
-                report.push(Reported { task_id: *id, state, actor, attempt: 1, at: now, reason: None, result });
+                let result = (state == State::Success)
+                    .then(|| serde_json::value::RawValue::from_string("null".into()).expect("raw"));
+                report.push(Reported {
+                    task_id: *id,
+                    state,
+                    actor,
+                    attempt: 1,
+                    at: now,
+                    reason: None,
+                    result,
+                });
             }
         }
         transitions += report.len();
         sent += 1;
-        let text = serde_json::to_string(&FromEndpoint::Report { batch: sent, transitions: report }).expect("json");
+        let text = serde_json::to_string(&FromEndpoint::Report {
+            batch: sent,
+            transitions: report,
+        })
+        .expect("json");
         sink.send(Message::Text(text.into())).await.expect("send");
         while sent - acked >= in_flight {
             acked += wait_ack(&mut stream).await;
@@ -133,8 +177,15 @@ async fn submit_all(bench: &Bench, endpoint: &str, function: &str, n: usize) -> 
     let mut left = n;
     while left > 0 {
         let batch = left.min(10_000);
-        let tasks: Vec<Value> = (0..batch).map(|i| json!({ "function_id": function, "args": [i] })).collect();
-        let answer = bench.post(&format!("/v1/endpoints/{endpoint}/submit"), json!({ "tasks": tasks })).await;
+        let tasks: Vec<Value> = (0..batch)
+            .map(|i| json!({ "function_id": function, "args": [i] }))
+            .collect();
+        let answer = bench
+            .post(
+                &format!("/v1/endpoints/{endpoint}/submit"),
+                json!({ "tasks": tasks }),
+            )
+            .await;
         for id in answer["task_ids"].as_array().expect("ids") {
             ids.push(id.as_str().expect("id").parse().expect("task id"));
         }
@@ -144,7 +195,13 @@ async fn submit_all(bench: &Bench, endpoint: &str, function: &str, n: usize) -> 
 }
 
 async fn subscribe(bench: &Bench) -> tokio::task::JoinHandle<usize> {
-    let resp = bench.client.get(format!("{}/v1/events", bench.base)).bearer_auth(&bench.token).send().await.expect("events");
+    let resp = bench
+        .client
+        .get(format!("{}/v1/events", bench.base))
+        .bearer_auth(&bench.token)
+        .send()
+        .await
+        .expect("events");
     tokio::spawn(async move {
         let mut body = resp.bytes_stream();
         let mut bytes = 0;
@@ -157,26 +214,41 @@ async fn subscribe(bench: &Bench) -> tokio::task::JoinHandle<usize> {
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::var("LIFELINE_BENCH_TASKS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let n: usize = std::env::var("LIFELINE_BENCH_TASKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
     let tmp = tempfile::tempdir().expect("dir");
     let mut settings = Settings::for_data_dir(tmp.path());
     settings.max_payload_bytes = 64 * 1024 * 1024;
     settings.dispatch_ack_timeout_secs = 3600.0;
     settings.heartbeat_threshold_secs = 3600.0;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let service = Service::open(settings).await.expect("open");
     let token = service.new_user_token.clone().expect("token");
     tokio::spawn(service.run(listener, std::future::pending()));
-    let bench = Bench { base: format!("http://{addr}"), token, client: reqwest::Client::new() };
+    let bench = Bench {
+        base: format!("http://{addr}"),
+        token,
+        client: reqwest::Client::new(),
+    };
 
     let f = bench.post("/v1/functions", json!({ "name": "noop", "kind": "python", "source": "def noop(*a):\n    return None\n", "entrypoint": "noop" })).await;
     let f = f["function_id"].as_str().expect("id").to_owned();
-    println!("Lifeline service benchmark: {n} tasks per run, {} cores", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!(
+        "Lifeline service benchmark: {n} tasks per run, {} cores",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
 
     for (label, dashboards) in [("ingest", 0), ("ingest with 10 dashboards streaming", 10)] {
         let ep = bench.post("/v1/endpoints", json!({ "name": label })).await;
-        let (ep_id, ep_token) = (ep["endpoint_id"].as_str().expect("id").to_owned(), ep["token"].as_str().expect("token").to_owned());
+        let (ep_id, ep_token) = (
+            ep["endpoint_id"].as_str().expect("id").to_owned(),
+            ep["token"].as_str().expect("token").to_owned(),
+        );
         let mut subscribers = Vec::new();
         for _ in 0..dashboards {
             subscribers.push(subscribe(&bench).await);
@@ -200,12 +272,42 @@ async fn main() {
         .json()
         .await
         .expect("json");
-    let some: Vec<String> = page["tasks"].as_array().expect("tasks").iter().map(|t| t["task_id"].as_str().expect("id").to_owned()).collect();
-    let stats: Value = bench.client.get(format!("{}/v1/stats", bench.base)).bearer_auth(&bench.token).send().await.expect("stats").json().await.expect("json");
+    let some: Vec<String> = page["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| t["task_id"].as_str().expect("id").to_owned())
+        .collect();
+    let stats: Value = bench
+        .client
+        .get(format!("{}/v1/stats", bench.base))
+        .bearer_auth(&bench.token)
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
     println!("stored: {} tasks, {} events", stats["total"], stats["seq"]);
-    let ep = page["tasks"][0]["endpoint_id"].as_str().expect("endpoint").to_owned();
-    latencies(&bench, "GET /v1/tasks/{id}", &some.iter().map(|id| format!("/v1/tasks/{id}")).collect::<Vec<_>>()).await;
-    latencies(&bench, "GET /v1/tasks?endpoint_id=&state= (first page)", &vec![format!("/v1/tasks?endpoint_id={ep}&state=success"); 300]).await;
+    let ep = page["tasks"][0]["endpoint_id"]
+        .as_str()
+        .expect("endpoint")
+        .to_owned();
+    latencies(
+        &bench,
+        "GET /v1/tasks/{id}",
+        &some
+            .iter()
+            .map(|id| format!("/v1/tasks/{id}"))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    latencies(
+        &bench,
+        "GET /v1/tasks?endpoint_id=&state= (first page)",
+        &vec![format!("/v1/tasks?endpoint_id={ep}&state=success"); 300],
+    )
+    .await;
     latencies(&bench, "GET /v1/stats", &vec!["/v1/stats".to_owned(); 300]).await;
     println!("process RSS: {:.0} MiB", rss_mib());
 }

@@ -566,6 +566,72 @@ pub(crate) fn retry_or_fail(
     }
 }
 
+/// How long a new connection may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits for the agent's hello; `None` if the socket closed or said something else first.
+async fn hello(
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+) -> Result<Vec<TaskId>, String> {
+    loop {
+        let message = match tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await {
+            Ok(Some(Ok(message))) => message,
+            Ok(_) => return Err(String::new()),
+            Err(_) => return Err(format!("no hello within {} s", HELLO_TIMEOUT.as_secs())),
+        };
+        match message {
+            Message::Text(text) => {
+                return match serde_json::from_str::<FromEndpoint>(&text) {
+                    Ok(FromEndpoint::Hello { tasks }) => Ok(tasks),
+                    Ok(_) => Err("the first message must be a hello".into()),
+                    Err(error) => Err(format!("not a valid message: {error}")),
+                };
+            }
+            Message::Close(_) => return Err(String::new()),
+            Message::Binary(_) | Message::Ping(_) | Message::Pong(_) => continue,
+        }
+    }
+}
+
+impl Forwarder {
+    /// Retries the endpoint's unfinished tasks that its agent no longer holds.
+    async fn reconcile(&self, endpoint: EndpointId, held: HashSet<TaskId>) -> StoreResult<()> {
+        let mut after = 0;
+        loop {
+            let rows = self
+                .store
+                .read(move |c| store::tasks_in_states(c, endpoint, &IN_FLIGHT, after, PAGE))
+                .await?;
+            let Some(last) = rows.last() else {
+                return Ok(());
+            };
+            after = last.seq;
+            let lost: Vec<TaskId> = rows
+                .iter()
+                .map(|r| r.task_id)
+                .filter(|id| !held.contains(id))
+                .collect();
+            if lost.is_empty() {
+                continue;
+            }
+            let at = now();
+            self.store
+                .write(move |ctx| {
+                    for id in lost {
+                        retry_or_fail(
+                            ctx,
+                            id,
+                            at,
+                            "system failure: the endpoint reconnected without this task",
+                        )?;
+                    }
+                    Ok(())
+                })
+                .await?;
+        }
+    }
+}
+
 /// One endpoint's WebSocket session, until it closes or the service shuts down.
 pub(crate) async fn session(
     forwarder: std::sync::Arc<Forwarder>,
@@ -574,9 +640,32 @@ pub(crate) async fn session(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (mut sink, mut stream) = socket.split();
+    let held = match hello(&mut stream).await {
+        Ok(held) => held,
+        Err(message) => {
+            if !message.is_empty() {
+                let text =
+                    serde_json::to_string(&ToEndpoint::Error { message }).unwrap_or_default();
+                let _ = sink.send(Message::Text(text.into())).await;
+            }
+            let _ = sink.close().await;
+            return;
+        }
+    };
+    if let Err(error) = forwarder
+        .reconcile(endpoint, held.into_iter().collect())
+        .await
+    {
+        tracing::error!(%error, %endpoint, "could not reconcile the endpoint's tasks");
+        return;
+    }
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
     let conn_id = forwarder.attach(endpoint, tx);
     tracing::info!(%endpoint, "endpoint connected");
+    let welcome = ToEndpoint::Welcome {
+        heartbeat_period_secs: forwarder.timings.heartbeat_period.as_secs_f64(),
+    };
+    forwarder.reply(endpoint, conn_id, &welcome);
     if let Some(status) = forwarder.heard_from(endpoint, None) {
         forwarder.announce(status).await;
     }
@@ -598,14 +687,9 @@ pub(crate) async fn session(
                 Message::Text(text) => text,
                 Message::Close(_) => break,
                 Message::Binary(_) => {
-                    forwarder.reply(
-                        endpoint,
-                        conn_id,
-                        &ToEndpoint::Error {
-                            message: "binary frames are not part of the protocol; send JSON text"
-                                .into(),
-                        },
-                    );
+                    let message =
+                        "binary frames are not part of the protocol; send JSON text".into();
+                    forwarder.reply(endpoint, conn_id, &ToEndpoint::Error { message });
                     continue;
                 }
                 Message::Ping(_) | Message::Pong(_) => continue,
@@ -625,6 +709,10 @@ pub(crate) async fn session(
                             break;
                         }
                     }
+                }
+                Ok(FromEndpoint::Hello { .. }) => {
+                    let message = "hello is only the first message of a connection".into();
+                    forwarder.reply(endpoint, conn_id, &ToEndpoint::Error { message });
                 }
                 Err(error) => {
                     let message = format!("not a valid message: {error}");

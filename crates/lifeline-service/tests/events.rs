@@ -155,8 +155,8 @@ async fn a_restart_in_the_middle_of_a_run_loses_nothing() {
     assert_eq!(stats_after["seq"], stats_before["seq"]);
     assert_eq!(stats_after["tasks"], stats_before["tasks"]);
 
-    // The endpoint comes back and finishes the rest on the same store.
-    let mut agent = FakeEndpoint::connect(&app, &ep, &token).await;
+    // The endpoint comes back, still holding the rest, and finishes them on the same store.
+    let mut agent = FakeEndpoint::connect_holding(&app, &ep, &token, &ids[10..]).await;
     agent.heartbeat().await;
     for id in &ids[10..] {
         let mut path = run_to_success(id, 1, "8");

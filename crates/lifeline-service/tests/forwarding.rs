@@ -184,7 +184,7 @@ async fn a_lost_endpoint_s_tasks_are_retried_and_finish_on_attempt_two() {
         .iter()
         .map(|t| t["attempt"].as_u64().expect("n"))
         .collect();
-    assert_eq!(attempts, [1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2]);
+    assert_eq!(attempts, [1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2], "{doc:#}");
 }
 
 #[tokio::test]
@@ -411,4 +411,74 @@ async fn cancelling_a_dispatched_task_tells_the_endpoint() {
         .post(&format!("/v1/tasks/{}/cancel", ids[0]), json!({}))
         .await;
     assert_eq!(status, 409, "{body}");
+}
+
+#[tokio::test]
+async fn an_agent_that_restarted_without_its_tasks_gets_them_retried() {
+    let app = spawn_app().await;
+    let (ep, token) = app.endpoint("restarts").await;
+    let f = app.python_function().await;
+    let mut agent = FakeEndpoint::connect(&app, &ep, &token).await;
+    let ids = app.submit(&ep, &f, 2, None).await;
+    agent.recv_tasks().await;
+    for id in &ids {
+        agent
+            .report(vec![step(id, State::WaitingForNodes, Actor::Endpoint, 1)])
+            .await;
+    }
+    agent.close().await;
+    // It comes back at once, still holding the first task but not the second.
+    let mut agent = FakeEndpoint::connect_holding(&app, &ep, &token, &ids[..1]).await;
+    let tasks = agent.recv_tasks().await;
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].task_id.to_string(), ids[1]);
+    assert_eq!(tasks[0].attempt, 2);
+    let kept = app.task(&ids[0]).await;
+    assert_eq!(kept["status"], "waiting-for-nodes");
+    assert_eq!(kept["details"]["attempt"], 1);
+    let lost = app.task(&ids[1]).await;
+    let reasons: Vec<&str> = lost["details"]["task_transitions"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .filter_map(|t| t["reason"].as_str())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("reconnected without this task")),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_must_start_with_hello() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = spawn_app().await;
+    let (ep, token) = app.endpoint("rude").await;
+    let mut req = format!("ws://{}/v1/endpoints/{ep}/connect", app.addr)
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connects");
+    ws.send(Message::Text("garbage".into()))
+        .await
+        .expect("send");
+    let Some(Ok(Message::Text(text))) = ws.next().await else {
+        panic!("expected an error message")
+    };
+    let reply: ToEndpoint = serde_json::from_str(&text).expect("protocol");
+    let ToEndpoint::Error { message } = reply else {
+        panic!("expected an error")
+    };
+    assert!(message.contains("not a valid message"), "{message}");
+    let (_, endpoint) = app.get(&format!("/v1/endpoints/{ep}")).await;
+    assert_eq!(endpoint["online"], false);
 }

@@ -35,8 +35,8 @@ pub struct TestApp {
 pub fn fast_settings(dir: PathBuf) -> Settings {
     let mut s = Settings::for_data_dir(dir);
     s.heartbeat_period_secs = 0.2;
-    s.heartbeat_threshold_secs = 1.0;
-    s.dispatch_ack_timeout_secs = 1.0;
+    s.heartbeat_threshold_secs = 2.0;
+    s.dispatch_ack_timeout_secs = 2.0;
     s.max_payload_bytes = 2 * 1024 * 1024;
     s.max_result_bytes = 64 * 1024;
     s.max_batch_tasks = 20_000;
@@ -245,7 +245,18 @@ pub fn now() -> Timestamp {
 }
 
 impl FakeEndpoint {
+    /// Connects and says hello holding no task.
     pub async fn connect(app: &TestApp, endpoint: &str, token: &str) -> Self {
+        Self::connect_holding(app, endpoint, token, &[]).await
+    }
+
+    /// Connects and says hello holding `held`.
+    pub async fn connect_holding(
+        app: &TestApp,
+        endpoint: &str,
+        token: &str,
+        held: &[String],
+    ) -> Self {
         let mut req = format!("ws://{}/v1/endpoints/{endpoint}/connect", app.addr)
             .into_client_request()
             .expect("request");
@@ -256,7 +267,15 @@ impl FakeEndpoint {
         let (ws, _) = tokio_tungstenite::connect_async(req)
             .await
             .expect("websocket connects");
-        Self { ws, batch: 0 }
+        let mut agent = Self { ws, batch: 0 };
+        let tasks = held.iter().map(|t| t.parse().expect("task id")).collect();
+        agent.send(&FromEndpoint::Hello { tasks }).await;
+        let welcome = agent.recv().await;
+        assert!(
+            matches!(welcome, ToEndpoint::Welcome { .. }),
+            "expected welcome, got {welcome:?}"
+        );
+        agent
     }
 
     pub async fn send_text(&mut self, text: String) {
