@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! lifeline serve --bind 127.0.0.1:8080 --data-dir ./lifeline-data
+//! lifeline endpoint start --service http://127.0.0.1:8080 --token ENDPOINT_TOKEN
 //! ```
 
 use std::net::SocketAddr;
@@ -45,6 +46,41 @@ enum Command {
         /// The dashboard's built files, served at / [default: ./dist]
         #[arg(long)]
         dashboard_dir: Option<PathBuf>,
+    },
+    /// Run an endpoint: the agent that executes tasks at a compute site.
+    #[command(subcommand)]
+    Endpoint(EndpointCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EndpointCommand {
+    /// Start the endpoint agent: it connects to the service and runs the endpoint's tasks.
+    #[command(
+        after_help = "Examples:\n  lifeline endpoint start --service http://127.0.0.1:8080 --token $ENDPOINT_TOKEN\n  lifeline endpoint start --service https://lifeline.example.org --token $ENDPOINT_TOKEN --config endpoint.toml\n\nendpoint.toml:\n  [[executor]]\n  label = \"cpu\"\n  provider = \"local\"\n  nodes = 2\n  workers_per_node = 4\n  walltime_secs = 3600"
+    )]
+    Start {
+        /// The service's URL
+        #[arg(long, env = "LIFELINE_URL")]
+        service: String,
+        /// The endpoint's token, from `POST /v1/endpoints`
+        #[arg(long, env = "LIFELINE_ENDPOINT_TOKEN")]
+        token: String,
+        /// Executors, providers, nodes and workers (TOML); default: one local executor sized to this machine
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The agent's directory, where undelivered results wait [default: ./lifeline-endpoint]
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Run a manager on this node (started by the agent's providers, not by hand).
+    #[command(hide = true)]
+    Manager {
+        #[arg(long)]
+        workers: usize,
+        #[arg(long, default_value_t = 1.0)]
+        heartbeat_period: f64,
+        #[arg(long, default_value_t = 10 * 1024 * 1024)]
+        max_result_bytes: usize,
     },
 }
 
@@ -91,6 +127,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 settings.dashboard_dir = dir;
             }
             serve(settings).await
+        }
+        Command::Endpoint(EndpointCommand::Start {
+            service,
+            token,
+            config,
+            dir,
+        }) => {
+            let config = match config {
+                Some(path) => lifeline_endpoint::config::EndpointConfig::load(&path)?,
+                None => lifeline_endpoint::config::EndpointConfig::for_this_machine(),
+            };
+            let options = lifeline_endpoint::AgentOptions {
+                service,
+                token,
+                dir: dir.unwrap_or_else(|| PathBuf::from("lifeline-endpoint")),
+                config,
+                program: std::env::current_exe().context("cannot find the lifeline binary")?,
+            };
+            lifeline_endpoint::run_agent(options, shutdown_signal()).await
+        }
+        Command::Endpoint(EndpointCommand::Manager {
+            workers,
+            heartbeat_period,
+            max_result_bytes,
+        }) => {
+            let options = lifeline_endpoint::ManagerOptions {
+                workers,
+                heartbeat_period: std::time::Duration::from_secs_f64(heartbeat_period.max(0.01)),
+                max_result_bytes,
+            };
+            lifeline_endpoint::run_manager(options).await
         }
     }
 }

@@ -187,6 +187,19 @@ pub(super) async fn connect(
             "this token belongs to endpoint {who}, not {id}"
         )));
     }
+    open_session(state, id, upgrade)
+}
+
+/// The endpoint agent's WebSocket for the endpoint its token belongs to.
+pub(super) async fn connect_self(
+    EndpointAuth(who): EndpointAuth,
+    State(state): State<AppState>,
+    upgrade: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    open_session(state, who, upgrade)
+}
+
+fn open_session(state: AppState, id: EndpointId, upgrade: WebSocketUpgrade) -> ApiResult<Response> {
     let limit = state
         .settings()
         .max_payload_bytes

@@ -71,6 +71,10 @@ routes! {
         summary: "The endpoint agent's WebSocket, authenticated with the endpoint's token.",
         ok: 101,
     }
+    get "/connect" => endpoints::connect_self {
+        summary: "The endpoint agent's WebSocket for the endpoint its token belongs to.",
+        ok: 101,
+    }
     post "/functions" => functions::register {
         summary: "Register a Python function or a shell command.",
         body: r#"{"name": "add", "kind": "python", "source": "def add(a, b):\n    return a + b\n", "entrypoint": "add"} or {"name": "greet", "kind": "shell", "command": "echo hello {name}"}"#,

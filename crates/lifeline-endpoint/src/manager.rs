@@ -1,0 +1,537 @@
+//! A manager: the process that runs on a node, takes tasks from the interchange and runs each
+//! on one of its workers. `lifeline endpoint manager` runs it; the local provider starts it as a
+//! child process speaking [`crate::node`] messages over stdin and stdout.
+//!
+//! A worker slot keeps a warm `python3` process for Python functions and runs shell commands
+//! with `sh -c`. A worker that dies under a task reports it lost; one past its walltime or
+//! cancelled is killed (its whole process group) and replaced on the next Python task.
+
+use std::collections::VecDeque;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use lifeline_model::TaskId;
+use lifeline_protocol::FunctionSpec;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::node::{FromManager, Outcome, RunTask, ToManager};
+
+/// The Python worker's program.
+const WORKER_PY: &str = include_str!("worker.py");
+/// Most bytes of a shell command's stdout or stderr kept in its result.
+const OUTPUT_CAP: usize = 64 * 1024;
+/// Time a cancelled or timed-out worker gets between SIGTERM and SIGKILL.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// How a manager is run.
+#[derive(Clone, Debug)]
+pub struct ManagerOptions {
+    pub workers: usize,
+    pub heartbeat_period: Duration,
+    /// Largest result a task may return, in bytes.
+    pub max_result_bytes: usize,
+}
+
+/// A warm Python worker process.
+#[derive(Debug)]
+struct PyWorker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl PyWorker {
+    fn start() -> std::io::Result<Self> {
+        let mut child = Command::new("python3")
+            .arg("-u")
+            .arg("-c")
+            .arg(WORKER_PY)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdin"))?;
+        let stdout = BufReader::new(
+            child
+                .stdout
+                .take()
+                .ok_or_else(|| std::io::Error::other("no stdout"))?,
+        );
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+}
+
+/// Sends SIGTERM to the process group, then SIGKILL after the grace period.
+async fn terminate(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
+        unsafe { libc::kill(-(pid as i32), libc::SIGTERM) };
+        if tokio::time::timeout(GRACE, child.wait()).await.is_ok() {
+            return;
+        }
+        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+    }
+    let _ = child.wait().await;
+}
+
+fn describe_exit(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!("signal {signal}"),
+        (None, None) => "an unknown status".into(),
+    }
+}
+
+/// Why a run stopped early.
+enum Stop {
+    Walltime(f64),
+    Cancelled,
+}
+
+/// Runs `task` on `worker` (starting one if needed). Returns the outcome and the worker if it
+/// is still fit for the next task.
+async fn run(
+    task: &RunTask,
+    worker: Option<PyWorker>,
+    cancel: oneshot::Receiver<()>,
+    max_result: usize,
+) -> (Outcome, Option<PyWorker>) {
+    let walltime = task.walltime_secs;
+    let limit = async move {
+        match walltime {
+            Some(secs) => tokio::time::sleep(Duration::from_secs_f64(secs)).await,
+            None => std::future::pending().await,
+        }
+    };
+    let stop = async move {
+        tokio::select! {
+            _ = limit => Stop::Walltime(walltime.unwrap_or_default()),
+            _ = cancel => Stop::Cancelled,
+        }
+    };
+    let (outcome, worker) = match &task.function {
+        FunctionSpec::Python { source, entrypoint } => {
+            run_python(task, source, entrypoint, worker, stop).await
+        }
+        FunctionSpec::Shell { command } => (run_shell(command, &task.kwargs, stop).await, worker),
+    };
+    let outcome = match outcome {
+        Outcome::Success { result } if result.get().len() > max_result => Outcome::Failed {
+            reason: format!(
+                "MaxResultSizeExceeded: the result is {} bytes, more than the limit of {max_result} bytes",
+                result.get().len()
+            ),
+        },
+        other => other,
+    };
+    (outcome, worker)
+}
+
+fn stopped(stop: Stop) -> Outcome {
+    match stop {
+        Stop::Walltime(secs) => Outcome::Failed {
+            reason: format!(
+                "walltime exceeded: the task ran longer than {secs} s and its worker was killed"
+            ),
+        },
+        Stop::Cancelled => Outcome::Cancelled,
+    }
+}
+
+async fn run_python(
+    task: &RunTask,
+    source: &str,
+    entrypoint: &str,
+    worker: Option<PyWorker>,
+    stop: impl Future<Output = Stop>,
+) -> (Outcome, Option<PyWorker>) {
+    let mut worker = match worker {
+        Some(w) => w,
+        None => match PyWorker::start() {
+            Ok(w) => w,
+            Err(e) => {
+                return (
+                    Outcome::Lost {
+                        reason: format!("worker lost: cannot start python3: {e}"),
+                    },
+                    None,
+                );
+            }
+        },
+    };
+    let request = serde_json::json!({
+        "function_id": task.function_id,
+        "name": entrypoint,
+        "source": source,
+        "entrypoint": entrypoint,
+        "args": task.args,
+        "kwargs": task.kwargs,
+    });
+    let mut line = request.to_string();
+    line.push('\n');
+    let exchange = async {
+        worker.stdin.write_all(line.as_bytes()).await?;
+        worker.stdin.flush().await?;
+        let mut answer = String::new();
+        let n = worker.stdout.read_line(&mut answer).await?;
+        Ok::<_, std::io::Error>((n, answer))
+    };
+    tokio::select! {
+        got = exchange => match got {
+            Ok((n, answer)) if n > 0 => (python_outcome(&answer), Some(worker)),
+            _ => {
+                let status = worker.child.wait().await.map(describe_exit).unwrap_or_else(|e| e.to_string());
+                (Outcome::Lost { reason: format!("worker lost: the python3 worker died with {status}") }, None)
+            }
+        },
+        why = stop => {
+            terminate(&mut worker.child).await;
+            (stopped(why), None)
+        }
+    }
+}
+
+/// Parses the worker's answer line.
+fn python_outcome(answer: &str) -> Outcome {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        ok: bool,
+        #[serde(default)]
+        result: Option<Box<RawValue>>,
+        #[serde(default)]
+        exception: Option<String>,
+    }
+    match serde_json::from_str::<Answer>(answer) {
+        Ok(Answer {
+            ok: true, result, ..
+        }) => Outcome::Success {
+            result: result.unwrap_or_else(null),
+        },
+        Ok(Answer { exception, .. }) => Outcome::Failed {
+            reason: exception.unwrap_or_else(|| "the function failed".into()),
+        },
+        Err(e) => Outcome::Lost {
+            reason: format!("worker lost: unreadable answer from the python3 worker: {e}"),
+        },
+    }
+}
+
+fn null() -> Box<RawValue> {
+    RawValue::from_string("null".to_owned()).expect("null is JSON")
+}
+
+/// Quotes a kwarg's value for `sh`: strings verbatim inside single quotes, other JSON values as
+/// their JSON text.
+fn shell_quote(value: &Value) -> String {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// Fills `{name}` placeholders from kwargs.
+fn fill(command: &str, kwargs: &RawValue) -> Result<String, String> {
+    let kwargs: Map<String, Value> = serde_json::from_str(kwargs.get())
+        .map_err(|e| format!("kwargs are not a JSON object: {e}"))?;
+    let mut out = String::with_capacity(command.len());
+    let mut rest = command;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close) if is_name(&after[..close]) => {
+                let name = &after[..close];
+                let value = kwargs.get(name).ok_or_else(|| {
+                    format!("the command uses {{{name}}} but kwargs have no {name:?}")
+                })?;
+                out.push_str(&shell_quote(value));
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_')
+}
+
+/// Reads all of `reader`, keeping the first `OUTPUT_CAP` bytes.
+async fn capped(mut reader: impl tokio::io::AsyncRead + Unpin) -> (String, usize) {
+    let mut kept = Vec::new();
+    let mut total = 0;
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = reader.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        total += n;
+        let room = OUTPUT_CAP.saturating_sub(kept.len());
+        kept.extend_from_slice(&buf[..n.min(room)]);
+    }
+    let mut text = String::from_utf8_lossy(&kept).into_owned();
+    if total > kept.len() {
+        text.push_str(&format!("\n[{} more bytes not kept]", total - kept.len()));
+    }
+    (text, total)
+}
+
+async fn run_shell(command: &str, kwargs: &RawValue, stop: impl Future<Output = Stop>) -> Outcome {
+    let command = match fill(command, kwargs) {
+        Ok(c) => c,
+        Err(reason) => return Outcome::Failed { reason },
+    };
+    let mut child = match Command::new("sh")
+        .arg("-c")
+        .arg(&command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return Outcome::Lost {
+                reason: format!("worker lost: cannot start sh: {e}"),
+            };
+        }
+    };
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Outcome::Lost {
+            reason: "worker lost: no pipes to sh".into(),
+        };
+    };
+    let finished = async {
+        let ((out, _), (err, _), status) =
+            tokio::join!(capped(stdout), capped(stderr), child.wait());
+        (out, err, status)
+    };
+    tokio::select! {
+        (stdout, stderr, status) = finished => {
+            let status = match status {
+                Ok(s) => s,
+                Err(e) => return Outcome::Lost { reason: format!("worker lost: {e}") },
+            };
+            let code = status.code().unwrap_or(-1);
+            if !status.success() {
+                let tail: String = {
+                    let chars: Vec<char> = stderr.chars().collect();
+                    chars[chars.len().saturating_sub(2000)..].iter().collect()
+                };
+                return Outcome::Failed { reason: format!("the command failed with {}; stderr ends with:\n{tail}", describe_exit(status)) };
+            }
+            let result = serde_json::json!({ "returncode": code, "stdout": stdout, "stderr": stderr });
+            match serde_json::value::to_raw_value(&result) {
+                Ok(result) => Outcome::Success { result },
+                Err(e) => Outcome::Failed { reason: e.to_string() },
+            }
+        }
+        why = stop => {
+            terminate(&mut child).await;
+            stopped(why)
+        }
+    }
+}
+
+/// A slot's finished run, sent back to the manager's loop.
+struct Finished {
+    slot: usize,
+    task_id: TaskId,
+    attempt: u32,
+    outcome: Outcome,
+    worker: Option<PyWorker>,
+}
+
+#[derive(Default)]
+struct Slot {
+    worker: Option<PyWorker>,
+    running: Option<(TaskId, oneshot::Sender<()>)>,
+}
+
+fn emit(out: &mpsc::UnboundedSender<String>, message: &FromManager) {
+    if let Ok(text) = serde_json::to_string(message) {
+        let _ = out.send(text);
+    }
+}
+
+/// Runs a manager on this process's stdin and stdout until stdin closes.
+pub async fn run_manager(options: ManagerOptions) -> anyhow::Result<()> {
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
+    // One writer owns stdout, so lines never interleave.
+    let writer = tokio::spawn(async move {
+        let mut stdout = tokio::io::stdout();
+        while let Some(mut line) = out_rx.recv().await {
+            line.push('\n');
+            if stdout.write_all(line.as_bytes()).await.is_err() {
+                break;
+            }
+            // Flush only when nothing else is waiting, to write lines in bulk under load.
+            if out_rx.is_empty() && stdout.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut slots: Vec<Slot> = (0..options.workers.max(1))
+        .map(|_| Slot::default())
+        .collect();
+    let mut queue: VecDeque<RunTask> = VecDeque::new();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
+    let mut heartbeat = tokio::time::interval(options.heartbeat_period);
+    loop {
+        tokio::select! {
+            line = lines.next_line() => {
+                let Ok(Some(line)) = line else { break };
+                match serde_json::from_str::<ToManager>(&line) {
+                    Ok(ToManager::Run(task)) => {
+                        emit(&out_tx, &FromManager::Accepted { task_id: task.task_id, attempt: task.attempt, at: crate::now() });
+                        queue.push_back(task);
+                    }
+                    Ok(ToManager::Cancel { task_id }) => {
+                        let before = queue.len();
+                        queue.retain(|t| t.task_id != task_id);
+                        if queue.len() == before
+                            && let Some(slot) = slots.iter_mut().find(|s| s.running.as_ref().is_some_and(|(id, _)| *id == task_id))
+                            && let Some((_, cancel)) = slot.running.take()
+                        {
+                            let _ = cancel.send(());
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "manager got an unreadable message"),
+                }
+            }
+            Some(done) = done_rx.recv() => {
+                let slot = &mut slots[done.slot];
+                slot.worker = done.worker;
+                slot.running = None;
+                if !matches!(done.outcome, Outcome::Cancelled) {
+                    emit(&out_tx, &FromManager::Done { task_id: done.task_id, attempt: done.attempt, at: crate::now(), outcome: done.outcome });
+                }
+            }
+            _ = heartbeat.tick() => {
+                let busy = slots.iter().filter(|s| s.running.is_some()).count() as u32;
+                emit(&out_tx, &FromManager::Heartbeat { busy, idle: slots.len() as u32 - busy, queued: queue.len() as u32 });
+            }
+        }
+        // Start queued tasks on free workers.
+        for (i, slot) in slots.iter_mut().enumerate() {
+            if slot.running.is_some() {
+                continue;
+            }
+            let Some(task) = queue.pop_front() else { break };
+            let (cancel_tx, cancel_rx) = oneshot::channel();
+            slot.running = Some((task.task_id, cancel_tx));
+            emit(
+                &out_tx,
+                &FromManager::Started {
+                    task_id: task.task_id,
+                    attempt: task.attempt,
+                    at: crate::now(),
+                },
+            );
+            let worker = slot.worker.take();
+            let done_tx = done_tx.clone();
+            let max_result = options.max_result_bytes;
+            tokio::spawn(async move {
+                let (outcome, worker) = run(&task, worker, cancel_rx, max_result).await;
+                let _ = done_tx.send(Finished {
+                    slot: i,
+                    task_id: task.task_id,
+                    attempt: task.attempt,
+                    outcome,
+                    worker,
+                });
+            });
+        }
+    }
+    drop(out_tx);
+    let _ = writer.await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.into()).expect("json")
+    }
+
+    #[test]
+    fn placeholders_are_filled_and_quoted() {
+        let kwargs = raw(r#"{"name": "World", "n": 3, "evil": "x'; rm -rf /"}"#);
+        assert_eq!(
+            fill("echo Hello {name} {n}", &kwargs),
+            Ok("echo Hello 'World' '3'".into())
+        );
+        assert_eq!(
+            fill("echo {evil}", &kwargs),
+            Ok(r"echo 'x'\''; rm -rf /'".into())
+        );
+        assert_eq!(
+            fill("awk '{print $1}' {name}", &kwargs),
+            Ok("awk '{print $1}' 'World'".into())
+        );
+        assert!(
+            fill("echo {missing}", &kwargs)
+                .expect_err("missing")
+                .contains("no \"missing\"")
+        );
+    }
+
+    #[tokio::test]
+    async fn shell_results_and_failures() {
+        let never = std::future::pending::<Stop>();
+        let ok = run_shell("echo out; echo err >&2", &raw("{}"), never).await;
+        let Outcome::Success { result } = ok else {
+            panic!("expected success")
+        };
+        let v: Value = serde_json::from_str(result.get()).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({ "returncode": 0, "stdout": "out\n", "stderr": "err\n" })
+        );
+
+        let failed = run_shell(
+            "echo boom >&2; exit 3",
+            &raw("{}"),
+            std::future::pending::<Stop>(),
+        )
+        .await;
+        let Outcome::Failed { reason } = failed else {
+            panic!("expected failure")
+        };
+        assert!(
+            reason.contains("exit code 3") && reason.ends_with("boom\n"),
+            "{reason}"
+        );
+
+        let timed = run_shell("sleep 30", &raw("{}"), async { Stop::Walltime(0.1) }).await;
+        let Outcome::Failed { reason } = timed else {
+            panic!("expected walltime")
+        };
+        assert!(reason.starts_with("walltime exceeded"), "{reason}");
+    }
+}

@@ -1,0 +1,57 @@
+# Lifeline's Python worker: a long-lived (warm) process that runs one function call at a time.
+#
+# It reads one JSON request per line on stdin:
+#   {"function_id": ..., "name": ..., "source": ..., "entrypoint": ..., "args": [...], "kwargs": {...}}
+# and answers each with one JSON line on its protocol channel (the stdout it started with):
+#   {"ok": true, "result": <the JSON-serialised return value>}
+#   {"ok": false, "exception": "<traceback>"}
+# Whatever the function prints goes to stderr, so it cannot corrupt the protocol.
+import json
+import linecache
+import os
+import sys
+import traceback
+
+protocol = os.fdopen(os.dup(1), "w", buffering=1)
+os.dup2(2, 1)
+sys.stdout = sys.stderr
+
+functions = {}
+
+
+def load(request):
+    key = request["function_id"]
+    if key not in functions:
+        filename = "<lifeline function %s>" % request["name"]
+        source = request["source"]
+        # Tracebacks then show the function's own lines.
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        namespace = {"__name__": "__lifeline__"}
+        exec(compile(source, filename, "exec"), namespace)
+        entry = namespace.get(request["entrypoint"])
+        if not callable(entry):
+            raise NameError("entrypoint %r is not a function defined by the source" % request["entrypoint"])
+        functions[key] = entry
+    return functions[key]
+
+
+def answer(message):
+    protocol.write(json.dumps(message) + "\n")
+
+
+for line in sys.stdin:
+    request = json.loads(line)
+    try:
+        value = load(request)(*request["args"], **request["kwargs"])
+    except BaseException as error:
+        # Leave out this loop's own frame: the traceback starts in the user's code.
+        frames = error.__traceback__.tb_next if error.__traceback__ else None
+        text = "".join(traceback.format_exception(type(error), error, frames))
+        answer({"ok": False, "exception": text.rstrip("\n")})
+        continue
+    try:
+        result = json.dumps(value)
+    except (TypeError, ValueError) as error:
+        answer({"ok": False, "exception": "the result is not JSON-serialisable: %s: %s" % (type(error).__name__, error)})
+        continue
+    protocol.write('{"ok": true, "result": ' + result + "}\n")
