@@ -367,7 +367,9 @@ struct Finished {
 #[derive(Default)]
 struct Slot {
     worker: Option<PyWorker>,
-    running: Option<(TaskId, oneshot::Sender<()>)>,
+    /// The task on this worker, and the way to cancel it (taken once used: the slot stays busy
+    /// until the cancelled run has actually stopped).
+    running: Option<(TaskId, Option<oneshot::Sender<()>>)>,
 }
 
 fn emit(out: &mpsc::UnboundedSender<String>, message: &FromManager) {
@@ -414,7 +416,7 @@ pub async fn run_manager(options: ManagerOptions) -> anyhow::Result<()> {
                         queue.retain(|t| t.task_id != task_id);
                         if queue.len() == before
                             && let Some(slot) = slots.iter_mut().find(|s| s.running.as_ref().is_some_and(|(id, _)| *id == task_id))
-                            && let Some((_, cancel)) = slot.running.take()
+                            && let Some(cancel) = slot.running.as_mut().and_then(|(_, c)| c.take())
                         {
                             let _ = cancel.send(());
                         }
@@ -442,7 +444,7 @@ pub async fn run_manager(options: ManagerOptions) -> anyhow::Result<()> {
             }
             let Some(task) = queue.pop_front() else { break };
             let (cancel_tx, cancel_rx) = oneshot::channel();
-            slot.running = Some((task.task_id, cancel_tx));
+            slot.running = Some((task.task_id, Some(cancel_tx)));
             emit(
                 &out_tx,
                 &FromManager::Started {

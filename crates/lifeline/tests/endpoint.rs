@@ -1,0 +1,372 @@
+//! The seed's scenarios end to end: the real service, real endpoint agents, real python3 and sh
+//! workers.
+
+mod common;
+
+use common::{no_args, path, serve};
+use serde_json::json;
+
+const HELLO: &str = "def hello():\n    return 'Hello World!'\n";
+
+#[tokio::test]
+async fn hello_world_succeeds_with_its_result_and_completion_time() {
+    let l = serve().await;
+    let (ep, token) = l.endpoint("local").await;
+    let _agent = l.agent(&token, None).await;
+    l.wait_endpoint(&ep, "online", |e| e["online"] == true)
+        .await;
+    let f = l.python(HELLO, "hello").await;
+    let ids = l.submit(&ep, &f, &[no_args()], None).await;
+    let doc = l.finished(&ids[0]).await;
+    assert_eq!(doc["status"], "success", "{doc:#}");
+    assert_eq!(doc["pending"], false);
+    assert_eq!(doc["result"], "Hello World!");
+    let completion: f64 = doc["completion_t"]
+        .as_str()
+        .expect("completion_t")
+        .parse()
+        .expect("seconds");
+    assert!(completion > 1.7e9);
+    let states: Vec<String> = path(&doc).into_iter().map(|(s, _)| s).collect();
+    assert_eq!(
+        states,
+        [
+            "received",
+            "dispatched-to-ep",
+            "waiting-for-nodes",
+            "waiting-for-launch",
+            "running",
+            "success"
+        ]
+    );
+    let actors: Vec<&str> = doc["details"]["task_transitions"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .map(|t| t["actor"].as_str().expect("a"))
+        .collect();
+    assert_eq!(
+        actors,
+        [
+            "web-service",
+            "forwarder",
+            "endpoint",
+            "manager",
+            "worker",
+            "worker"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_task_for_an_offline_endpoint_completes_once_the_agent_starts() {
+    let l = serve().await;
+    let (ep, token) = l.endpoint("later").await;
+    let f = l.python("def add(a, b):\n    return a + b\n", "add").await;
+    let ids = l.submit(&ep, &f, &[(json!([2, 3]), json!({}))], None).await;
+    let doc = l.task(&ids[0]).await;
+    assert_eq!(
+        (doc["pending"].clone(), doc["status"].clone()),
+        (json!(true), json!("waiting-for-ep"))
+    );
+    let _agent = l.agent(&token, None).await;
+    let doc = l.finished(&ids[0]).await;
+    assert_eq!(doc["status"], "success", "{doc:#}");
+    assert_eq!(doc["result"], 5);
+    assert_eq!(path(&doc)[1].0, "waiting-for-ep");
+}
+
+#[tokio::test]
+async fn exceptions_fail_the_task_with_their_traceback() {
+    let l = serve().await;
+    let (ep, token) = l.endpoint("local").await;
+    let _agent = l.agent(&token, None).await;
+    let divide = l
+        .python("def divide(a, b):\n    return a / b\n", "divide")
+        .await;
+    let analyse = l
+        .python(
+            "def analyse():\n    import nonexistent_module\n    return 1\n",
+            "analyse",
+        )
+        .await;
+    let odd = l.python("def odd():\n    return {1, 2}\n", "odd").await;
+    let zero = l
+        .submit(&ep, &divide, &[(json!([1, 0]), json!({}))], None)
+        .await;
+    let import = l.submit(&ep, &analyse, &[no_args()], None).await;
+    let set = l.submit(&ep, &odd, &[no_args()], None).await;
+
+    let doc = l.finished(&zero[0]).await;
+    assert_eq!(doc["status"], "failed");
+    assert!(doc["completion_t"].is_string());
+    let exception = doc["exception"].as_str().expect("exception");
+    assert!(
+        exception.starts_with("Traceback (most recent call last):"),
+        "{exception}"
+    );
+    assert!(
+        exception.contains("in divide\n    return a / b"),
+        "{exception}"
+    );
+    assert!(
+        exception.ends_with("ZeroDivisionError: division by zero"),
+        "{exception}"
+    );
+    assert_eq!(
+        doc["details"]["attempt"], 1,
+        "user exceptions are not retried"
+    );
+
+    let doc = l.finished(&import[0]).await;
+    assert_eq!(doc["status"], "failed");
+    assert!(
+        doc["exception"]
+            .as_str()
+            .expect("exception")
+            .ends_with("ModuleNotFoundError: No module named 'nonexistent_module'")
+    );
+
+    let doc = l.finished(&set[0]).await;
+    assert_eq!(doc["status"], "failed");
+    assert!(
+        doc["exception"]
+            .as_str()
+            .expect("exception")
+            .contains("not JSON-serialisable"),
+        "{doc:#}"
+    );
+}
+
+#[tokio::test]
+async fn shell_commands_run_with_their_placeholders_filled() {
+    let l = serve().await;
+    let (ep, token) = l.endpoint("local").await;
+    let _agent = l.agent(&token, None).await;
+    let greet = l.shell("echo Hello {name}").await;
+    let fail = l.shell("echo 'no such file' >&2; exit 2").await;
+    let ok = l
+        .submit(
+            &ep,
+            &greet,
+            &[(json!([]), json!({ "name": "World" }))],
+            None,
+        )
+        .await;
+    let bad = l.submit(&ep, &fail, &[no_args()], None).await;
+    let doc = l.finished(&ok[0]).await;
+    assert_eq!(doc["status"], "success", "{doc:#}");
+    assert_eq!(
+        doc["result"],
+        json!({ "returncode": 0, "stdout": "Hello World\n", "stderr": "" })
+    );
+    let doc = l.finished(&bad[0]).await;
+    assert_eq!(doc["status"], "failed");
+    let exception = doc["exception"].as_str().expect("exception");
+    assert!(
+        exception.contains("exit code 2") && exception.ends_with("no such file\n"),
+        "{exception}"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_task_is_retried_and_succeeds_on_attempt_two() {
+    let l = serve().await;
+    let (ep, token) = l.endpoint("local").await;
+    let _agent = l.agent(&token, None).await;
+    let f = l
+        .python(
+            "def flaky(marker):\n    import os\n    if not os.path.exists(marker):\n        open(marker, 'w').close()\n        os.kill(os.getpid(), 9)\n    return 'survived'\n",
+            "flaky",
+        )
+        .await;
+    let marker = l.scratch().join("killed-once");
+    let ids = l
+        .submit(&ep, &f, &[(json!([marker]), json!({}))], None)
+        .await;
+    let doc = l.finished(&ids[0]).await;
+    assert_eq!(doc["status"], "success", "{doc:#}");
+    assert_eq!(doc["result"], "survived");
+    assert_eq!(doc["details"]["attempt"], 2);
+    let p = path(&doc);
+    assert!(
+        p.contains(&("running".into(), 1)) && p.contains(&("running".into(), 2)),
+        "{p:?}"
+    );
+    let retry = doc["details"]["task_transitions"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .find(|t| t["state"] == "waiting-for-nodes" && t["attempt"] == 2)
+        .expect("the retry")
+        .clone();
+    assert_eq!(retry["actor"], "endpoint");
+    assert!(
+        retry["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("worker lost"),
+        "{retry}"
+    );
+}
+
+#[tokio::test]
+async fn exhausted_retries_fail_with_every_attempt_s_reason() {
+    let l = serve().await;
+    let (ep, token) = l.endpoint("local").await;
+    let _agent = l.agent(&token, None).await;
+    let f = l
+        .python("def die():\n    import os\n    os._exit(3)\n", "die")
+        .await;
+    let ids = l.submit(&ep, &f, &[no_args()], Some(1)).await;
+    let doc = l.finished(&ids[0]).await;
+    assert_eq!(doc["status"], "failed", "{doc:#}");
+    assert_eq!(doc["details"]["attempt"], 2);
+    let exception = doc["exception"].as_str().expect("exception");
+    assert!(
+        exception.starts_with("failed after 2 attempts"),
+        "{exception}"
+    );
+    assert!(
+        exception.contains("--- attempt 1 ---\nworker lost"),
+        "{exception}"
+    );
+    assert!(
+        exception.contains("--- attempt 2 ---\nworker lost")
+            && exception.contains("no retries left"),
+        "{exception}"
+    );
+}
+
+#[tokio::test]
+async fn walltime_kills_the_worker_and_fails_the_task() {
+    let l = serve().await;
+    let (ep, token) = l.endpoint("local").await;
+    let config = "[[executor]]\nlabel = \"short\"\nworkers_per_node = 1\nwalltime_secs = 1\n";
+    let _agent = l.agent(&token, Some(config)).await;
+    let slow = l
+        .python("def slow():\n    import time\n    time.sleep(60)\n", "slow")
+        .await;
+    let quick = l.python(HELLO, "hello").await;
+    let ids = l.submit(&ep, &slow, &[no_args()], None).await;
+    let doc = l.finished(&ids[0]).await;
+    assert_eq!(doc["status"], "failed");
+    assert!(
+        doc["exception"]
+            .as_str()
+            .expect("exception")
+            .starts_with("walltime exceeded"),
+        "{doc:#}"
+    );
+    // The worker was replaced: the next task runs.
+    let ids = l.submit(&ep, &quick, &[no_args()], None).await;
+    assert_eq!(l.finished(&ids[0]).await["result"], "Hello World!");
+}
+
+#[tokio::test]
+async fn cancelling_queued_and_running_tasks() {
+    let l = serve().await;
+    let (ep, token) = l.endpoint("local").await;
+    let config = "[[executor]]\nlabel = \"one\"\nworkers_per_node = 1\n";
+    let _agent = l.agent(&token, Some(config)).await;
+    let slow = l
+        .python("def slow():\n    import time\n    time.sleep(60)\n", "slow")
+        .await;
+    let quick = l.python(HELLO, "hello").await;
+    let ids = l
+        .submit(&ep, &slow, &[no_args(), no_args(), no_args()], None)
+        .await;
+    l.wait_for(&ids[0], "running", |d| d["status"] == "running")
+        .await;
+    for id in ids.iter().rev() {
+        let (status, doc) = l
+            .call(
+                reqwest::Method::POST,
+                &format!("/v1/tasks/{id}/cancel"),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(status, 200, "{doc}");
+        assert_eq!(doc["status"], "cancelled");
+    }
+    // The running task's worker was stopped and replaced: a new task runs at once.
+    let next = l.submit(&ep, &quick, &[no_args()], None).await;
+    let doc = l.finished(&next[0]).await;
+    assert_eq!(doc["result"], "Hello World!", "{doc:#}");
+    for id in &ids {
+        assert_eq!(l.task(id).await["status"], "cancelled");
+    }
+}
+
+#[tokio::test]
+async fn a_killed_agent_s_tasks_wait_for_the_endpoint_and_a_new_agent_finishes_them() {
+    let l = serve().await;
+    let (ep, token) = l.endpoint("local").await;
+    let mut agent = l.agent(&token, None).await;
+    let f = l
+        .python(
+            "def nap(s):\n    import time\n    time.sleep(s)\n    return s\n",
+            "nap",
+        )
+        .await;
+    let ids = l
+        .submit(
+            &ep,
+            &f,
+            &[(json!([2]), json!({})), (json!([2]), json!({}))],
+            None,
+        )
+        .await;
+    l.wait_for(&ids[0], "running", |d| d["status"] == "running")
+        .await;
+    l.wait_endpoint(&ep, "online", |e| e["online"] == true)
+        .await;
+    agent.kill9().await;
+    l.wait_endpoint(&ep, "offline", |e| e["online"] == false)
+        .await;
+    for id in &ids {
+        let doc = l
+            .wait_for(id, "back in the forwarder's queue", |d| {
+                d["status"] == "waiting-for-ep"
+            })
+            .await;
+        assert_eq!(doc["details"]["attempt"], 2);
+    }
+    let _agent = l.agent(&token, None).await;
+    for id in &ids {
+        let doc = l.finished(id).await;
+        assert_eq!(doc["status"], "success", "{doc:#}");
+        assert_eq!(doc["details"]["attempt"], 2);
+    }
+}
+
+#[tokio::test]
+async fn two_executors_report_separately() {
+    let l = serve().await;
+    let (ep, token) = l.endpoint("split").await;
+    let config = "[[executor]]\nlabel = \"cpu\"\nnodes = 2\nworkers_per_node = 2\n\n[[executor]]\nlabel = \"io\"\nworkers_per_node = 1\n";
+    let _agent = l.agent(&token, Some(config)).await;
+    let f = l.python(HELLO, "hello").await;
+    let calls: Vec<_> = (0..8).map(|_| no_args()).collect();
+    let ids = l.submit(&ep, &f, &calls, None).await;
+    for id in &ids {
+        assert_eq!(l.finished(id).await["status"], "success");
+    }
+    let endpoint = l
+        .wait_endpoint(&ep, "both executors reported", |e| {
+            e["report"]["executors"]
+                .as_array()
+                .is_some_and(|x| x.len() == 2 && x[0]["managers"] == 2)
+        })
+        .await;
+    let executors = endpoint["report"]["executors"]
+        .as_array()
+        .expect("executors");
+    assert_eq!(executors[0]["label"], "cpu");
+    assert_eq!(executors[0]["provider"], "local");
+    assert_eq!(executors[0]["managers"], 2);
+    assert_eq!(executors[0]["total_workers"], 4);
+    assert_eq!(executors[1]["label"], "io");
+    assert_eq!(executors[1]["managers"], 1);
+    assert_eq!(executors[1]["total_workers"], 1);
+}
