@@ -370,3 +370,83 @@ async fn two_executors_report_separately() {
     assert_eq!(executors[1]["managers"], 1);
     assert_eq!(executors[1]["total_workers"], 1);
 }
+
+#[tokio::test]
+async fn a_result_finished_while_the_service_was_down_is_delivered_after_it_restarts() {
+    let mut l = serve().await;
+    let (ep, token) = l.endpoint("local").await;
+    let _agent = l.agent(&token, None).await;
+    l.wait_endpoint(&ep, "online", |e| e["online"] == true)
+        .await;
+    let f = l
+        .python(
+            "def nap(s):\n    import time\n    time.sleep(s)\n    return 'slept'\n",
+            "nap",
+        )
+        .await;
+    let ids = l.submit(&ep, &f, &[(json!([1.5]), json!({}))], None).await;
+    l.wait_for(&ids[0], "running", |d| d["status"] == "running")
+        .await;
+    l.kill9().await;
+    // The task finishes while nobody listens; its result waits in the agent's outbox.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    l.restart().await;
+    let doc = l.finished(&ids[0]).await;
+    assert_eq!(doc["status"], "success", "{doc:#}");
+    assert_eq!(doc["result"], "slept");
+    assert_eq!(
+        doc["details"]["attempt"], 1,
+        "delivered, not rerun: {doc:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_manager_that_stops_heartbeating_is_replaced_and_its_task_retried() {
+    let l = serve().await;
+    let (ep, token) = l.endpoint("local").await;
+    let config = "[[executor]]\nlabel = \"solo\"\nworkers_per_node = 1\n";
+    let agent = l.agent(&token, Some(config)).await;
+    let f = l
+        .python(
+            "def nap(s):\n    import time\n    time.sleep(s)\n    return s\n",
+            "nap",
+        )
+        .await;
+    let ids = l.submit(&ep, &f, &[(json!([1]), json!({}))], None).await;
+    l.wait_for(&ids[0], "running", |d| d["status"] == "running")
+        .await;
+    let managers = agent.managers();
+    assert_eq!(managers.len(), 1, "{managers:?}");
+    // Freeze the manager: it stops heart-beating but does not exit.
+    assert_eq!(unsafe_kill(managers[0], 19), 0);
+    let doc = l.finished(&ids[0]).await;
+    assert_eq!(doc["status"], "success", "{doc:#}");
+    assert_eq!(doc["details"]["attempt"], 2);
+    let retry = doc["details"]["task_transitions"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .find(|t| t["attempt"] == 2)
+        .expect("retry")
+        .clone();
+    assert!(
+        retry["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("manager lost"),
+        "{retry}"
+    );
+    assert!(
+        !agent.managers().contains(&managers[0]),
+        "the frozen manager was replaced"
+    );
+}
+
+/// Sends a signal with kill(1), so that the test needs no unsafe code.
+fn unsafe_kill(pid: i32, signal: i32) -> i32 {
+    std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .map_or(-1, |s| s.code().unwrap_or(-1))
+}

@@ -25,11 +25,26 @@ pub struct Lifeline {
 /// Starts `lifeline serve` with short heartbeats so that failures show within a test.
 pub async fn serve() -> Lifeline {
     let tmp = tempfile::tempdir().expect("temp dir");
+    let (serve, url) = start_serve(tmp.path(), "127.0.0.1:0", "2").await;
+    let token = std::fs::read_to_string(tmp.path().join("data/token"))
+        .expect("token")
+        .trim()
+        .to_owned();
+    Lifeline {
+        url,
+        token,
+        client: reqwest::Client::new(),
+        tmp,
+        serve,
+    }
+}
+
+async fn start_serve(dir: &Path, bind: &str, heartbeat_threshold: &str) -> (Child, String) {
     let mut serve = Command::new(BIN)
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(tmp.path().join("data"))
+        .args(["serve", "--bind", bind, "--data-dir"])
+        .arg(dir.join("data"))
         .env("LIFELINE_HEARTBEAT_PERIOD", "0.2")
-        .env("LIFELINE_HEARTBEAT_THRESHOLD", "2")
+        .env("LIFELINE_HEARTBEAT_THRESHOLD", heartbeat_threshold)
         .env("LIFELINE_DISPATCH_ACK_TIMEOUT", "5")
         .env(
             "LIFELINE_LOG",
@@ -51,17 +66,7 @@ pub async fn serve() -> Lifeline {
         }
     };
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let token = std::fs::read_to_string(tmp.path().join("data/token"))
-        .expect("token")
-        .trim()
-        .to_owned();
-    Lifeline {
-        url,
-        token,
-        client: reqwest::Client::new(),
-        tmp,
-        serve,
-    }
+    (serve, url)
 }
 
 /// A running endpoint agent.
@@ -74,6 +79,30 @@ impl Agent {
         self.child.id().expect("running") as i32
     }
 
+    /// The process ids of the agent's children (its managers).
+    pub fn managers(&self) -> Vec<i32> {
+        let parent = self.pid();
+        let mut children = Vec::new();
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // The fourth field, after the parenthesised command name, is the parent's pid.
+            let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+            let ppid: Option<i32> = after_name
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse().ok());
+            if ppid == Some(parent) {
+                children.push(pid);
+            }
+        }
+        children
+    }
+
     /// Kills the agent with SIGKILL (its managers notice their closed stdin and stop).
     pub async fn kill9(&mut self) {
         let _ = self.child.start_kill();
@@ -82,6 +111,21 @@ impl Agent {
 }
 
 impl Lifeline {
+    /// Kills the service with SIGKILL.
+    pub async fn kill9(&mut self) {
+        let _ = self.serve.start_kill();
+        let _ = self.serve.wait().await;
+    }
+
+    /// Starts the service again on the same address and data directory. Its heartbeat
+    /// threshold is long enough for agents backing off to reconnect before they are declared lost.
+    pub async fn restart(&mut self) {
+        let bind = self.url.trim_start_matches("http://").to_owned();
+        let (serve, url) = start_serve(self.tmp.path(), &bind, "30").await;
+        assert_eq!(url, self.url);
+        self.serve = serve;
+    }
+
     pub async fn call(
         &self,
         method: reqwest::Method,
