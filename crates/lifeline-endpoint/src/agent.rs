@@ -32,8 +32,10 @@ use crate::provider::{LocalProvider, NodeSpec, Provider};
 
 /// How often managers report; their silence for [`EndpointConfig::manager_timeout`] loses them.
 const MANAGER_HEARTBEAT: Duration = Duration::from_secs(1);
-/// Transitions wait at most this long to be reported, so that they travel in batches.
+/// Transitions wait at most this long to be reported while more events keep arriving.
 const FLUSH_DELAY: Duration = Duration::from_millis(3);
+/// Least time between two reports sent because the interchange was idle.
+const FLUSH_GAP: Duration = Duration::from_millis(1);
 /// A batch is reported at once when it reaches this size.
 const FLUSH_SIZE: usize = 4000;
 /// Heartbeat period until the service says otherwise.
@@ -118,6 +120,7 @@ struct Interchange {
     functions: HashMap<FunctionId, FunctionSpec>,
     pending: Vec<Reported>,
     flush_at: Option<Instant>,
+    last_flush: Instant,
     outbox: Outbox,
     to_conn: mpsc::UnboundedSender<String>,
     connected: bool,
@@ -167,6 +170,7 @@ pub async fn run_agent(
         functions: HashMap::new(),
         pending: Vec::new(),
         flush_at: None,
+        last_flush: Instant::now(),
         outbox,
         to_conn: out_tx,
         connected: false,
@@ -238,7 +242,7 @@ async fn session(
         .insert("authorization", format!("Bearer {token}").parse()?);
     let (ws, _) = tokio::time::timeout(
         Duration::from_secs(10),
-        tokio_tungstenite::connect_async(request),
+        tokio_tungstenite::connect_async_with_config(request, None, true),
     )
     .await??;
     let (mut sink, mut stream) = ws.split();
@@ -339,7 +343,13 @@ impl Interchange {
                 } => {}
             }
             self.schedule();
-            if self.pending.len() >= FLUSH_SIZE
+            // Report as soon as nothing else is waiting, at most once per FLUSH_GAP: alone, a
+            // transition leaves at once; under load, everything that arrived within the gap
+            // leaves in one batch.
+            let idle = conn.is_empty() && events.is_empty();
+            let rested = self.last_flush.elapsed() >= FLUSH_GAP;
+            if (idle && rested)
+                || self.pending.len() >= FLUSH_SIZE
                 || self.flush_at.is_some_and(|at| at <= Instant::now())
             {
                 self.flush()?;
@@ -437,7 +447,9 @@ impl Interchange {
             result,
         });
         if self.flush_at.is_none() {
-            self.flush_at = Some(Instant::now() + FLUSH_DELAY);
+            // Never later than FLUSH_DELAY, and no later than the end of the gap when idle.
+            let gap_end = (self.last_flush + FLUSH_GAP).max(Instant::now());
+            self.flush_at = Some(gap_end.min(Instant::now() + FLUSH_DELAY));
         }
         if to.is_terminal() {
             self.forget(id);
@@ -462,6 +474,7 @@ impl Interchange {
     /// Reports queued transitions as one durable batch.
     fn flush(&mut self) -> anyhow::Result<()> {
         self.flush_at = None;
+        self.last_flush = Instant::now();
         if self.pending.is_empty() {
             return Ok(());
         }

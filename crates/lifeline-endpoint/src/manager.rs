@@ -45,12 +45,23 @@ struct PyWorker {
     stdout: BufReader<ChildStdout>,
 }
 
+/// Writes the worker's program to a file (once per manager), so that process listings show a
+/// path rather than the whole program.
+fn worker_program() -> std::io::Result<&'static std::path::Path> {
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    if let Some(path) = PATH.get() {
+        return Ok(path);
+    }
+    let path = std::env::temp_dir().join(format!("lifeline-worker-{}.py", std::process::id()));
+    std::fs::write(&path, WORKER_PY)?;
+    Ok(PATH.get_or_init(|| path))
+}
+
 impl PyWorker {
     fn start() -> std::io::Result<Self> {
         let mut child = Command::new("python3")
             .arg("-u")
-            .arg("-c")
-            .arg(WORKER_PY)
+            .arg(worker_program()?)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -470,6 +481,9 @@ pub async fn run_manager(options: ManagerOptions) -> anyhow::Result<()> {
     }
     drop(out_tx);
     let _ = writer.await;
+    if let Ok(path) = worker_program() {
+        let _ = std::fs::remove_file(path);
+    }
     Ok(())
 }
 

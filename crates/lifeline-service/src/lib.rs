@@ -123,6 +123,12 @@ impl Service {
             signal.await;
             let _ = shutdown.send(true);
         };
+        // Small messages (acknowledgements, dispatches, events) must not wait for Nagle's algorithm.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, app)
             .with_graceful_shutdown(stop)
             .await?;

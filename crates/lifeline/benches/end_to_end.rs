@@ -1,0 +1,220 @@
+//! End-to-end benchmark: the real `lifeline serve` and `lifeline endpoint start` (2 nodes x 4
+//! workers) running no-op Python and shell tasks, every transition recorded. Prints figures.
+//!
+//! ```text
+//! cargo bench -p lifeline --bench end_to_end
+//! LIFELINE_BENCH_SIZES=10000,100000 LIFELINE_BENCH_ROUND_TRIPS=1000 cargo bench -p lifeline --bench end_to_end
+//! ```
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lifeline");
+
+struct Service {
+    url: String,
+    token: String,
+    client: reqwest::Client,
+    _serve: Child,
+    _tmp: tempfile::TempDir,
+}
+
+impl Service {
+    async fn start() -> Self {
+        let tmp = tempfile::tempdir().expect("dir");
+        let mut serve = Command::new(BIN)
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(tmp.path().join("data"))
+            .env("LIFELINE_MAX_PAYLOAD_BYTES", "67108864")
+            .env("LIFELINE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("serve");
+        let mut lines = BufReader::new(serve.stdout.take().expect("stdout")).lines();
+        let url = loop {
+            let line = lines.next_line().await.expect("stdout").expect("line");
+            if let Some(rest) = line.strip_prefix("Lifeline is listening on ") {
+                break rest.trim_end_matches('/').to_owned();
+            }
+        };
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let token = std::fs::read_to_string(tmp.path().join("data/token"))
+            .expect("token")
+            .trim()
+            .to_owned();
+        Self {
+            url,
+            token,
+            client: reqwest::Client::new(),
+            _serve: serve,
+            _tmp: tmp,
+        }
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Value {
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .expect("post");
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        resp.json().await.expect("json")
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("get");
+        resp.json().await.expect("json")
+    }
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> f64 {
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+/// Submits `n` calls in requests of 10,000 and waits until the endpoint finished them all.
+async fn throughput(s: &Service, endpoint: &str, function: &str, n: usize) -> (f64, u64) {
+    let (_, before) = finished(s, endpoint).await;
+    let start = Instant::now();
+    let mut left = n;
+    while left > 0 {
+        let batch = left.min(10_000);
+        let tasks: Vec<Value> = (0..batch)
+            .map(|_| json!({ "function_id": function }))
+            .collect();
+        s.post(
+            &format!("/v1/endpoints/{endpoint}/submit"),
+            &json!({ "tasks": tasks }),
+        )
+        .await;
+        left -= batch;
+    }
+    loop {
+        let (failed, done) = finished(s, endpoint).await;
+        if done - before >= n as u64 {
+            return (n as f64 / start.elapsed().as_secs_f64(), failed);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// (failed, finished) tasks of the endpoint so far.
+async fn finished(s: &Service, endpoint: &str) -> (u64, u64) {
+    let stats = s.get(&format!("/v1/stats?endpoint_id={endpoint}")).await;
+    let count = |state: &str| stats["tasks"][state].as_u64().unwrap_or(0);
+    (count("failed"), count("success") + count("failed"))
+}
+
+#[tokio::main]
+async fn main() {
+    let sizes: Vec<usize> = std::env::var("LIFELINE_BENCH_SIZES")
+        .unwrap_or_else(|_| "10000,100000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let round_trips: usize = std::env::var("LIFELINE_BENCH_ROUND_TRIPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let s = Service::start().await;
+    let ep = s.post("/v1/endpoints", &json!({ "name": "bench" })).await;
+    let (endpoint, token) = (
+        ep["endpoint_id"].as_str().expect("id").to_owned(),
+        ep["token"].as_str().expect("token").to_owned(),
+    );
+    let dir = s._tmp.path().join("agent");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("endpoint.toml"),
+        "[[executor]]\nlabel = \"bench\"\nnodes = 2\nworkers_per_node = 4\n",
+    )
+    .expect("config");
+    let _agent = Command::new(BIN)
+        .args([
+            "endpoint",
+            "start",
+            "--service",
+            &s.url,
+            "--token",
+            &token,
+            "--dir",
+        ])
+        .arg(&dir)
+        .arg("--config")
+        .arg(dir.join("endpoint.toml"))
+        .env("LIFELINE_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("agent");
+    loop {
+        let e = s.get(&format!("/v1/endpoints/{endpoint}")).await;
+        if e["online"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let python = s.post("/v1/functions", &json!({ "name": "noop", "kind": "python", "source": "def noop():\n    return None\n", "entrypoint": "noop" })).await;
+    let python = python["function_id"].as_str().expect("id").to_owned();
+    let shell = s
+        .post(
+            "/v1/functions",
+            &json!({ "name": "true", "kind": "shell", "command": "true" }),
+        )
+        .await;
+    let shell = shell["function_id"].as_str().expect("id").to_owned();
+    println!(
+        "Lifeline end to end: one local endpoint, 2 nodes x 4 workers, {} cores",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    // Warm the Python workers.
+    throughput(&s, &endpoint, &python, 200).await;
+    for &n in &sizes {
+        let (rate, failed) = throughput(&s, &endpoint, &python, n).await;
+        println!(
+            "no-op Python tasks, batch of {n:>7}: {rate:>8.0} tasks/s  ({failed} failed in total)"
+        );
+    }
+    for &n in &sizes {
+        let n = n.min(20_000);
+        let (rate, _) = throughput(&s, &endpoint, &shell, n).await;
+        println!("no-op shell tasks,  batch of {n:>7}: {rate:>8.0} tasks/s");
+    }
+
+    let mut times = Vec::with_capacity(round_trips);
+    let submit = format!("/v1/endpoints/{endpoint}/submit");
+    let body = json!({ "tasks": [{ "function_id": python }] });
+    for _ in 0..round_trips {
+        let start = Instant::now();
+        let answer = s.post(&submit, &body).await;
+        let id = answer["task_ids"][0].as_str().expect("id").to_owned();
+        loop {
+            let doc = s.get(&format!("/v1/tasks/{id}")).await;
+            if doc["pending"] == false {
+                assert_eq!(doc["status"], "success");
+                break;
+            }
+        }
+        times.push(start.elapsed());
+    }
+    times.sort();
+    println!(
+        "round trip (submit -> result readable), {round_trips} sequential no-op Python tasks: p50 {:.2} ms  p99 {:.2} ms",
+        percentile(&times, 0.5),
+        percentile(&times, 0.99)
+    );
+}
