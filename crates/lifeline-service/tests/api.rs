@@ -325,6 +325,22 @@ async fn the_task_list_pages_newest_first_and_filters_before_limiting() {
         ))
         .await;
     assert_eq!(page["tasks"][0]["task_id"], ids_b[99].as_str());
+    let group = page["tasks"][0]["task_group_id"]
+        .as_str()
+        .expect("group")
+        .to_owned();
+    let (_, page) = app
+        .get(&format!("/v1/tasks?task_group_id={group}&limit=1000"))
+        .await;
+    let listed: Vec<&str> = page["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| t["task_id"].as_str().expect("id"))
+        .collect();
+    let mut b_newest_first: Vec<&str> = ids_b.iter().map(String::as_str).collect();
+    b_newest_first.reverse();
+    assert_eq!(listed, b_newest_first);
 
     let (_, stats) = app.get("/v1/stats").await;
     assert_eq!(stats["total"], 260);

@@ -87,6 +87,7 @@ routes! {
             ("endpoint_id", "One endpoint id or several, comma-separated."),
             ("state", "One state or several, comma-separated."),
             ("function_id", "Only calls of this function."),
+            ("task_group_id", "Only the tasks of this submission."),
             ("cursor", "The next_cursor of the previous page."),
             ("limit", "Page size, 1 to 1000 (default 100)."),
         ],

@@ -250,6 +250,7 @@ pub(super) struct ListQuery {
     /// One state, or several separated by commas.
     state: Option<String>,
     function_id: Option<String>,
+    task_group_id: Option<String>,
     cursor: Option<String>,
     limit: Option<usize>,
 }
@@ -287,6 +288,15 @@ pub(super) async fn list(
             .as_deref()
             .map(|f| {
                 f.parse().map_err(|e: lifeline_model::IdError| {
+                    ApiError::bad("invalid_id", e.to_string())
+                })
+            })
+            .transpose()?,
+        group: q
+            .task_group_id
+            .as_deref()
+            .map(|g| {
+                g.parse().map_err(|e: lifeline_model::IdError| {
                     ApiError::bad("invalid_id", e.to_string())
                 })
             })

@@ -131,6 +131,7 @@ pub struct TaskFilter {
     pub endpoints: Vec<EndpointId>,
     pub states: Vec<State>,
     pub function: Option<FunctionId>,
+    pub group: Option<TaskGroupId>,
     /// Only tasks older (smaller sequence) than this.
     pub before: Option<i64>,
     pub limit: usize,
@@ -174,14 +175,19 @@ pub fn list_tasks(conn: &Connection, filter: &TaskFilter) -> StoreResult<TaskPag
             if filter.function.is_some() {
                 sql.push_str(" AND function_id = ?4");
             }
-            sql.push_str(" ORDER BY seq DESC LIMIT ?5");
+            if filter.group.is_some() {
+                sql.push_str(" AND group_id = ?5");
+            }
+            sql.push_str(" ORDER BY seq DESC LIMIT ?6");
             let mut stmt = conn.prepare_cached(&sql)?;
-            // Unused parameters are bound anyway; SQLite ignores numbered ones not in the text.
+            // Every statement ends with ?6, so all six parameters can be bound; those absent
+            // from the text are ignored.
             let mut query = stmt.query(params![
                 before,
                 endpoint.map(|e| e.as_u128().to_be_bytes()),
                 state.map(|s| s.index() as i64),
                 filter.function.map(|f| f.as_u128().to_be_bytes()),
+                filter.group.map(|g| g.as_u128().to_be_bytes()),
                 want as i64,
             ])?;
             while let Some(row) = query.next()? {

@@ -55,6 +55,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_by_endpoint ON events (endpoint_id, seq);
     CREATE TABLE stats (endpoint_id BLOB PRIMARY KEY, body TEXT NOT NULL) STRICT;
     "#,
+    // 2: listing a submission's tasks.
+    "CREATE INDEX tasks_by_group ON tasks (group_id, seq);",
 ];
 
 /// Sets the connection options every connection uses.
