@@ -47,6 +47,10 @@ impl Provider for LocalProvider {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
+            // Its own process group: a Ctrl-C meant for the agent must not kill the managers
+            // behind its back (the agent stops them itself; they also stop when their stdin
+            // closes).
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
     }

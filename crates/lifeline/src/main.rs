@@ -1,34 +1,81 @@
-//! The `lifeline` command: one binary for the service and, in time, the endpoint agent and the
-//! user's tools.
+//! The `lifeline` command: one binary for the service, the endpoint agent and the user's tools.
 //!
 //! ```text
+//! lifeline up --demo                      # service + local endpoint + dashboard, with a demo
 //! lifeline serve --bind 127.0.0.1:8080 --data-dir ./lifeline-data
 //! lifeline endpoint start --service http://127.0.0.1:8080 --token ENDPOINT_TOKEN
+//! lifeline submit --python analysis.py:run --args '[1, 2]' --endpoint local
+//! lifeline watch --endpoint local
 //! ```
+
+mod client;
+mod commands;
+mod up;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use lifeline_service::Service;
 use lifeline_service::config::Settings;
 use tracing_subscriber::EnvFilter;
+
+use crate::client::{CliError, CliResult, Client};
+
+const EXIT_CODES: &str = "Exit codes: 0 done; 1 a task failed or the service refused the request; 2 bad usage; 3 service unreachable; 4 token refused.";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "lifeline",
     version,
-    about = "Run functions on remote endpoints and follow every task's life cycle."
+    about = "Run functions on remote endpoints and follow every task's life cycle.",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+/// Where the service is and how to authenticate (flags, environment, or what `lifeline up` saved).
+#[derive(Debug, Args)]
+struct Connection {
+    /// The service's URL [env: LIFELINE_URL; default: what `lifeline up` saved]
+    #[arg(long, env = "LIFELINE_URL", hide_env = true, global = true)]
+    url: Option<String>,
+    /// The user token [env: LIFELINE_TOKEN; default: what `lifeline up` saved]
+    #[arg(
+        long,
+        env = "LIFELINE_TOKEN",
+        hide_env = true,
+        hide_env_values = true,
+        global = true
+    )]
+    token: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run everything here: the service with its store, a local endpoint and the dashboard.
+    #[command(
+        after_help = "Examples:\n  lifeline up\n  lifeline up --demo\n  lifeline up --data-dir ./my-lifeline --bind 127.0.0.1:9000"
+    )]
+    Up {
+        /// The store's directory [default: ~/.local/share/lifeline]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Address to listen on [default: 127.0.0.1:8080]
+        #[arg(long)]
+        bind: Option<SocketAddr>,
+        /// The dashboard's built files [default: ./dist, or the repository's dist/]
+        #[arg(long)]
+        dashboard_dir: Option<PathBuf>,
+        /// Also submit a small workload that shows the whole life cycle
+        #[arg(long)]
+        demo: bool,
+    },
     /// Run the service: the REST API, the forwarder, the SQLite store and the dashboard.
     #[command(
         after_help = "Examples:\n  lifeline serve\n  lifeline serve --bind 0.0.0.0:8080 --data-dir /var/lib/lifeline\n  LIFELINE_HEARTBEAT_THRESHOLD=60 lifeline serve --config lifeline.toml"
@@ -47,9 +94,78 @@ enum Command {
         #[arg(long)]
         dashboard_dir: Option<PathBuf>,
     },
-    /// Run an endpoint: the agent that executes tasks at a compute site.
+    /// Endpoints: run one here, register one, list them.
     #[command(subcommand)]
     Endpoint(EndpointCommand),
+    /// Functions: register a Python function or a shell command.
+    #[command(subcommand)]
+    Function(FunctionCommand),
+    /// Submit calls of a function to an endpoint; prints one task id per line.
+    #[command(
+        after_help = "Examples:\n  lifeline submit 0190a1b2-... --endpoint local --args '[1, 2]'\n  lifeline submit --python analysis.py:run --kwargs '{\"sample\": 3}' --endpoint local --count 100\n  lifeline submit --shell 'echo hello {name}' --kwargs '{\"name\": \"World\"}' --endpoint local"
+    )]
+    Submit {
+        /// A registered function's id (or use --python / --shell)
+        function_id: Option<String>,
+        /// Register and call the Python function FUNCTION in FILE.py
+        #[arg(long, value_name = "FILE.py:FUNCTION", conflicts_with = "function_id")]
+        python: Option<String>,
+        /// Register and call a shell command; {name} placeholders come from --kwargs
+        #[arg(long, value_name = "COMMAND", conflicts_with_all = ["function_id", "python"])]
+        shell: Option<String>,
+        /// The endpoint's name or id
+        #[arg(long)]
+        endpoint: String,
+        /// Positional arguments, a JSON array
+        #[arg(long, default_value = "[]")]
+        args: String,
+        /// Keyword arguments, a JSON object
+        #[arg(long, default_value = "{}")]
+        kwargs: String,
+        /// How many identical tasks to submit
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Retries after system failures [default: the service's, 3]
+        #[arg(long)]
+        max_retries: Option<u32>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Show tasks' status: result or exception, and every transition.
+    #[command(
+        after_help = "Examples:\n  lifeline status 0190a1b2-...\n  lifeline status --json 0190a1b2-... | jq .status"
+    )]
+    Status {
+        #[arg(required = true)]
+        task_ids: Vec<String>,
+        /// Print the raw status documents
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Cancel pending tasks.
+    #[command(after_help = "Example:\n  lifeline cancel 0190a1b2-... 0190a1b3-...")]
+    Cancel {
+        #[arg(required = true)]
+        task_ids: Vec<String>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Watch tasks move through the life cycle until all are finished (exit 1 if any failed).
+    #[command(
+        after_help = "Examples:\n  lifeline watch --endpoint local\n  lifeline watch --task-group 0190a1b2-..."
+    )]
+    Watch {
+        /// Only these endpoints (names or ids; repeat for several)
+        #[arg(long)]
+        endpoint: Vec<String>,
+        /// Only the tasks of this submission
+        #[arg(long)]
+        task_group: Option<String>,
+        #[command(flatten)]
+        connection: Connection,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,8 +178,8 @@ enum EndpointCommand {
         /// The service's URL
         #[arg(long, env = "LIFELINE_URL")]
         service: String,
-        /// The endpoint's token, from `POST /v1/endpoints`
-        #[arg(long, env = "LIFELINE_ENDPOINT_TOKEN")]
+        /// The endpoint's token, from `lifeline endpoint register`
+        #[arg(long, env = "LIFELINE_ENDPOINT_TOKEN", hide_env_values = true)]
         token: String,
         /// Executors, providers, nodes and workers (TOML); default: one local executor sized to this machine
         #[arg(long)]
@@ -71,6 +187,21 @@ enum EndpointCommand {
         /// The agent's directory, where undelivered results wait [default: ./lifeline-endpoint]
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+    /// Register an endpoint; prints its id and its token.
+    #[command(after_help = "Example:\n  lifeline endpoint register my-cluster")]
+    Register {
+        name: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// List endpoints: online or offline, and each executor's workers.
+    List {
+        /// Print the raw JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connection: Connection,
     },
     /// Run a manager on this node (started by the agent's providers, not by hand).
     #[command(hide = true)]
@@ -81,6 +212,27 @@ enum EndpointCommand {
         heartbeat_period: f64,
         #[arg(long, default_value_t = 10 * 1024 * 1024)]
         max_result_bytes: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FunctionCommand {
+    /// Register a function; prints its id.
+    #[command(
+        after_help = "Examples:\n  lifeline function register --python analysis.py:run\n  lifeline function register --shell 'gzip -k {path}' --name compress"
+    )]
+    Register {
+        /// The Python function FUNCTION defined in FILE.py
+        #[arg(long, value_name = "FILE.py:FUNCTION")]
+        python: Option<String>,
+        /// A shell command; {name} placeholders are filled from each task's kwargs
+        #[arg(long, value_name = "COMMAND", conflicts_with = "python")]
+        shell: Option<String>,
+        /// The function's name [default: the Python function's name, or "shell"]
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        connection: Connection,
     },
 }
 
@@ -102,21 +254,41 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            eprintln!("error: {e}");
+            ExitCode::from(e.code)
         }
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+fn client(c: Connection) -> CliResult<Client> {
+    Client::new(c.url, c.token)
+}
+
+async fn run(cli: Cli) -> CliResult<()> {
     match cli.command {
+        Command::Up {
+            data_dir,
+            bind,
+            dashboard_dir,
+            demo,
+        } => Ok(up::up(
+            up::UpOptions {
+                data_dir,
+                bind,
+                dashboard_dir,
+                demo,
+            },
+            shutdown_signal(),
+        )
+        .await?),
         Command::Serve {
             bind,
             data_dir,
             config,
             dashboard_dir,
         } => {
-            let mut settings = Settings::load(config.as_deref(), std::env::vars())?;
+            let mut settings = Settings::load(config.as_deref(), std::env::vars())
+                .map_err(|e| CliError::usage(format!("{e:#}")))?;
             if let Some(bind) = bind {
                 settings.bind = bind;
             }
@@ -126,7 +298,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(dir) = dashboard_dir {
                 settings.dashboard_dir = dir;
             }
-            serve(settings).await
+            Ok(serve(settings).await?)
         }
         Command::Endpoint(EndpointCommand::Start {
             service,
@@ -135,7 +307,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             dir,
         }) => {
             let config = match config {
-                Some(path) => lifeline_endpoint::config::EndpointConfig::load(&path)?,
+                Some(path) => lifeline_endpoint::config::EndpointConfig::load(&path)
+                    .map_err(|e| CliError::usage(format!("{e:#}")))?,
                 None => lifeline_endpoint::config::EndpointConfig::for_this_machine(),
             };
             let options = lifeline_endpoint::AgentOptions {
@@ -145,7 +318,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 config,
                 program: std::env::current_exe().context("cannot find the lifeline binary")?,
             };
-            lifeline_endpoint::run_agent(options, shutdown_signal()).await
+            Ok(lifeline_endpoint::run_agent(options, shutdown_signal()).await?)
+        }
+        Command::Endpoint(EndpointCommand::Register { name, connection }) => {
+            commands::endpoint_register(&client(connection)?, &name).await
+        }
+        Command::Endpoint(EndpointCommand::List { json, connection }) => {
+            commands::endpoint_list(&client(connection)?, json).await
         }
         Command::Endpoint(EndpointCommand::Manager {
             workers,
@@ -157,8 +336,55 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 heartbeat_period: std::time::Duration::from_secs_f64(heartbeat_period.max(0.01)),
                 max_result_bytes,
             };
-            lifeline_endpoint::run_manager(options).await
+            Ok(lifeline_endpoint::run_manager(options).await?)
         }
+        Command::Function(FunctionCommand::Register {
+            python,
+            shell,
+            name,
+            connection,
+        }) => {
+            let body =
+                commands::function_body(python.as_deref(), shell.as_deref(), name.as_deref())?;
+            commands::function_register(&client(connection)?, &body).await
+        }
+        Command::Submit {
+            function_id,
+            python,
+            shell,
+            endpoint,
+            args,
+            kwargs,
+            count,
+            max_retries,
+            connection,
+        } => {
+            let submission = commands::Submission {
+                function: function_id.as_deref(),
+                python: python.as_deref(),
+                shell: shell.as_deref(),
+                endpoint: &endpoint,
+                args: &args,
+                kwargs: &kwargs,
+                count,
+                max_retries,
+            };
+            commands::submit(&client(connection)?, submission).await
+        }
+        Command::Status {
+            task_ids,
+            json,
+            connection,
+        } => commands::status(&client(connection)?, &task_ids, json).await,
+        Command::Cancel {
+            task_ids,
+            connection,
+        } => commands::cancel(&client(connection)?, &task_ids).await,
+        Command::Watch {
+            endpoint,
+            task_group,
+            connection,
+        } => watch::watch(&client(connection)?, &endpoint, task_group.as_deref()).await,
     }
 }
 
@@ -169,14 +395,19 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let token_file = settings.data_dir.join("token");
     let service = Service::open(settings).await?;
-    match &service.new_user_token {
-        Some(token) => println!(
-            "Created the user token (saved in {}):\n  {token}",
-            token_file.display()
-        ),
-        None => println!("User token: in {}", token_file.display()),
-    }
+    let token = match &service.new_user_token {
+        Some(token) => {
+            println!("Created the user token, saved in {}", token_file.display());
+            Some(token.clone())
+        }
+        None => std::fs::read_to_string(&token_file)
+            .ok()
+            .map(|t| t.trim().to_owned()),
+    };
     println!("Lifeline is listening on http://{addr}/");
+    if let Some(token) = token {
+        println!("Open the dashboard: http://{addr}/#token={token}");
+    }
     service.run(listener, shutdown_signal()).await
 }
 
@@ -201,4 +432,15 @@ async fn shutdown_signal() {
         _ = terminate => {}
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

@@ -1,0 +1,338 @@
+//! The user's commands: endpoints, functions, submit, status and cancel.
+
+use std::path::Path;
+
+use lifeline_model::State;
+use serde_json::{Value, json};
+
+use crate::client::{CliError, CliResult, Client};
+
+/// `lifeline endpoint register NAME`: prints the endpoint's id and token.
+pub(crate) async fn endpoint_register(client: &Client, name: &str) -> CliResult<()> {
+    let answer = client
+        .post("/v1/endpoints", &json!({ "name": name }))
+        .await?;
+    println!(
+        "endpoint_id: {}",
+        answer["endpoint_id"].as_str().unwrap_or_default()
+    );
+    println!(
+        "token:       {}",
+        answer["token"].as_str().unwrap_or_default()
+    );
+    eprintln!(
+        "Start it with: lifeline endpoint start --service {} --token {}",
+        client.url,
+        answer["token"].as_str().unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// `lifeline endpoint list`: one line per endpoint, with each executor's workers.
+pub(crate) async fn endpoint_list(client: &Client, as_json: bool) -> CliResult<()> {
+    let endpoints = client.get("/v1/endpoints").await?;
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&endpoints).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    let list = endpoints.as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("No endpoint yet: `lifeline endpoint register NAME` creates one.");
+    }
+    for e in list {
+        let heartbeat = e["last_heartbeat"]
+            .as_f64()
+            .map(|t| format!(", last heartbeat {}", utc(t)))
+            .unwrap_or_default();
+        println!(
+            "{}  {:<16} {}{heartbeat}",
+            e["endpoint_id"].as_str().unwrap_or_default(),
+            e["name"].as_str().unwrap_or_default(),
+            e["status"].as_str().unwrap_or_default()
+        );
+        for x in e["report"]["executors"].as_array().into_iter().flatten() {
+            println!(
+                "    executor {:<12} {} managers, {} workers ({} busy, {} idle)",
+                x["label"].as_str().unwrap_or_default(),
+                x["managers"],
+                x["total_workers"],
+                x["busy_workers"],
+                x["idle_workers"]
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The body of a function registration from `--python FILE:FUNC` or `--shell CMD`.
+pub(crate) fn function_body(
+    python: Option<&str>,
+    shell: Option<&str>,
+    name: Option<&str>,
+) -> CliResult<Value> {
+    match (python, shell) {
+        (Some(spec), None) => {
+            let (file, entrypoint) = spec.rsplit_once(':').ok_or_else(|| {
+                CliError::usage(format!(
+                    "--python takes FILE.py:FUNCTION, such as analysis.py:run; got {spec:?}"
+                ))
+            })?;
+            let source = std::fs::read_to_string(Path::new(file))
+                .map_err(|e| CliError::usage(format!("cannot read {file}: {e}")))?;
+            Ok(
+                json!({ "name": name.unwrap_or(entrypoint), "kind": "python", "source": source, "entrypoint": entrypoint }),
+            )
+        }
+        (None, Some(command)) => {
+            Ok(json!({ "name": name.unwrap_or("shell"), "kind": "shell", "command": command }))
+        }
+        _ => Err(CliError::usage(
+            "give either --python FILE.py:FUNCTION or --shell 'COMMAND'",
+        )),
+    }
+}
+
+/// `lifeline function register`: prints the function's id.
+pub(crate) async fn function_register(client: &Client, body: &Value) -> CliResult<()> {
+    let answer = client.post("/v1/functions", body).await?;
+    println!("{}", answer["function_id"].as_str().unwrap_or_default());
+    Ok(())
+}
+
+fn parse_json(what: &str, text: &str) -> CliResult<Value> {
+    serde_json::from_str(text)
+        .map_err(|e| CliError::usage(format!("{what} is not valid JSON ({e}): {text}")))
+}
+
+/// What to submit.
+#[derive(Debug)]
+pub(crate) struct Submission<'a> {
+    pub(crate) function: Option<&'a str>,
+    pub(crate) python: Option<&'a str>,
+    pub(crate) shell: Option<&'a str>,
+    pub(crate) endpoint: &'a str,
+    pub(crate) args: &'a str,
+    pub(crate) kwargs: &'a str,
+    pub(crate) count: usize,
+    pub(crate) max_retries: Option<u32>,
+}
+
+/// `lifeline submit`: prints one task id per line (the task group on stderr).
+pub(crate) async fn submit(client: &Client, s: Submission<'_>) -> CliResult<()> {
+    let args = parse_json("--args", s.args)?;
+    let kwargs = parse_json("--kwargs", s.kwargs)?;
+    if !args.is_array() {
+        return Err(CliError::usage(format!(
+            "--args must be a JSON array, such as '[1, 2]'; got {}",
+            s.args
+        )));
+    }
+    if !kwargs.is_object() {
+        return Err(CliError::usage(format!(
+            "--kwargs must be a JSON object, such as '{{\"x\": 1}}'; got {}",
+            s.kwargs
+        )));
+    }
+    if s.count == 0 {
+        return Err(CliError::usage("--count must be at least 1"));
+    }
+    let function = match (s.function, s.python, s.shell) {
+        (Some(id), None, None) => id.to_owned(),
+        (None, python, shell) if python.is_some() || shell.is_some() => {
+            let answer = client
+                .post("/v1/functions", &function_body(python, shell, None)?)
+                .await?;
+            answer["function_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        }
+        _ => {
+            return Err(CliError::usage(
+                "give a FUNCTION_ID, or --python FILE.py:FUNCTION, or --shell 'COMMAND' (one of them)",
+            ));
+        }
+    };
+    let endpoint = client.endpoint_id(s.endpoint).await?;
+    let task = json!({ "function_id": function, "args": args, "kwargs": kwargs });
+    let mut body = json!({ "tasks": vec![task; s.count] });
+    if let Some(r) = s.max_retries {
+        body["max_retries"] = json!(r);
+    }
+    let answer = client
+        .post(&format!("/v1/endpoints/{endpoint}/submit"), &body)
+        .await?;
+    for id in answer["task_ids"].as_array().into_iter().flatten() {
+        println!("{}", id.as_str().unwrap_or_default());
+    }
+    eprintln!(
+        "task group {}",
+        answer["task_group_id"].as_str().unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// `lifeline status`: each task's status, readable, or the raw documents with `--json`.
+pub(crate) async fn status(client: &Client, ids: &[String], as_json: bool) -> CliResult<()> {
+    let answer = client
+        .post("/v1/tasks/batch_status", &json!({ "task_ids": ids }))
+        .await?;
+    let results = &answer["results"];
+    if as_json {
+        let out = if ids.len() == 1 {
+            results[&ids[0]].clone()
+        } else {
+            results.clone()
+        };
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return Ok(());
+    }
+    let mut missing = 0;
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        let doc = &results[id];
+        if let Some(error) = doc["message"].as_str() {
+            println!("{id}  {error}");
+            missing += 1;
+            continue;
+        }
+        print!("{}", describe(id, doc));
+    }
+    if missing > 0 {
+        return Err(CliError::failed(format!(
+            "{missing} of the tasks could not be found"
+        )));
+    }
+    Ok(())
+}
+
+/// A status document for people.
+pub(crate) fn describe(id: &str, doc: &Value) -> String {
+    let mut out = String::new();
+    let status = doc["status"].as_str().unwrap_or("unknown");
+    let label = status.parse::<State>().map(|s| s.label()).unwrap_or(status);
+    let attempt = doc["details"]["attempt"].as_u64().unwrap_or(1);
+    let attempts = doc["details"]["max_retries"].as_u64().unwrap_or(0) + 1;
+    out.push_str(&format!(
+        "{id}  {label} (attempt {attempt} of at most {attempts})\n"
+    ));
+    if let Some(t) = doc["completion_t"]
+        .as_str()
+        .and_then(|t| t.parse::<f64>().ok())
+    {
+        out.push_str(&format!("  finished: {}\n", utc(t)));
+    }
+    if let Some(result) = doc.get("result") {
+        out.push_str(&format!(
+            "  result:   {}\n",
+            serde_json::to_string(result).unwrap_or_default()
+        ));
+    }
+    if let Some(exception) = doc["exception"].as_str() {
+        out.push_str("  exception:\n");
+        for line in exception.lines() {
+            out.push_str(&format!("    {line}\n"));
+        }
+    }
+    let log = doc["details"]["task_transitions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    out.push_str("  life cycle:\n");
+    for (i, t) in log.iter().enumerate() {
+        let at = t["at"].as_f64().unwrap_or_default();
+        let stay = log
+            .get(i + 1)
+            .and_then(|n| n["at"].as_f64())
+            .map(|next| format!("  ({} there)", duration(next - at)))
+            .unwrap_or_default();
+        let reason = t["reason"]
+            .as_str()
+            .map(|r| format!("  [{}]", r.lines().next().unwrap_or("")))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "    {}  {:<19} by {:<11} attempt {}{stay}{reason}\n",
+            utc(at),
+            t["state"].as_str().unwrap_or_default(),
+            t["actor"].as_str().unwrap_or_default(),
+            t["attempt"]
+        ));
+    }
+    out
+}
+
+/// `lifeline cancel`.
+pub(crate) async fn cancel(client: &Client, ids: &[String]) -> CliResult<()> {
+    let mut refused = 0;
+    for id in ids {
+        match client
+            .post(&format!("/v1/tasks/{id}/cancel"), &json!({}))
+            .await
+        {
+            Ok(_) => println!("{id}  cancelled"),
+            Err(e) if e.code == crate::client::exit::FAILED => {
+                println!("{id}  not cancelled: {e}");
+                refused += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if refused > 0 {
+        return Err(CliError::failed(format!(
+            "{refused} of the tasks could not be cancelled"
+        )));
+    }
+    Ok(())
+}
+
+/// A duration in seconds, for people.
+pub(crate) fn duration(secs: f64) -> String {
+    match secs {
+        s if s < 1e-3 => format!("{:.0} µs", s * 1e6),
+        s if s < 1.0 => format!("{:.1} ms", s * 1e3),
+        s if s < 120.0 => format!("{s:.2} s"),
+        s => format!("{:.1} min", s / 60.0),
+    }
+}
+
+/// Epoch seconds as `YYYY-MM-DD HH:MM:SS.mmmZ`.
+pub(crate) fn utc(epoch: f64) -> String {
+    let millis = (epoch * 1000.0).round() as i64;
+    let (days, ms_of_day) = (millis.div_euclid(86_400_000), millis.rem_euclid(86_400_000));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s, ms) = (
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1000 % 60,
+        ms_of_day % 1000,
+    );
+    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02}.{ms:03}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_naturally() {
+        assert_eq!(utc(1_623_881_816.333_504), "2021-06-16 22:16:56.334Z");
+        assert_eq!(utc(0.0), "1970-01-01 00:00:00.000Z");
+        assert_eq!(utc(951_782_400.0), "2000-02-29 00:00:00.000Z");
+        assert_eq!(duration(0.0004), "400 µs");
+        assert_eq!(duration(2.5), "2.50 s");
+    }
+}
