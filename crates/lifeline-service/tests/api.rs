@@ -349,6 +349,9 @@ async fn the_task_list_pages_newest_first_and_filters_before_limiting() {
     assert_eq!(stats["pending"], 257);
     let (_, stats_b) = app.get(&format!("/v1/stats?endpoint_id={b}")).await;
     assert_eq!(stats_b["total"], 100);
+    let (_, stats_ab) = app.get(&format!("/v1/stats?endpoint_id={a},{b}")).await;
+    assert_eq!(stats_ab["total"], 260);
+    assert_eq!(stats_ab["seq"], stats["seq"]);
     let edges = stats["edges"].as_array().expect("edges");
     let edge = |from: &str, to: &str| {
         edges

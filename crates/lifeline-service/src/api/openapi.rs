@@ -108,7 +108,7 @@ routes! {
     }
     get "/stats" => tasks::stats {
         summary: "Tasks per state, transitions per edge and time-in-state percentiles, with the event sequence they include.",
-        query: [("endpoint_id", "Only this endpoint.")],
+        query: [("endpoint_id", "Only these endpoints (one id, or several comma-separated).")],
         ok: 200,
     }
     get "/events" => events::stream {

@@ -421,14 +421,21 @@ pub(super) async fn stats(
     query: Result<Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<StatsView>> {
     let Query(q) = query.map_err(query_error)?;
-    let endpoint: Option<EndpointId> = q
-        .endpoint_id
-        .as_deref()
+    let endpoints: Vec<EndpointId> = split(q.endpoint_id.as_deref())
         .map(parse_endpoint_id)
-        .transpose()?;
-    let (seq, s) = state.store().with_stats(|book| match endpoint {
-        Some(e) => book.get(e).cloned().unwrap_or_default(),
-        None => book.total(),
+        .collect::<ApiResult<_>>()?;
+    // One read of the book: the figures of several endpoints share one sequence number.
+    let (seq, s) = state.store().with_stats(|book| {
+        if endpoints.is_empty() {
+            return book.total();
+        }
+        let mut sum = crate::stats::Stats::default();
+        for e in &endpoints {
+            if let Some(one) = book.get(*e) {
+                sum.merge(one);
+            }
+        }
+        sum
     });
     let mut edges = Vec::new();
     for from in TaskState::ALL {
