@@ -1,3 +1,7 @@
-//! Widgets shared by the dashboard's views.
+//! Widgets shared by the dashboard's pages.
 
 pub mod diagram;
+pub mod header;
+pub mod signin;
+pub mod task_detail;
+pub mod task_table;

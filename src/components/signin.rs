@@ -1,0 +1,44 @@
+//! The sign-in form: a token, kept in session storage.
+
+use leptos::prelude::*;
+
+use crate::api::Api;
+use crate::session::Session;
+
+#[component]
+pub fn SignIn() -> impl IntoView {
+    let session = expect_context::<Session>();
+    let token = RwSignal::new(String::new());
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let value = token.get_untracked().trim().to_owned();
+        if value.is_empty() {
+            session.notice.set(Some(
+                "Paste the token that `lifeline up` or `lifeline serve` printed.".into(),
+            ));
+            return;
+        }
+        if let Some(storage) = web_sys::window().and_then(|w| w.session_storage().ok().flatten()) {
+            let _ = storage.set_item("lifeline-token", &value);
+        }
+        session.notice.set(None);
+        session.api.set(Some(Api {
+            base: String::new(),
+            token: value,
+        }));
+    };
+    view! {
+        <main class="signin">
+            <h1>"Lifeline"</h1>
+            <form on:submit=submit aria-labelledby="signin-title">
+                <h2 id="signin-title">"Sign in"</h2>
+                <p>"Open the URL that " <code>"lifeline up"</code> " printed, or paste its token:"</p>
+                <label for="token">"Token"</label>
+                <input id="token" type="password" autocomplete="off" prop:value=move || token.get()
+                    on:input=move |ev| token.set(event_target_value(&ev))/>
+                <button type="submit">"Sign in"</button>
+                {move || session.notice.get().map(|n| view! { <p class="notice" role="alert">{n}</p> })}
+            </form>
+        </main>
+    }
+}

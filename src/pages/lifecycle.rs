@@ -1,0 +1,165 @@
+//! The main page: the lifecycle diagram with live counts and flows, the task list, the selected
+//! task's detail (and its path on the diagram), and warnings about refused transitions.
+
+use leptos::prelude::*;
+use lifeline_model::{State, StateCounts, edges};
+
+use crate::components::diagram::LifecycleDiagram;
+use crate::components::task_detail::{TaskDetail, path_of, use_task_document};
+use crate::components::task_table::TaskTable;
+use crate::session::{Session, now_secs};
+
+#[component]
+pub fn LifecyclePage() -> impl IntoView {
+    let session = expect_context::<Session>();
+    let counts = Signal::derive(move || {
+        session.version.track();
+        session.live.with_value(|l| {
+            l.as_ref()
+                .map(|l| l.counts)
+                .unwrap_or_else(StateCounts::default)
+        })
+    });
+    let flows = Signal::derive(move || {
+        session.version.track();
+        session.clock.track();
+        let now = now_secs();
+        session.live.with_value(|l| match l {
+            Some(l) => edges().map(|e| l.flow(e.from, e.to, now)).collect(),
+            None => Vec::new(),
+        })
+    });
+    let doc = use_task_document(session);
+    let path = Signal::derive(move || doc.with(|d| d.as_ref().map(path_of).unwrap_or_default()));
+    let highlighted = Signal::derive(move || session.view.with(|v| v.states.clone()));
+    let on_state = Callback::new(move |state: State| {
+        session.view.update(|v| {
+            v.edge = None;
+            v.states = if v.states == [state] {
+                Vec::new()
+            } else {
+                vec![state]
+            };
+        })
+    });
+    let on_edge = Callback::new(move |edge: (State, State)| {
+        session.view.update(|v| {
+            v.states.clear();
+            v.edge = if v.edge == Some(edge) {
+                None
+            } else {
+                Some(edge)
+            };
+        })
+    });
+
+    // "/" focuses the search, Escape clears the selection.
+    let keys = window_event_listener(leptos::ev::keydown, move |ev| {
+        let typing = ev
+            .target()
+            .and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(t).ok())
+            .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "SELECT" | "TEXTAREA"));
+        match ev.key().as_str() {
+            "/" if !typing => {
+                ev.prevent_default();
+                if let Some(el) = document().get_element_by_id("search")
+                    && let Ok(input) = wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(el)
+                {
+                    let _ = input.focus();
+                }
+            }
+            "Escape" => session.view.update(|v| v.task = None),
+            _ => {}
+        }
+    });
+    on_cleanup(move || keys.remove());
+
+    let filter_text = move || {
+        session.view.with(|v| {
+            let mut parts = Vec::new();
+            if !v.states.is_empty() {
+                parts.push(format!(
+                    "state {}",
+                    v.states
+                        .iter()
+                        .map(|s| s.wire())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            if let Some((from, to)) = v.edge {
+                parts.push(format!("last step {from} → {to}"));
+            }
+            parts.join("; ")
+        })
+    };
+    let function_options = move || {
+        session.functions.with(|f| {
+            let mut all: Vec<(String, String)> = f.iter().map(|(id, name)| (id.to_string(), name.clone())).collect();
+            all.sort_by(|a, b| a.1.cmp(&b.1));
+            all.into_iter().map(|(id, name)| view! { <option value=id.clone()>{format!("{name} ({})", crate::session::short(&id))}</option> }).collect_view()
+        })
+    };
+    let warnings = move || {
+        session.version.track();
+        session.live.with_value(|l| {
+            l.as_ref()
+                .map(|l| l.warnings.iter().rev().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+    };
+
+    view! {
+        <div class="lifecycle">
+            <section class="panel diagram-panel" aria-labelledby="diagram-title">
+                <h2 id="diagram-title">"Task life cycle"</h2>
+                <LifecycleDiagram counts=counts flows=flows path=path highlighted=highlighted on_state=on_state on_edge=on_edge/>
+                <p class="legend">
+                    <span class="key forward">"forward"</span>
+                    <span class="key retry">"retry (next attempt)"</span>
+                    <span class="key fail">"failure"</span>
+                    <span class="key cancel">"cancel"</span>
+                    " Edges thicken with their flow (transitions per second over 10 s). Click a state or an edge to filter the list."
+                </p>
+                <Show when=move || !warnings().is_empty()>
+                    <details class="warnings" open>
+                        <summary>{move || format!("{} transitions refused by the life cycle model", warnings().len())}</summary>
+                        <ul>
+                            {move || warnings().into_iter().map(|w| view! {
+                                <li data-warning-seq=w.seq><span class="mono">{format!("#{} {}", w.seq, crate::session::short(&w.task_id.to_string()))}</span>" "{w.message}</li>
+                            }).collect_view()}
+                        </ul>
+                    </details>
+                </Show>
+            </section>
+            <div class="work">
+                <section class="panel tasks-panel" aria-labelledby="tasks-title">
+                    <div class="toolbar">
+                        <h2 id="tasks-title">"Tasks"</h2>
+                        <input id="search" type="search" placeholder="Search ids  (press /)" aria-label="Search task ids"
+                            prop:value=move || session.view.with(|v| v.search.clone())
+                            on:input=move |ev| { let text = event_target_value(&ev); session.view.update(|v| v.search = text) }/>
+                        <select aria-label="State" on:change=move |ev| {
+                            let value = event_target_value(&ev);
+                            session.view.update(|v| { v.edge = None; v.states = value.parse().map(|s| vec![s]).unwrap_or_default(); });
+                        } prop:value=move || session.view.with(|v| v.states.first().map(|s| s.wire().to_owned()).unwrap_or_default())>
+                            <option value="">"any state"</option>
+                            {State::ALL.into_iter().map(|s| view! { <option value=s.wire()>{s.label()}</option> }).collect_view()}
+                        </select>
+                        <select aria-label="Function" on:change=move |ev| {
+                            let value = event_target_value(&ev);
+                            session.view.update(|v| v.function = value.parse().ok());
+                        } prop:value=move || session.view.with(|v| v.function.map(|f| f.to_string()).unwrap_or_default())>
+                            <option value="">"any function"</option>
+                            {function_options}
+                        </select>
+                        <span class="active-filter">{filter_text}</span>
+                        <button on:click=move |_| session.view.update(|v| { v.states.clear(); v.edge = None; v.function = None; v.search.clear(); })>"Clear filters"</button>
+                    </div>
+                    <TaskTable/>
+                </section>
+                {move || session.view.with(|v| v.task).map(|task| view! { <TaskDetail doc=doc task=task/> })}
+            </div>
+        </div>
+    }
+}

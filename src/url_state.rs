@@ -1,0 +1,218 @@
+//! What the dashboard shows, kept in the URL's query so that a link reproduces the view and a
+//! reload keeps it: `?view=endpoints&endpoint=ID,ID&state=running,failed&function=ID&q=0190&task=ID`.
+
+use lifeline_model::{EndpointId, FunctionId, State, TaskId};
+
+/// The dashboard's pages.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Page {
+    #[default]
+    Lifecycle,
+    Endpoints,
+    Overview,
+}
+
+impl Page {
+    pub const ALL: [Page; 3] = [Page::Lifecycle, Page::Endpoints, Page::Overview];
+
+    pub fn wire(self) -> &'static str {
+        match self {
+            Page::Lifecycle => "lifecycle",
+            Page::Endpoints => "endpoints",
+            Page::Overview => "overview",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Page::Lifecycle => "Life cycle",
+            Page::Endpoints => "Endpoints",
+            Page::Overview => "Overview",
+        }
+    }
+}
+
+/// Every choice that shapes the view.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ViewState {
+    pub page: Page,
+    /// Several endpoints at once; empty: all.
+    pub endpoints: Vec<EndpointId>,
+    /// The task list shows tasks in these states; empty: all.
+    pub states: Vec<State>,
+    /// An edge clicked on the diagram: tasks that took it.
+    pub edge: Option<(State, State)>,
+    pub function: Option<FunctionId>,
+    /// Text searched in task ids.
+    pub search: String,
+    pub task: Option<TaskId>,
+}
+
+fn list<T: std::str::FromStr>(value: &str) -> Vec<T> {
+    value
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect()
+}
+
+fn encode(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b',' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&value[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl ViewState {
+    /// Reads a query string (with or without its leading `?`); unknown or malformed parts are
+    /// ignored.
+    pub fn from_query(query: &str) -> Self {
+        let mut state = Self::default();
+        for pair in query
+            .trim_start_matches('?')
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = decode(value);
+            match key {
+                "view" => {
+                    state.page = Page::ALL
+                        .into_iter()
+                        .find(|p| p.wire() == value)
+                        .unwrap_or_default()
+                }
+                "endpoint" => state.endpoints = list(&value),
+                "state" => state.states = list(&value),
+                "edge" => {
+                    state.edge = value
+                        .split_once('>')
+                        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
+                }
+                "function" => state.function = value.parse().ok(),
+                "q" => state.search = value,
+                "task" => state.task = value.parse().ok(),
+                _ => {}
+            }
+        }
+        state
+    }
+
+    /// The query string, starting with `?` (or empty for the default view).
+    pub fn to_query(&self) -> String {
+        let join = |items: Vec<String>| items.join(",");
+        let mut parts = Vec::new();
+        if self.page != Page::Lifecycle {
+            parts.push(format!("view={}", self.page.wire()));
+        }
+        if !self.endpoints.is_empty() {
+            parts.push(format!(
+                "endpoint={}",
+                join(self.endpoints.iter().map(ToString::to_string).collect())
+            ));
+        }
+        if !self.states.is_empty() {
+            parts.push(format!(
+                "state={}",
+                join(self.states.iter().map(|s| s.wire().to_owned()).collect())
+            ));
+        }
+        if let Some((from, to)) = self.edge {
+            parts.push(format!("edge={}%3E{}", from.wire(), to.wire()));
+        }
+        if let Some(f) = self.function {
+            parts.push(format!("function={f}"));
+        }
+        if !self.search.is_empty() {
+            parts.push(format!("q={}", encode(&self.search)));
+        }
+        if let Some(t) = self.task {
+            parts.push(format!("task={t}"));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", parts.join("&"))
+        }
+    }
+}
+
+/// The token in a URL fragment such as `#token=abc`.
+pub fn token_from_fragment(fragment: &str) -> Option<String> {
+    fragment
+        .trim_start_matches('#')
+        .split('&')
+        .find_map(|p| p.strip_prefix("token="))
+        .map(decode)
+        .filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_round_trips() {
+        let state = ViewState {
+            page: Page::Overview,
+            endpoints: vec![EndpointId::from_u128(1), EndpointId::from_u128(2)],
+            states: vec![State::Running, State::WaitingForEp],
+            edge: Some((State::Running, State::WaitingForNodes)),
+            function: Some(FunctionId::from_u128(3)),
+            search: "01a2 x&y".into(),
+            task: Some(TaskId::from_u128(4)),
+        };
+        let query = state.to_query();
+        assert!(
+            query.starts_with("?view=overview&endpoint=00000000-0000-0000-0000-000000000001,"),
+            "{query}"
+        );
+        assert!(query.contains("state=running,waiting-for-ep"), "{query}");
+        assert!(query.contains("q=01a2%20x%26y"), "{query}");
+        assert_eq!(ViewState::from_query(&query), state);
+        assert_eq!(ViewState::default().to_query(), "");
+    }
+
+    #[test]
+    fn junk_is_ignored() {
+        let state = ViewState::from_query("?view=nowhere&state=running,bogus&task=42&zzz");
+        assert_eq!(state.page, Page::Lifecycle);
+        assert_eq!(state.states, vec![State::Running]);
+        assert_eq!(state.task, None);
+    }
+
+    #[test]
+    fn the_token_comes_from_the_fragment() {
+        assert_eq!(token_from_fragment("#token=abc123"), Some("abc123".into()));
+        assert_eq!(token_from_fragment("#x=1&token=t"), Some("t".into()));
+        assert_eq!(token_from_fragment("#token="), None);
+        assert_eq!(token_from_fragment(""), None);
+    }
+}
