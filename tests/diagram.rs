@@ -57,3 +57,60 @@ async fn diagram_shows_live_counts_for_every_state() {
     );
     assert!(running.text_content().unwrap_or_default().contains('7'));
 }
+
+#[wasm_bindgen_test]
+async fn a_selected_task_s_path_is_drawn_and_clicks_reach_the_callbacks() {
+    use lifeline_dashboard::components::diagram::PathStep;
+    let counts = RwSignal::new(StateCounts::default());
+    let path = RwSignal::new(Vec::<PathStep>::new());
+    let clicked = RwSignal::new(None::<State>);
+    let mount = document().create_element("div").expect("div");
+    mount.set_id("second");
+    document()
+        .body()
+        .expect("body")
+        .append_child(&mount)
+        .expect("append");
+    let _handle = leptos::mount::mount_to(mount.clone().unchecked_into(), move || {
+        view! {
+            <LifecycleDiagram counts=counts.into() path=path on_state=Callback::new(move |s| clicked.set(Some(s)))/>
+        }
+    });
+    let steps = [
+        State::Received,
+        State::DispatchedToEp,
+        State::WaitingForNodes,
+        State::WaitingForLaunch,
+        State::Running,
+        State::WaitingForNodes,
+    ];
+    path.set(
+        steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| PathStep {
+                state: *s,
+                attempt: 1,
+                at: i as f64,
+            })
+            .collect(),
+    );
+    leptos::task::tick().await;
+
+    let within = |selector: &str| mount.query_selector(selector).expect("valid selector");
+    assert!(within("[data-state=\"running\"].visited").is_some());
+    assert!(within("[data-state=\"success\"].visited").is_none());
+    assert!(
+        within(".edge-group.taken[data-from=\"running\"][data-to=\"waiting-for-nodes\"]").is_some(),
+        "the retry loop is drawn"
+    );
+    let step = within("[data-state=\"waiting-for-nodes\"] .step").expect("step numbers");
+    assert_eq!(step.text_content().as_deref(), Some("3,6"));
+
+    let node: web_sys::HtmlElement = within("[data-state=\"failed\"]")
+        .expect("node")
+        .unchecked_into();
+    node.dispatch_event(&web_sys::Event::new("click").expect("event"))
+        .expect("dispatch");
+    assert_eq!(clicked.get_untracked(), Some(State::Failed));
+}

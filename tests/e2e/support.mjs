@@ -56,3 +56,62 @@ export async function openPage(context, url) {
   await page.goto(url);
   return { page, errors };
 }
+
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+export const LIFELINE = join(ROOT, 'target', 'debug', 'lifeline');
+
+/**
+ * Runs `lifeline up` (the real service, a real local endpoint agent and the built dashboard) in
+ * a fresh home directory. Resolves with its URL, token and a way to stop it.
+ */
+export async function lifelineUp({ home, bind = '127.0.0.1:0', env = {} } = {}) {
+  home = home ?? await mkdtemp(join(tmpdir(), 'lifeline-e2e-'));
+  const child = spawn(LIFELINE, ['up', '--bind', bind, '--data-dir', join(home, 'data'), '--dashboard-dir', join(ROOT, 'dist')], {
+    env: { ...process.env, HOME: home, LIFELINE_LOG: 'warn', LIFELINE_HEARTBEAT_PERIOD: '0.5', LIFELINE_HEARTBEAT_THRESHOLD: '30', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout });
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('lifeline up did not print its URL')), 30000);
+    lines.on('line', (line) => {
+      if (line.startsWith('Lifeline is up: ')) {
+        clearTimeout(timer);
+        resolve(line.slice('Lifeline is up: '.length));
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`lifeline up exited with ${code}`)));
+  });
+  const [base, token] = url.split('/#token=');
+  const stop = async () => {
+    if (child.exitCode !== null) return;
+    const done = new Promise((resolve) => child.on('exit', resolve));
+    child.kill('SIGINT');
+    await done;
+  };
+  return { url, base, token, home, stop, child };
+}
+
+/** A JSON call to the service. */
+export async function api(base, token, method, path, body) {
+  const response = await fetch(base + path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/** Polls `check` until it returns a truthy value. */
+export async function until(what, check, timeout = 30000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
