@@ -53,6 +53,10 @@ pub const FLOW_WINDOW: usize = 10;
 pub const THROUGHPUT_BUCKETS: usize = 30;
 pub const THROUGHPUT_BUCKET_SECS: f64 = 10.0;
 const MAX_WARNINGS: usize = 50;
+/// Most tasks kept in memory; beyond it the oldest are let go (in chunks, so that trimming
+/// costs little per event), which keeps memory flat however long the stream runs.
+pub const MAX_ROWS: usize = 200_000;
+const TRIM_CHUNK: usize = MAX_ROWS / 10;
 
 /// Per-edge transitions in the last [`FLOW_WINDOW`] seconds, in one-second buckets.
 #[derive(Clone, Debug)]
@@ -332,6 +336,15 @@ impl Live {
                 }
             }
             None if t.from.is_none() => {
+                if self.tasks.len() >= MAX_ROWS + TRIM_CHUNK {
+                    self.tasks.drain(..TRIM_CHUNK);
+                    self.index = self
+                        .tasks
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| (t.task_id, i))
+                        .collect();
+                }
                 self.index.insert(t.task_id, self.tasks.len());
                 self.tasks.push(TaskRow {
                     task_id: t.task_id,
@@ -583,6 +596,23 @@ mod tests {
         }
         assert_eq!(live.newest(0).map(|t| t.task_id), Some(id(3)));
         assert_eq!(live.select(|t| t.task_id != id(2)), vec![0, 2]);
+    }
+
+    #[test]
+    fn the_oldest_rows_are_let_go_beyond_the_cap() {
+        let mut live = Live::new(0, StateCounts::default(), vec![], None);
+        let n = (MAX_ROWS + TRIM_CHUNK + 1) as u64;
+        for seq in 1..=n {
+            live.apply(
+                &event(seq, u128::from(seq), None, Received, Actor::WebService, 1),
+                1.0,
+            )
+            .expect("in order");
+        }
+        assert_eq!(live.len(), MAX_ROWS + 1);
+        assert!(live.task(id(1)).is_none(), "the oldest went");
+        assert_eq!(live.newest(0).map(|t| t.task_id), Some(id(u128::from(n))));
+        assert_eq!(live.counts.get(Received), n, "counts keep counting");
     }
 
     #[test]

@@ -89,7 +89,7 @@ struct Page {
 }
 
 /// Most tasks the list loads for one filter.
-pub const TASK_CAP: usize = 200_000;
+pub const TASK_CAP: usize = crate::live::MAX_ROWS;
 const PAGE: usize = 1000;
 /// Stream errors in a row, without it ever opening, before falling back to polling.
 const ERRORS_BEFORE_POLLING: u32 = 3;

@@ -63,9 +63,9 @@ async fn latencies(bench: &Bench, label: &str, paths: &[String]) {
         times.push(bench.get_latency(path).await);
     }
     times.sort();
+    println!("metric: {label} p50 = {:.3} ms", percentile(&times, 0.5));
     println!(
-        "{label:<44} p50 {:>7.3} ms   p99 {:>7.3} ms   ({} requests)",
-        percentile(&times, 0.5),
+        "metric: {label} p99 = {:.3} ms   ({} requests)",
         percentile(&times, 0.99),
         times.len()
     );
@@ -239,7 +239,7 @@ async fn main() {
     let f = bench.post("/v1/functions", json!({ "name": "noop", "kind": "python", "source": "def noop(*a):\n    return None\n", "entrypoint": "noop" })).await;
     let f = f["function_id"].as_str().expect("id").to_owned();
     println!(
-        "Lifeline service benchmark: {n} tasks per run, {} cores",
+        "Lifeline service benchmark: {n} tasks in all (half per ingest run), {} cores",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
@@ -257,7 +257,8 @@ async fn main() {
         let (ids, submit_rate) = submit_all(&bench, &ep_id, &f, n / 2).await;
         let ws_url = format!("ws://{addr}/v1/endpoints/{ep_id}/connect");
         let rate = ingest(&bench, &ws_url, &ep_token, &ids, 500).await;
-        println!("{label:<44} {rate:>10.0} transitions/s   (submit: {submit_rate:.0} tasks/s)");
+        println!("metric: {label} = {rate:.0} transitions/s");
+        println!("metric: submission ({label}) = {submit_rate:.0} tasks/s");
         drop(subscribers);
     }
 
@@ -288,7 +289,8 @@ async fn main() {
         .json()
         .await
         .expect("json");
-    println!("stored: {} tasks, {} events", stats["total"], stats["seq"]);
+    println!("metric: tasks stored = {} tasks", stats["total"]);
+    println!("metric: events stored = {} events", stats["seq"]);
     let ep = page["tasks"][0]["endpoint_id"]
         .as_str()
         .expect("endpoint")
@@ -309,5 +311,8 @@ async fn main() {
     )
     .await;
     latencies(&bench, "GET /v1/stats", &vec!["/v1/stats".to_owned(); 300]).await;
-    println!("process RSS: {:.0} MiB", rss_mib());
+    println!(
+        "metric: service RSS (benchmark process) = {:.0} MiB",
+        rss_mib()
+    );
 }

@@ -185,14 +185,13 @@ async fn main() {
     throughput(&s, &endpoint, &python, 200).await;
     for &n in &sizes {
         let (rate, failed) = throughput(&s, &endpoint, &python, n).await;
-        println!(
-            "no-op Python tasks, batch of {n:>7}: {rate:>8.0} tasks/s  ({failed} failed in total)"
-        );
+        println!("metric: lifeline no-op Python tasks, batch of {n} = {rate:.1} tasks/s");
+        assert_eq!(failed, 0, "no task may fail");
     }
     for &n in &sizes {
         let n = n.min(20_000);
         let (rate, _) = throughput(&s, &endpoint, &shell, n).await;
-        println!("no-op shell tasks,  batch of {n:>7}: {rate:>8.0} tasks/s");
+        println!("metric: lifeline no-op shell tasks, batch of {n} = {rate:.1} tasks/s");
     }
 
     let mut times = Vec::with_capacity(round_trips);
@@ -213,8 +212,11 @@ async fn main() {
     }
     times.sort();
     println!(
-        "round trip (submit -> result readable), {round_trips} sequential no-op Python tasks: p50 {:.2} ms  p99 {:.2} ms",
-        percentile(&times, 0.5),
+        "metric: lifeline round trip p50 = {:.2} ms",
+        percentile(&times, 0.5)
+    );
+    println!(
+        "metric: lifeline round trip p99 = {:.2} ms",
         percentile(&times, 0.99)
     );
 }

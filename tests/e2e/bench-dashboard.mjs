@@ -1,0 +1,132 @@
+// Dashboard benchmark (not a test; run on demand by scripts/bench): the release build of the
+// dashboard in headless Chromium against the real service (release binary) with N tasks stored,
+// then transitions streamed at a steady rate. Prints initial load time, frame time p95,
+// event-to-screen latency p95, memory at the start and the end of the stream, and the gzipped
+// size of the wasm and JavaScript.
+//
+//   node tests/e2e/bench-dashboard.mjs [--tasks 100000] [--rate 2000] [--seconds 60]
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { ROOT, launchBrowser, api, until } from './support.mjs';
+
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const TASKS = arg('tasks', 100000);
+const RATE = arg('rate', 2000);
+const SECONDS = arg('seconds', 60);
+
+
+const pct = (values, q) => {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.ceil(s.length * q) - 1)] : NaN;
+};
+const figure = (name, value, unit) => console.log(`metric: ${name} = ${typeof value === 'number' ? value.toFixed(1) : value} ${unit}`);
+
+const dir = await mkdtemp(join(tmpdir(), 'lifeline-bench-'));
+const serve = spawn(join(ROOT, 'target/release/lifeline'), ['serve', '--bind', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--dashboard-dir', join(ROOT, 'dist')], {
+  env: { ...process.env, LIFELINE_LOG: 'warn', LIFELINE_MAX_PAYLOAD_BYTES: '67108864' },
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+const base = await new Promise((resolve) => {
+  createInterface({ input: serve.stdout }).on('line', (line) => {
+    const m = line.match(/^Lifeline is listening on (http:\/\/[^/]+)/);
+    if (m) resolve(m[1]);
+  });
+});
+const token = (await readFile(join(dir, 'data/token'), 'utf8')).trim();
+const call = (method, path, body) => api(base, token, method, path, body);
+
+try {
+  const endpoint = (await call('POST', '/v1/endpoints', { name: 'bench' })).endpoint_id;
+  const fn = (await call('POST', '/v1/functions', { name: 'noop', kind: 'shell', command: 'true' })).function_id;
+  const waiting = [];
+  for (let left = TASKS; left > 0; left -= 10000) {
+    const tasks = Array.from({ length: Math.min(left, 10000) }, () => ({ function_id: fn }));
+    waiting.push(...(await call('POST', `/v1/endpoints/${endpoint}/submit`, { tasks })).task_ids);
+  }
+  console.log(`Dashboard benchmark: ${TASKS} tasks stored, ${RATE} transitions/s for ${SECONDS} s`);
+
+  const context = await launchBrowser();
+  const page = await context.newPage();
+  await page.addInitScript(() => {
+    window.__frames = [];
+    window.__screen = [];
+    addEventListener('TrunkApplicationStarted', (e) => { window.__wasm = e.detail.wasm; });
+    const loop = (t) => { window.__frames.push(t); requestAnimationFrame(loop); };
+    requestAnimationFrame(loop);
+    // When the cancelled count changes on screen, note the wall clock.
+    new MutationObserver(() => {
+      const node = document.querySelector('[data-state="cancelled"]');
+      if (node) window.__screen.push([Date.now(), Number(node.getAttribute('data-count'))]);
+    }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-count'] });
+  });
+  const started = Date.now();
+  await page.goto(`${base}/#token=${token}`);
+  await page.locator(`.task-count`, { hasText: `${TASKS} tasks` }).waitFor({ timeout: 120000 });
+  await page.locator('[data-connection="live"]').waitFor({ timeout: 60000 });
+  figure('dashboard initial load', (Date.now() - started) / 1000, 's');
+
+  const memory = async () => page.evaluate(() => ({
+    js: performance.memory ? performance.memory.usedJSHeapSize : 0,
+    wasm: window.__wasm ? window.__wasm.memory.buffer.byteLength : 0,
+  }));
+  const before = await memory();
+
+  // Stream: each tick cancels waiting tasks and submits new ones (two transitions each).
+  const done = [];
+  let cancelled = Number(await page.locator('[data-state="cancelled"]').getAttribute('data-count'));
+  const firstCount = cancelled;
+  await page.evaluate(() => { window.__frames = []; window.__screen = []; });
+  const tickMs = 100;
+  const perTick = RATE * tickMs / 1000;
+  const streamStart = Date.now();
+  let pending = [];
+  while (Date.now() - streamStart < SECONDS * 1000) {
+    const tickStart = Date.now();
+    const cancels = waiting.splice(0, Math.floor(perTick / 2));
+    for (const id of cancels) pending.push(call('POST', `/v1/tasks/${id}/cancel`, {}).then(() => done.push(Date.now())));
+    const fresh = Math.floor(perTick / 4);
+    if (fresh > 0) {
+      pending.push(call('POST', `/v1/endpoints/${endpoint}/submit`, { tasks: Array.from({ length: fresh }, () => ({ function_id: fn })) })
+        .then((r) => waiting.push(...r.task_ids)));
+    }
+    if (pending.length > 4000) { await Promise.all(pending); pending = []; }
+    const rest = tickMs - (Date.now() - tickStart);
+    if (rest > 0) await new Promise((r) => setTimeout(r, rest));
+  }
+  await Promise.all(pending);
+  const achieved = (done.length * 2) / ((Date.now() - streamStart) / 1000);
+  const target = firstCount + done.length;
+  await until('the screen caught up', async () => Number(await page.locator('[data-state="cancelled"]').getAttribute('data-count')) >= target, 60000);
+
+  const frames = await page.evaluate(() => window.__frames);
+  const deltas = frames.slice(1).map((t, i) => t - frames[i]);
+  const screen = await page.evaluate(() => window.__screen);
+  done.sort((a, b) => a - b);
+  const latencies = [];
+  let j = 0;
+  for (let k = 0; k < done.length; k++) {
+    while (j < screen.length && screen[j][1] < firstCount + k + 1) j++;
+    if (j < screen.length) latencies.push(screen[j][0] - done[k]);
+  }
+  const after = await memory();
+  figure('stream rate achieved', achieved, 'transitions/s');
+  figure('frame time p95', pct(deltas, 0.95), 'ms');
+  figure('event-to-screen p95', pct(latencies, 0.95), 'ms');
+  figure('memory at stream start (JS heap + wasm)', (before.js + before.wasm) / 1048576, 'MiB');
+  figure(`memory after ${SECONDS} s of stream (JS heap + wasm)`, (after.js + after.wasm) / 1048576, 'MiB');
+  let gz = 0;
+  for (const f of await readdir(join(ROOT, 'dist'))) {
+    if (f.endsWith('.wasm') || f.endsWith('.js')) gz += gzipSync(await readFile(join(ROOT, 'dist', f)), { level: 9 }).length;
+  }
+  figure('dashboard wasm + JS gzipped', gz / 1024, 'KiB');
+  await context.close();
+} finally {
+  serve.kill('SIGINT');
+}
