@@ -21,23 +21,26 @@ use crate::pages::endpoints::EndpointsPage;
 use crate::pages::lifecycle::LifecyclePage;
 use crate::pages::overview::OverviewPage;
 use crate::session::{Session, now_secs};
-use crate::url_state::{Page, ViewState, token_from_fragment};
+use crate::url_state::{Page, ViewState, from_fragment};
 
 const TOKEN_KEY: &str = "lifeline-token";
+const SERVICE_KEY: &str = "lifeline-service";
 
-/// The token from `#token=...` (then removed from the address bar) or from session storage.
-fn initial_token() -> Option<String> {
+/// The service and token from `#token=...&service=...` (then removed from the address bar),
+/// or from session storage. Without `service`, the service is the page's own origin.
+fn initial_api() -> Option<Api> {
     let window = web_sys::window()?;
     let storage = window.session_storage().ok().flatten();
     let location = window.location();
-    if let Some(token) = location
-        .hash()
-        .ok()
-        .as_deref()
-        .and_then(token_from_fragment)
-    {
+    let fragment = location.hash().unwrap_or_default();
+    if let Some(token) = from_fragment(&fragment, "token") {
+        let base = from_fragment(&fragment, "service")
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_owned();
         if let Some(s) = &storage {
             let _ = s.set_item(TOKEN_KEY, &token);
+            let _ = s.set_item(SERVICE_KEY, &base);
         }
         let clean = format!(
             "{}{}",
@@ -47,9 +50,16 @@ fn initial_token() -> Option<String> {
         if let Ok(history) = window.history() {
             let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&clean));
         }
-        return Some(token);
+        return Some(Api { base, token });
     }
-    storage?.get_item(TOKEN_KEY).ok().flatten()
+    let storage = storage?;
+    let token = storage.get_item(TOKEN_KEY).ok().flatten()?;
+    let base = storage
+        .get_item(SERVICE_KEY)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    Some(Api { base, token })
 }
 
 /// Keeps the view in the address bar.
@@ -73,11 +83,7 @@ pub fn App() -> impl IntoView {
     let query = web_sys::window()
         .and_then(|w| w.location().search().ok())
         .unwrap_or_default();
-    let api = initial_token().map(|token| Api {
-        base: String::new(),
-        token,
-    });
-    let session = Session::new(api, ViewState::from_query(&query));
+    let session = Session::new(initial_api(), ViewState::from_query(&query));
     provide_context(session);
 
     // The address bar follows the view.

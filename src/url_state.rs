@@ -164,12 +164,13 @@ impl ViewState {
     }
 }
 
-/// The token in a URL fragment such as `#token=abc`.
-pub fn token_from_fragment(fragment: &str) -> Option<String> {
+/// A value in a URL fragment such as `#token=abc&service=http%3A%2F%2Fhost%3A8080`.
+pub fn from_fragment(fragment: &str, key: &str) -> Option<String> {
+    let prefix = format!("{key}=");
     fragment
         .trim_start_matches('#')
         .split('&')
-        .find_map(|p| p.strip_prefix("token="))
+        .find_map(|p| p.strip_prefix(prefix.as_str()))
         .map(decode)
         .filter(|t| !t.is_empty())
 }
@@ -209,10 +210,18 @@ mod tests {
     }
 
     #[test]
-    fn the_token_comes_from_the_fragment() {
-        assert_eq!(token_from_fragment("#token=abc123"), Some("abc123".into()));
-        assert_eq!(token_from_fragment("#x=1&token=t"), Some("t".into()));
-        assert_eq!(token_from_fragment("#token="), None);
-        assert_eq!(token_from_fragment(""), None);
+    fn the_token_and_service_come_from_the_fragment() {
+        assert_eq!(
+            from_fragment("#token=abc123", "token"),
+            Some("abc123".into())
+        );
+        assert_eq!(from_fragment("#x=1&token=t", "token"), Some("t".into()));
+        assert_eq!(from_fragment("#token=", "token"), None);
+        assert_eq!(from_fragment("", "token"), None);
+        let fragment = "#token=t&service=http%3A%2F%2F127.0.0.1%3A8080";
+        assert_eq!(
+            from_fragment(fragment, "service"),
+            Some("http://127.0.0.1:8080".into())
+        );
     }
 }

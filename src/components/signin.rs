@@ -9,6 +9,7 @@ use crate::session::Session;
 pub fn SignIn() -> impl IntoView {
     let session = expect_context::<Session>();
     let token = RwSignal::new(String::new());
+    let service = RwSignal::new(String::new());
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let value = token.get_untracked().trim().to_owned();
@@ -36,6 +37,9 @@ pub fn SignIn() -> impl IntoView {
                 <label for="token">"Token"</label>
                 <input id="token" type="password" autocomplete="off" prop:value=move || token.get()
                     on:input=move |ev| token.set(event_target_value(&ev))/>
+                <label for="service">"Service URL (empty: this site)"</label>
+                <input id="service" type="url" placeholder="http://127.0.0.1:8080" prop:value=move || service.get()
+                    on:input=move |ev| service.set(event_target_value(&ev))/>
                 <button type="submit">"Sign in"</button>
                 {move || session.notice.get().map(|n| view! { <p class="notice" role="alert">{n}</p> })}
             </form>
