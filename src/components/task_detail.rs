@@ -91,6 +91,12 @@ pub fn TaskDetail(doc: RwSignal<Option<Value>>, task: TaskId) -> impl IntoView {
                     let label = status.parse::<lifeline_model::State>().map(|s| s.label()).unwrap_or("unknown");
                     let log = d["details"]["task_transitions"].as_array().cloned().unwrap_or_default();
                     let endpoint = endpoint_name(d["details"]["endpoint_id"].as_str().unwrap_or_default());
+                    // Where each attempt ran: the endpoint records it when a manager takes the task.
+                    let ran_on = log
+                        .iter()
+                        .filter(|t| t["state"] == "waiting-for-launch")
+                        .map(|t| format!("attempt {}: {} ({})", t["attempt"], endpoint, t["reason"].as_str().unwrap_or("?")))
+                        .collect::<Vec<_>>();
                     let rows = log
                         .iter()
                         .enumerate()
@@ -115,7 +121,10 @@ pub fn TaskDetail(doc: RwSignal<Option<Value>>, task: TaskId) -> impl IntoView {
                             <dt>"status"</dt><dd class=format!("state-label state-{status}") data-status=status.clone()>{label}</dd>
                             <dt>"pending"</dt><dd>{d["pending"].to_string()}</dd>
                             <dt>"attempt"</dt><dd>{format!("{} of at most {}", d["details"]["attempt"], d["details"]["max_retries"].as_u64().unwrap_or(0) + 1)}</dd>
-                            <dt>"endpoint"</dt><dd>{endpoint}</dd>
+                            <dt>"endpoint"</dt><dd>{endpoint.clone()}</dd>
+                            {(!ran_on.is_empty()).then(|| view! {
+                                <dt>"ran on"</dt><dd data-ran-on="">{ran_on.into_iter().map(|r| view! { <div>{r}</div> }).collect_view()}</dd>
+                            })}
                             {d["completion_t"].as_str().map(|c| view! { <dt>"completion_t"</dt><dd class="mono">{c.to_owned()}</dd> })}
                             {d["details"]["task_transitions"].as_array().and_then(|l| l.first()).and_then(|f| f["at"].as_f64()).map(|t0| view! {
                                 <dt>"age"</dt><dd>{move || age(session.clock.get() - t0)}</dd>

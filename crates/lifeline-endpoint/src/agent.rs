@@ -656,6 +656,11 @@ impl Interchange {
             return;
         };
         manager.last_heard = Instant::now();
+        // Recorded with waiting-for-launch, so that each attempt says where it ran.
+        let placement = format!(
+            "executor {}, manager {id}",
+            self.executors[manager.executor].config.label
+        );
         let message = match serde_json::from_str::<FromManager>(line) {
             Ok(m) => m,
             Err(error) => {
@@ -683,7 +688,7 @@ impl Interchange {
                 State::WaitingForLaunch,
                 Actor::Manager,
                 at,
-                None,
+                Some(placement),
                 None,
             ),
             FromManager::Started {

@@ -56,6 +56,14 @@ async fn hello_world_succeeds_with_its_result_and_completion_time() {
             "worker"
         ]
     );
+    let placed = &doc["details"]["task_transitions"][3]["reason"];
+    assert!(
+        placed
+            .as_str()
+            .expect("placement")
+            .starts_with("executor default, manager "),
+        "{placed}"
+    );
 }
 
 #[tokio::test]
