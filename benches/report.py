@@ -44,8 +44,12 @@ print(f"- machine: {os.cpu_count()} cores ({cpu()}), {os.sysconf('SC_PAGE_SIZE')
 print("- command: `scripts/bench`\n")
 print("| figure | value | unit |")
 print("|---|---:|---|")
+def number(value):
+    return f"{int(value):,}" if value == int(value) and value >= 1000 else f"{value:g}"
+
+
 for name, (value, unit) in metrics.items():
-    print(f"| {name} | {value:g} | {unit} |")
+    print(f"| {name} | {number(value)} | {unit} |")
 
 pairs = [
     ("throughput, 10,000 no-op Python tasks", "lifeline no-op Python tasks, batch of 10000", "parsl no-op Python tasks, batch of 10000"),
@@ -59,5 +63,5 @@ for label, ours, theirs in pairs:
     if ours in metrics and theirs in metrics:
         a, unit = metrics[ours]
         b, _ = metrics[theirs]
-        print(f"| {label} ({unit}) | {a:g} | {b:g} | {a / b:.2f} |")
+        print(f"| {label} ({unit}) | {number(a)} | {number(b)} | {a / b:.2f} |")
 print("\nFor throughput a ratio above 1 favours Lifeline; for latency, below 1.")

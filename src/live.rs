@@ -9,28 +9,12 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use lifeline_model::{
-    EdgeKind, EndpointId, EndpointStatus, Event, EventBody, FunctionId, State, StateCounts,
-    TaskGroupId, TaskId, TaskView, Timestamp, TransitionEvent, TransitionRecord, edges, validate,
+    EdgeKind, EndpointId, EndpointStatus, Event, EventBody, State, StateCounts, TaskId,
+    TaskSummary, TaskView, TransitionEvent, TransitionRecord, edges, validate,
 };
-use serde::Deserialize;
 
-/// A task as the list shows it (the service's `/v1/tasks` rows).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct TaskRow {
-    pub task_id: TaskId,
-    #[serde(default)]
-    pub task_group_id: Option<TaskGroupId>,
-    pub endpoint_id: EndpointId,
-    pub function_id: FunctionId,
-    pub state: State,
-    pub attempt: u32,
-    pub max_retries: u32,
-    pub created_at: Timestamp,
-    pub since: Timestamp,
-    /// The state it left last, when the dashboard saw it move (for edge filters).
-    #[serde(skip)]
-    pub came_from: Option<State>,
-}
+/// A task as the list shows it: the service's `/v1/tasks` rows.
+pub type TaskRow = TaskSummary;
 
 /// A transition that was not applied, and why.
 #[derive(Clone, Debug, PartialEq)]
@@ -120,6 +104,8 @@ pub struct Live {
     /// Loaded tasks, oldest first.
     tasks: Vec<TaskRow>,
     index: HashMap<TaskId, usize>,
+    /// The state each task left last, when the dashboard saw it move (for edge filters).
+    came_from: HashMap<TaskId, State>,
     /// Events of other endpoints are ignored; `None` shows every endpoint.
     endpoints: Option<HashSet<EndpointId>>,
     flows: Flows,
@@ -145,6 +131,7 @@ impl Live {
             counts,
             tasks: Vec::new(),
             index: HashMap::new(),
+            came_from: HashMap::new(),
             endpoints,
             flows: Flows::new(),
             throughput: VecDeque::new(),
@@ -194,10 +181,14 @@ impl Live {
     }
 
     /// Indices (newest first, as for [`Live::newest`]) of the tasks `keep` accepts.
-    pub fn select(&self, keep: impl Fn(&TaskRow) -> bool) -> Vec<u32> {
+    /// It also gets the state each task left last, if the dashboard saw it move.
+    pub fn select(&self, keep: impl Fn(&TaskRow, Option<State>) -> bool) -> Vec<u32> {
         let n = self.tasks.len();
         (0..n)
-            .filter(|&i| keep(&self.tasks[n - 1 - i]))
+            .filter(|&i| {
+                let t = &self.tasks[n - 1 - i];
+                keep(t, self.came_from.get(&t.task_id).copied())
+            })
             .map(|i| i as u32)
             .collect()
     }
@@ -327,7 +318,7 @@ impl Live {
                 };
                 match view.apply(&record) {
                     Ok(_) => {
-                        row.came_from = Some(row.state);
+                        self.came_from.insert(t.task_id, row.state);
                         row.state = view.state;
                         row.attempt = view.attempt;
                         row.since = view.since;
@@ -336,6 +327,10 @@ impl Live {
                 }
             }
             None if t.from.is_none() => {
+                // A task's first event names its submission; without it there is no row to show.
+                let Some(task_group_id) = t.task_group_id else {
+                    return;
+                };
                 if self.tasks.len() >= MAX_ROWS + TRIM_CHUNK {
                     self.tasks.drain(..TRIM_CHUNK);
                     self.index = self
@@ -344,11 +339,13 @@ impl Live {
                         .enumerate()
                         .map(|(i, t)| (t.task_id, i))
                         .collect();
+                    let index = &self.index;
+                    self.came_from.retain(|id, _| index.contains_key(id));
                 }
                 self.index.insert(t.task_id, self.tasks.len());
                 self.tasks.push(TaskRow {
                     task_id: t.task_id,
-                    task_group_id: None,
+                    task_group_id,
                     endpoint_id: t.endpoint_id,
                     function_id: t.function_id,
                     state: t.to,
@@ -356,7 +353,6 @@ impl Live {
                     max_retries: t.max_retries,
                     created_at: t.at,
                     since: t.at,
-                    came_from: None,
                 });
             }
             None => {}
@@ -433,7 +429,7 @@ impl Live {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lifeline_model::Actor;
+    use lifeline_model::{Actor, FunctionId, TaskGroupId, Timestamp};
 
     fn id(n: u128) -> TaskId {
         TaskId::from_u128(n)
@@ -451,6 +447,7 @@ mod tests {
             seq,
             body: EventBody::Transition(TransitionEvent {
                 task_id: id(task),
+                task_group_id: from.is_none().then(|| TaskGroupId::from_u128(5)),
                 endpoint_id: EndpointId::from_u128(7),
                 function_id: FunctionId::from_u128(9),
                 from,
@@ -595,7 +592,7 @@ mod tests {
             received_and_dispatched(&mut live, n * 2 - 1, u128::from(n));
         }
         assert_eq!(live.newest(0).map(|t| t.task_id), Some(id(3)));
-        assert_eq!(live.select(|t| t.task_id != id(2)), vec![0, 2]);
+        assert_eq!(live.select(|t, _| t.task_id != id(2)), vec![0, 2]);
     }
 
     #[test]

@@ -13,13 +13,17 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use lifeline_model::{EndpointId, EndpointReport, Event, FunctionId, StateCounts, Timestamp};
-use serde::Deserialize;
+use lifeline_model::{EndpointId, EndpointSummary, Event, FunctionId, StatsSummary, TaskPage};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
 
 use crate::api::{Api, ApiError};
 use crate::live::{Live, TaskRow};
+
+/// `/v1/endpoints` entries.
+pub type EndpointInfo = EndpointSummary;
+/// `/v1/stats`.
+pub type Stats = StatsSummary;
 use crate::url_state::ViewState;
 
 /// The stream's state, shown by the connection indicator (`data-connection`).
@@ -49,43 +53,6 @@ impl Connection {
             Connection::Offline => "Offline",
         }
     }
-}
-
-/// An endpoint as `/v1/endpoints` lists it.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct EndpointInfo {
-    pub endpoint_id: EndpointId,
-    pub name: String,
-    pub online: bool,
-    #[serde(default)]
-    pub last_heartbeat: Option<Timestamp>,
-    #[serde(default)]
-    pub report: Option<EndpointReport>,
-}
-
-/// `/v1/stats`.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-pub struct Stats {
-    pub seq: u64,
-    pub tasks: StateCounts,
-    #[serde(default)]
-    pub dwell: Vec<Dwell>,
-}
-
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct Dwell {
-    pub state: lifeline_model::State,
-    pub count: u64,
-    pub p50: Option<f64>,
-    pub p90: Option<f64>,
-    pub p99: Option<f64>,
-}
-
-#[derive(Deserialize)]
-struct Page {
-    tasks: Vec<TaskRow>,
-    #[serde(default)]
-    next_cursor: Option<String>,
 }
 
 /// Most tasks the list loads for one filter.
@@ -455,7 +422,7 @@ async fn load(api: &Api, endpoints: &[EndpointId]) -> Result<(Stats, Vec<TaskRow
         if let Some(c) = &cursor {
             path.push_str(&format!("&cursor={c}"));
         }
-        let page: Page = api.get(&path).await?;
+        let page: TaskPage = api.get(&path).await?;
         rows.extend(page.tasks);
         match page.next_cursor {
             Some(c) => cursor = Some(c),
@@ -474,6 +441,6 @@ async fn load_head(api: &Api, endpoints: &[EndpointId]) -> Result<(Stats, Vec<Ta
     } else {
         format!("/v1/tasks?limit={PAGE}&{filter}")
     };
-    let page: Page = api.get(&path).await?;
+    let page: TaskPage = api.get(&path).await?;
     Ok((stats, page.tasks))
 }

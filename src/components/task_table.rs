@@ -55,16 +55,20 @@ pub fn age(seconds: f64) -> String {
 }
 
 /// Whether a row passes the list's filters (the endpoint filter applies when loading).
-fn keep(view: &crate::url_state::ViewState, t: &TaskRow, needle: &str) -> bool {
+fn keep(
+    view: &crate::url_state::ViewState,
+    t: &TaskRow,
+    came_from: Option<State>,
+    needle: &str,
+) -> bool {
     (view.states.is_empty() || view.states.contains(&t.state))
         && view
             .edge
-            .is_none_or(|(from, to)| t.came_from == Some(from) && t.state == to)
+            .is_none_or(|(from, to)| came_from == Some(from) && t.state == to)
         && view.function.is_none_or(|f| t.function_id == f)
         && (needle.is_empty()
             || t.task_id.to_string().contains(needle)
-            || t.task_group_id
-                .is_some_and(|g| g.to_string().contains(needle)))
+            || t.task_group_id.to_string().contains(needle))
 }
 
 #[component]
@@ -79,7 +83,7 @@ pub fn TaskTable() -> impl IntoView {
         let needle = view.search.trim().to_lowercase();
         session.live.with_value(|l| {
             l.as_ref()
-                .map(|l| l.select(|t| keep(&view, t, &needle)))
+                .map(|l| l.select(|t, came_from| keep(&view, t, came_from, &needle)))
                 .unwrap_or_default()
         })
     });

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{EndpointId, FunctionId, TaskId};
+use crate::ids::{EndpointId, FunctionId, TaskGroupId, TaskId};
 use crate::report::EndpointReport;
 use crate::state::{Actor, State};
 use crate::status::TransitionRecord;
@@ -29,6 +29,9 @@ pub enum EventBody {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransitionEvent {
     pub task_id: TaskId,
+    /// The submission the task belongs to; given with its first event, `received`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_group_id: Option<TaskGroupId>,
     pub endpoint_id: EndpointId,
     pub function_id: FunctionId,
     /// The state the task left; absent for its first entry, `received`.

@@ -11,7 +11,8 @@
 //! - the transition table ([`edges_from`], [`Edge`]) and [`validate`];
 //! - the task status document ([`StatusDocument`]), derived by folding a task's transition log;
 //! - the endpoint report ([`EndpointReport`]) with one [`ExecutorReport`] per executor;
-//! - the event stream's wire type ([`Event`]);
+//! - the event stream's wire type ([`Event`]) and the API's shapes the dashboard reads back
+//!   ([`TaskSummary`], [`EndpointSummary`], [`StatsSummary`]);
 //! - the lifecycle diagram as data ([`diagram`]), rendered to SVG and Mermaid text.
 //!
 //! It depends on `serde` alone and knows nothing of sockets, files, clocks or threads: time enters
@@ -24,6 +25,7 @@ mod state;
 mod status;
 mod time;
 mod transition;
+mod wire;
 
 pub mod diagram;
 
@@ -36,3 +38,6 @@ pub use status::{
 };
 pub use time::Timestamp;
 pub use transition::{Accepted, Edge, EdgeKind, TransitionError, edges, edges_from, validate};
+pub use wire::{
+    DwellSummary, EdgeCount, EndpointSummary, Presence, StatsSummary, TaskPage, TaskSummary,
+};

@@ -277,8 +277,15 @@ impl Forwarder {
         }
     }
 
-    /// Retries (or, with no retries left, fails) every unfinished task the endpoint held.
-    async fn sweep_lost(&self, endpoint: EndpointId, reason: String) -> StoreResult<()> {
+    /// Retries (or, with no retries left, fails) every unfinished task the endpoint held,
+    /// except those in `keep`: after it was lost, nothing is kept; after its agent reconnected,
+    /// what the agent still holds.
+    async fn retry_in_flight(
+        &self,
+        endpoint: EndpointId,
+        keep: HashSet<TaskId>,
+        reason: String,
+    ) -> StoreResult<()> {
         let mut after = 0;
         loop {
             let rows = self
@@ -289,12 +296,20 @@ impl Forwarder {
                 return Ok(());
             };
             after = last.seq;
+            let lost: Vec<TaskId> = rows
+                .iter()
+                .map(|r| r.task_id)
+                .filter(|id| !keep.contains(id))
+                .collect();
+            if lost.is_empty() {
+                continue;
+            }
             let reason = reason.clone();
             let at = now();
             self.store
                 .write(move |ctx| {
-                    for row in rows {
-                        retry_or_fail(ctx, row.task_id, at, &reason)?;
+                    for id in lost {
+                        retry_or_fail(ctx, id, at, &reason)?;
                     }
                     Ok(())
                 })
@@ -394,11 +409,9 @@ impl Forwarder {
                 tracing::info!(%endpoint, "endpoint lost: no heartbeat within the threshold");
                 self.announce(status).await;
             }
-            self.sweep_lost(
-                endpoint,
-                format!("endpoint lost: no heartbeat for {threshold} s"),
-            )
-            .await?;
+            let reason = format!("endpoint lost: no heartbeat for {threshold} s");
+            self.retry_in_flight(endpoint, HashSet::new(), reason)
+                .await?;
         }
         self.sweep_unacknowledged().await?;
         for endpoint in connected {
@@ -593,45 +606,6 @@ async fn hello(
     }
 }
 
-impl Forwarder {
-    /// Retries the endpoint's unfinished tasks that its agent no longer holds.
-    async fn reconcile(&self, endpoint: EndpointId, held: HashSet<TaskId>) -> StoreResult<()> {
-        let mut after = 0;
-        loop {
-            let rows = self
-                .store
-                .read(move |c| store::tasks_in_states(c, endpoint, &IN_FLIGHT, after, PAGE))
-                .await?;
-            let Some(last) = rows.last() else {
-                return Ok(());
-            };
-            after = last.seq;
-            let lost: Vec<TaskId> = rows
-                .iter()
-                .map(|r| r.task_id)
-                .filter(|id| !held.contains(id))
-                .collect();
-            if lost.is_empty() {
-                continue;
-            }
-            let at = now();
-            self.store
-                .write(move |ctx| {
-                    for id in lost {
-                        retry_or_fail(
-                            ctx,
-                            id,
-                            at,
-                            "system failure: the endpoint reconnected without this task",
-                        )?;
-                    }
-                    Ok(())
-                })
-                .await?;
-        }
-    }
-}
-
 /// One endpoint's WebSocket session, until it closes or the service shuts down.
 pub(crate) async fn session(
     forwarder: std::sync::Arc<Forwarder>,
@@ -652,8 +626,10 @@ pub(crate) async fn session(
             return;
         }
     };
+    // Whatever the agent no longer holds (it restarted, say) starts its next attempt.
+    let reason = "system failure: the endpoint reconnected without this task".to_owned();
     if let Err(error) = forwarder
-        .reconcile(endpoint, held.into_iter().collect())
+        .retry_in_flight(endpoint, held.into_iter().collect(), reason)
         .await
     {
         tracing::error!(%error, %endpoint, "could not reconcile the endpoint's tasks");

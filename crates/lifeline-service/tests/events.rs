@@ -42,6 +42,13 @@ async fn resuming_with_last_event_id_delivers_every_event_exactly_once() {
     for e in &seen {
         assert_eq!(e.data["seq"], e.id);
         assert_eq!(e.data["type"], "transition");
+        // A task's first event names its submission, live and replayed alike.
+        assert_eq!(
+            e.data["task_group_id"].is_string(),
+            e.data["to"] == "received",
+            "{}",
+            e.data
+        );
     }
     let last = &seen.last().expect("event").data;
     assert_eq!(last["to"], "cancelled");

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use lifeline_model::{Actor, EndpointId, EndpointReport, State as TaskState, Timestamp};
+use lifeline_model::{Actor, EndpointId, EndpointSummary, Presence, State as TaskState};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
@@ -26,34 +26,22 @@ pub(super) struct Registered {
     token: String,
 }
 
-/// An endpoint as the API shows it.
-#[derive(Debug, Serialize)]
-pub(super) struct EndpointView {
-    endpoint_id: EndpointId,
-    name: String,
-    /// `online` or `offline`, from heartbeats.
-    status: &'static str,
-    online: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_heartbeat: Option<Timestamp>,
-    /// The last heartbeat's report: one entry per executor.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    report: Option<EndpointReport>,
-    created_at: Timestamp,
-}
-
 pub(super) fn parse_endpoint_id(text: &str) -> ApiResult<EndpointId> {
     text.parse()
         .map_err(|e: lifeline_model::IdError| ApiError::bad("invalid_id", e.to_string()))
 }
 
-fn view(state: &AppState, row: registry::EndpointRow) -> EndpointView {
+fn view(state: &AppState, row: registry::EndpointRow) -> EndpointSummary {
     let live = state.forwarder().liveness(row.id);
     let online = live.as_ref().is_some_and(|l| l.online);
-    EndpointView {
+    EndpointSummary {
         endpoint_id: row.id,
         name: row.name,
-        status: if online { "online" } else { "offline" },
+        status: if online {
+            Presence::Online
+        } else {
+            Presence::Offline
+        },
         online,
         last_heartbeat: live.as_ref().and_then(|l| l.last_heartbeat),
         report: live.and_then(|l| l.report),
@@ -102,7 +90,7 @@ pub(super) async fn register(
 pub(super) async fn list(
     _: User,
     State(state): State<AppState>,
-) -> ApiResult<Json<Vec<EndpointView>>> {
+) -> ApiResult<Json<Vec<EndpointSummary>>> {
     let rows = state.store().read(registry::endpoints).await?;
     Ok(Json(rows.into_iter().map(|r| view(&state, r)).collect()))
 }
@@ -111,7 +99,7 @@ pub(super) async fn get_one(
     _: User,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<EndpointView>> {
+) -> ApiResult<Json<EndpointSummary>> {
     let id = parse_endpoint_id(&id)?;
     let row = state
         .store()

@@ -6,7 +6,8 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use lifeline_model::{
-    Actor, EndpointId, FunctionId, State as TaskState, StateCounts, TaskGroupId, TaskId,
+    Actor, DwellSummary, EdgeCount, EndpointId, FunctionId, State as TaskState, StatsSummary,
+    TaskGroupId, TaskId,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -17,7 +18,7 @@ use super::auth::User;
 use super::endpoints::parse_endpoint_id;
 use super::error::{ApiError, ApiResult, JsonBody};
 use crate::forwarder::assignment;
-use crate::store::{self, NewTask, Outcome, Proposal, TaskFilter, TaskPage, registry};
+use crate::store::{self, NewTask, Outcome, Proposal, TaskFilter, registry};
 use crate::{new_id, now};
 
 /// Most retries a submission may ask for.
@@ -270,7 +271,7 @@ pub(super) async fn list(
     _: User,
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<TaskPage>> {
+) -> ApiResult<Json<lifeline_model::TaskPage>> {
     let Query(q) = query.map_err(query_error)?;
     let filter = TaskFilter {
         endpoints: split(q.endpoint_id.as_deref())
@@ -386,40 +387,11 @@ pub(super) struct StatsQuery {
     endpoint_id: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct EdgeCount {
-    from: TaskState,
-    to: TaskState,
-    count: u64,
-}
-
-#[derive(Debug, Serialize)]
-struct Dwell {
-    state: TaskState,
-    count: u64,
-    p50: Option<f64>,
-    p90: Option<f64>,
-    p99: Option<f64>,
-}
-
-#[derive(Debug, Serialize)]
-pub(super) struct StatsView {
-    /// The last event these figures include: stream events after it to stay current.
-    seq: u64,
-    tasks: StateCounts,
-    total: u64,
-    pending: u64,
-    edges: Vec<EdgeCount>,
-    /// Seconds tasks spent in each state they have left.
-    dwell: Vec<Dwell>,
-    illegal_reports: u64,
-}
-
 pub(super) async fn stats(
     _: User,
     State(state): State<AppState>,
     query: Result<Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<StatsView>> {
+) -> ApiResult<Json<StatsSummary>> {
     let Query(q) = query.map_err(query_error)?;
     let endpoints: Vec<EndpointId> = split(q.endpoint_id.as_deref())
         .map(parse_endpoint_id)
@@ -450,7 +422,7 @@ pub(super) async fn stats(
         .into_iter()
         .zip(&s.dwell)
         .filter(|(_, h)| h.count() > 0)
-        .map(|(state, h)| Dwell {
+        .map(|(state, h)| DwellSummary {
             state,
             count: h.count(),
             p50: h.quantile(0.5),
@@ -458,7 +430,7 @@ pub(super) async fn stats(
             p99: h.quantile(0.99),
         })
         .collect();
-    Ok(Json(StatsView {
+    Ok(Json(StatsSummary {
         seq,
         total: s.tasks.total(),
         pending: s.tasks.pending(),

@@ -17,13 +17,12 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use lifeline_model::{EndpointId, FunctionId, State, TaskGroupId, TaskId, Timestamp};
 use rusqlite::{Connection, OpenFlags};
-use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::stats::StatsBook;
 
 pub use read::{
-    TaskFilter, TaskPage, events_after, list_tasks, status_document, task_payload, tasks_in_states,
+    TaskFilter, events_after, list_tasks, status_document, task_payload, tasks_in_states,
 };
 pub use writer::{Ctx, NewTask, Outcome, Proposal};
 
@@ -43,9 +42,9 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A task as stored: everything but its log, payload and result.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct TaskRow {
-    #[serde(skip)]
+    /// Its position in insertion order, the list's cursor.
     pub seq: i64,
     pub task_id: TaskId,
     pub task_group_id: TaskGroupId,
@@ -57,6 +56,23 @@ pub struct TaskRow {
     pub created_at: Timestamp,
     /// When the task entered its current state.
     pub since: Timestamp,
+}
+
+impl TaskRow {
+    /// The task as the API lists it.
+    pub fn summary(&self) -> lifeline_model::TaskSummary {
+        lifeline_model::TaskSummary {
+            task_id: self.task_id,
+            task_group_id: self.task_group_id,
+            endpoint_id: self.endpoint_id,
+            function_id: self.function_id,
+            state: self.state,
+            attempt: self.attempt,
+            max_retries: self.max_retries,
+            created_at: self.created_at,
+            since: self.since,
+        }
+    }
 }
 
 /// An event of the log, serialised once for every subscriber.

@@ -1,11 +1,10 @@
 //! Queries. They run on read connections (or inside a write job through [`super::Ctx::conn`]).
 
 use lifeline_model::{
-    Actor, EndpointId, FunctionId, State, StatusDocument, TaskGroupId, TaskId, TaskMeta, Timestamp,
-    TransitionRecord,
+    Actor, EndpointId, FunctionId, State, StatusDocument, TaskGroupId, TaskId, TaskMeta, TaskPage,
+    Timestamp, TransitionRecord,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::{StoreError, StoreResult, StoredEvent, TaskRow};
@@ -137,15 +136,6 @@ pub struct TaskFilter {
     pub limit: usize,
 }
 
-/// One page of the task list, newest first.
-#[derive(Debug, Serialize)]
-pub struct TaskPage {
-    pub tasks: Vec<TaskRow>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
 /// Newest-first tasks matching `filter`. Each (endpoint, state) alternative walks its own index
 /// range backwards from the cursor and the walks are merged, so a page costs O(limit x
 /// alternatives) whatever the number of stored tasks.
@@ -204,7 +194,7 @@ pub fn list_tasks(conn: &Connection, filter: &TaskFilter) -> StoreResult<TaskPag
         None
     };
     Ok(TaskPage {
-        tasks: rows,
+        tasks: rows.iter().map(TaskRow::summary).collect(),
         next_cursor,
     })
 }
@@ -218,7 +208,8 @@ pub fn events_after(
 ) -> StoreResult<Vec<StoredEvent>> {
     let sql = "SELECT e.seq, e.endpoint_id, e.state, e.actor, e.attempt, e.at, e.reason, e.body, \
                t.id, t.function_id, t.max_retries, \
-               (SELECT p.state FROM events p WHERE p.task = e.task AND p.seq < e.seq ORDER BY p.seq DESC LIMIT 1) \
+               (SELECT p.state FROM events p WHERE p.task = e.task AND p.seq < e.seq ORDER BY p.seq DESC LIMIT 1), \
+               t.group_id \
                FROM events e LEFT JOIN tasks t ON t.seq = e.task \
                WHERE e.seq > ?1 AND (?2 IS NULL OR e.endpoint_id = ?2) ORDER BY e.seq LIMIT ?3";
     let mut stmt = conn.prepare_cached(sql)?;
@@ -242,6 +233,10 @@ pub fn events_after(
                 })?,
                 None => lifeline_model::EventBody::Transition(lifeline_model::TransitionEvent {
                     task_id: TaskId::from_u128(id_from(r.get(8)?)?),
+                    task_group_id: match r.get::<_, Option<i64>>(11)? {
+                        None => Some(TaskGroupId::from_u128(id_from(r.get(12)?)?)),
+                        Some(_) => None,
+                    },
                     endpoint_id,
                     function_id: FunctionId::from_u128(id_from(r.get(9)?)?),
                     from: r.get::<_, Option<i64>>(11)?.map(state_from).transpose()?,

@@ -229,6 +229,7 @@ impl Ctx<'_> {
             self.moves.push((endpoint_id, None));
             let event = TransitionEvent {
                 task_id: task.task_id,
+                task_group_id: Some(group),
                 endpoint_id,
                 function_id: task.function_id,
                 from: None,
@@ -341,6 +342,7 @@ impl Ctx<'_> {
         ));
         let event = TransitionEvent {
             task_id: task.task_id,
+            task_group_id: None,
             endpoint_id: task.endpoint_id,
             function_id: task.function_id,
             from: Some(task.state),
