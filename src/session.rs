@@ -57,7 +57,8 @@ impl Connection {
 
 /// Most tasks the list loads for one filter.
 pub const TASK_CAP: usize = crate::live::MAX_ROWS;
-const PAGE: usize = 1000;
+/// Tasks per request while loading: few requests, each still quick to parse.
+const PAGE: usize = 5000;
 /// Stream errors in a row, without it ever opening, before falling back to polling.
 const ERRORS_BEFORE_POLLING: u32 = 3;
 

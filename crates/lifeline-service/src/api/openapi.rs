@@ -89,7 +89,7 @@ routes! {
             ("function_id", "Only calls of this function."),
             ("task_group_id", "Only the tasks of this submission."),
             ("cursor", "The next_cursor of the previous page."),
-            ("limit", "Page size, 1 to 1000 (default 100)."),
+            ("limit", "Page size, 1 to 10000 (default 100)."),
         ],
         ok: 200,
     }

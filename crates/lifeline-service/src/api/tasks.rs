@@ -314,7 +314,7 @@ pub(super) async fn list(
                 })
             })
             .transpose()?,
-        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+        limit: q.limit.unwrap_or(100).clamp(1, 10_000),
     };
     if filter.endpoints.len() * filter.states.len().max(1) > 200 {
         return Err(ApiError::bad(
