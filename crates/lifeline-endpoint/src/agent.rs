@@ -344,8 +344,8 @@ impl Interchange {
             }
             self.schedule();
             // Report as soon as nothing else is waiting, at most once per FLUSH_GAP: alone, a
-            // transition leaves at once; under load, everything that arrived within the gap
-            // leaves in one batch.
+            // transition leaves at once (or when the gap ends); under load, everything that
+            // arrives within FLUSH_DELAY leaves in one batch.
             let idle = conn.is_empty() && events.is_empty();
             let rested = self.last_flush.elapsed() >= FLUSH_GAP;
             if (idle && rested)
@@ -353,6 +353,8 @@ impl Interchange {
                 || self.flush_at.is_some_and(|at| at <= Instant::now())
             {
                 self.flush()?;
+            } else if idle && let Some(at) = self.flush_at.as_mut() {
+                *at = (*at).min(self.last_flush + FLUSH_GAP);
             }
         }
     }
@@ -447,9 +449,8 @@ impl Interchange {
             result,
         });
         if self.flush_at.is_none() {
-            // Never later than FLUSH_DELAY, and no later than the end of the gap when idle.
-            let gap_end = (self.last_flush + FLUSH_GAP).max(Instant::now());
-            self.flush_at = Some(gap_end.min(Instant::now() + FLUSH_DELAY));
+            // Under load, a batch gathers for FLUSH_DELAY; an idle interchange flushes sooner.
+            self.flush_at = Some(Instant::now() + FLUSH_DELAY);
         }
         if to.is_terminal() {
             self.forget(id);
