@@ -155,6 +155,11 @@ impl Live {
         let mut older: Vec<TaskRow> = fresh.into_iter().rev().collect();
         older.append(&mut self.tasks);
         self.tasks = older;
+        self.reindex();
+    }
+
+    /// Rebuilds the id → position index after rows moved.
+    fn reindex(&mut self) {
         self.index = self
             .tasks
             .iter()
@@ -333,12 +338,7 @@ impl Live {
                 };
                 if self.tasks.len() >= MAX_ROWS + TRIM_CHUNK {
                     self.tasks.drain(..TRIM_CHUNK);
-                    self.index = self
-                        .tasks
-                        .iter()
-                        .enumerate()
-                        .map(|(i, t)| (t.task_id, i))
-                        .collect();
+                    self.reindex();
                     let index = &self.index;
                     self.came_from.retain(|id, _| index.contains_key(id));
                 }

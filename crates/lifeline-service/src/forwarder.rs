@@ -251,7 +251,7 @@ impl Forwarder {
                     let mut out = Vec::new();
                     for row in rows {
                         let outcome = ctx.transition(forwarder_move(
-                            row.task_id,
+                            row.task.task_id,
                             State::DispatchedToEp,
                             at,
                             None,
@@ -298,7 +298,7 @@ impl Forwarder {
             after = last.seq;
             let lost: Vec<TaskId> = rows
                 .iter()
-                .map(|r| r.task_id)
+                .map(|r| r.task.task_id)
                 .filter(|id| !keep.contains(id))
                 .collect();
             if lost.is_empty() {
@@ -548,10 +548,10 @@ pub(crate) fn assignment(ctx: &Ctx<'_>, row: &TaskRow, attempt: u32) -> StoreRes
         })
     };
     Ok(Assignment {
-        task_id: row.task_id,
-        function_id: row.function_id,
+        task_id: row.task.task_id,
+        function_id: row.task.function_id,
         attempt,
-        max_retries: row.max_retries,
+        max_retries: row.task.max_retries,
         args: raw(args)?,
         kwargs: raw(kwargs)?,
     })

@@ -145,7 +145,7 @@ pub(super) async fn delete(
             .write(move |ctx| {
                 for row in rows {
                     ctx.transition(Proposal {
-                        task_id: row.task_id,
+                        task_id: row.task.task_id,
                         to: TaskState::Cancelled,
                         actor: Actor::WebService,
                         attempt: None,

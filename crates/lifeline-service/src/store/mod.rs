@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use lifeline_model::{EndpointId, FunctionId, State, TaskGroupId, TaskId, Timestamp};
+use lifeline_model::EndpointId;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -41,38 +41,11 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// A task as stored: everything but its log, payload and result.
+/// A task as stored: its summary, and its place in insertion order (the list's cursor).
 #[derive(Clone, Debug)]
 pub struct TaskRow {
-    /// Its position in insertion order, the list's cursor.
     pub seq: i64,
-    pub task_id: TaskId,
-    pub task_group_id: TaskGroupId,
-    pub endpoint_id: EndpointId,
-    pub function_id: FunctionId,
-    pub state: State,
-    pub attempt: u32,
-    pub max_retries: u32,
-    pub created_at: Timestamp,
-    /// When the task entered its current state.
-    pub since: Timestamp,
-}
-
-impl TaskRow {
-    /// The task as the API lists it.
-    pub fn summary(&self) -> lifeline_model::TaskSummary {
-        lifeline_model::TaskSummary {
-            task_id: self.task_id,
-            task_group_id: self.task_group_id,
-            endpoint_id: self.endpoint_id,
-            function_id: self.function_id,
-            state: self.state,
-            attempt: self.attempt,
-            max_retries: self.max_retries,
-            created_at: self.created_at,
-            since: self.since,
-        }
-    }
+    pub task: lifeline_model::TaskSummary,
 }
 
 /// An event of the log, serialised once for every subscriber.

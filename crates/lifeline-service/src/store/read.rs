@@ -2,7 +2,7 @@
 
 use lifeline_model::{
     Actor, EndpointId, FunctionId, State, StatusDocument, TaskGroupId, TaskId, TaskMeta, TaskPage,
-    Timestamp, TransitionRecord,
+    TaskSummary, Timestamp, TransitionRecord,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::value::RawValue;
@@ -37,15 +37,17 @@ const TASK_COLUMNS: &str =
 fn task_from_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
     Ok(TaskRow {
         seq: r.get(0)?,
-        task_id: TaskId::from_u128(id_from(r.get(1)?)?),
-        task_group_id: TaskGroupId::from_u128(id_from(r.get(2)?)?),
-        endpoint_id: EndpointId::from_u128(id_from(r.get(3)?)?),
-        function_id: FunctionId::from_u128(id_from(r.get(4)?)?),
-        state: state_from(r.get(5)?)?,
-        attempt: r.get(6)?,
-        max_retries: r.get(7)?,
-        created_at: Timestamp::from_micros(r.get(8)?),
-        since: Timestamp::from_micros(r.get(9)?),
+        task: TaskSummary {
+            task_id: TaskId::from_u128(id_from(r.get(1)?)?),
+            task_group_id: TaskGroupId::from_u128(id_from(r.get(2)?)?),
+            endpoint_id: EndpointId::from_u128(id_from(r.get(3)?)?),
+            function_id: FunctionId::from_u128(id_from(r.get(4)?)?),
+            state: state_from(r.get(5)?)?,
+            attempt: r.get(6)?,
+            max_retries: r.get(7)?,
+            created_at: Timestamp::from_micros(r.get(8)?),
+            since: Timestamp::from_micros(r.get(9)?),
+        },
     })
 }
 
@@ -82,14 +84,15 @@ pub fn status_document(
     conn: &Connection,
     id: TaskId,
 ) -> StoreResult<Option<StatusDocument<Box<RawValue>>>> {
-    let Some(task) = task_row(conn, id)? else {
+    let Some(row) = task_row(conn, id)? else {
         return Ok(None);
     };
+    let task = &row.task;
     let log = conn
         .prepare_cached(
             "SELECT state, actor, attempt, at, reason FROM events WHERE task = ?1 ORDER BY seq",
         )?
-        .query_map([task.seq], |r| {
+        .query_map([row.seq], |r| {
             Ok(TransitionRecord {
                 state: state_from(r.get(0)?)?,
                 actor: actor_from(r.get(1)?)?,
@@ -101,7 +104,7 @@ pub fn status_document(
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let result: Option<String> = if task.state == State::Success {
         conn.prepare_cached("SELECT result FROM tasks WHERE seq = ?1")?
-            .query_row([task.seq], |r| r.get(0))?
+            .query_row([row.seq], |r| r.get(0))?
     } else {
         None
     };
@@ -194,7 +197,7 @@ pub fn list_tasks(conn: &Connection, filter: &TaskFilter) -> StoreResult<TaskPag
         None
     };
     Ok(TaskPage {
-        tasks: rows.iter().map(TaskRow::summary).collect(),
+        tasks: rows.into_iter().map(|r| r.task).collect(),
         next_cursor,
     })
 }

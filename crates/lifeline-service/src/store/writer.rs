@@ -280,16 +280,17 @@ impl Ctx<'_> {
     /// Validates a proposed transition with the model and, if legal, applies it: the task row,
     /// its log, its result and the statistics change together.
     pub fn transition(&mut self, p: Proposal) -> StoreResult<Outcome> {
-        let Some(task) = self.task(p.task_id)? else {
+        let Some(row) = self.task(p.task_id)? else {
             return Ok(Outcome::Unknown);
         };
+        let task = &row.task;
         if p.reporter.is_some_and(|e| e != task.endpoint_id) {
             return Ok(Outcome::Forbidden);
         }
         let accepted = match validate(task.state, p.to, p.actor, task.attempt, task.max_retries) {
             Ok(accepted) => accepted,
             Err(error) => {
-                return Ok(if self.already_logged(&task, &p)? {
+                return Ok(if self.already_logged(&row, &p)? {
                     Outcome::Duplicate
                 } else {
                     Outcome::Illegal(error)
@@ -299,7 +300,7 @@ impl Ctx<'_> {
         if let Some(claimed) = p.attempt
             && claimed != accepted.attempt
         {
-            if self.already_logged(&task, &p)? {
+            if self.already_logged(&row, &p)? {
                 return Ok(Outcome::Duplicate);
             }
             return Ok(Outcome::Illegal(TransitionError::AttemptMismatch {
@@ -326,9 +327,9 @@ impl Ctx<'_> {
 
         self.conn
             .prepare_cached("UPDATE tasks SET state = ?2, attempt = ?3, since = ?4, result = coalesce(?5, result) WHERE seq = ?1")?
-            .execute(params![task.seq, p.to.index() as i64, accepted.attempt, p.at.as_micros(), p.result])?;
+            .execute(params![row.seq, p.to.index() as i64, accepted.attempt, p.at.as_micros(), p.result])?;
         let seq = self.insert_transition(
-            task.seq,
+            row.seq,
             task.endpoint_id,
             p.to,
             p.actor,
