@@ -90,8 +90,9 @@ async fn a_selected_task_s_path_is_drawn_and_clicks_reach_the_callbacks() {
             .enumerate()
             .map(|(i, s)| PathStep {
                 state: *s,
+                actor: s.lane(),
                 attempt: 1,
-                at: i as f64,
+                at: 1_700_000_000.0 + i as f64,
             })
             .collect(),
     );
@@ -106,6 +107,22 @@ async fn a_selected_task_s_path_is_drawn_and_clicks_reach_the_callbacks() {
     );
     let step = within("[data-state=\"waiting-for-nodes\"] .step").expect("step numbers");
     assert_eq!(step.text_content().as_deref(), Some("3,6"));
+    let title = within("[data-state=\"waiting-for-nodes\"] > title")
+        .expect("title")
+        .text_content()
+        .unwrap_or_default();
+    assert!(
+        title.contains(
+            "step 3: waiting-for-nodes by endpoint, attempt 1, at 22:13:22.000; 1.00 s there"
+        ),
+        "{title}"
+    );
+    assert!(
+        title.contains(
+            "step 6: waiting-for-nodes by endpoint, attempt 1, at 22:13:25.000; still there"
+        ),
+        "{title}"
+    );
 
     let node: web_sys::HtmlElement = within("[data-state=\"failed\"]")
         .expect("node")

@@ -4,14 +4,40 @@
 
 use leptos::prelude::*;
 use lifeline_model::diagram::{self, Route};
-use lifeline_model::{EdgeKind, State, StateCounts};
+use lifeline_model::{Actor, EdgeKind, State, StateCounts};
 
-/// One step of a selected task's path: the state it entered and when (epoch seconds).
+/// One step of a selected task's path: the state it entered, by whom, on which attempt and
+/// when (epoch seconds).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PathStep {
     pub state: State,
+    pub actor: Actor,
     pub attempt: u32,
     pub at: f64,
+}
+
+/// A step in words: when, by whom, on which attempt, and how long the task stayed.
+fn describe_step(number: usize, step: &PathStep, next: Option<&PathStep>) -> String {
+    let stay = match next {
+        Some(n) => {
+            let s = n.at - step.at;
+            if s < 1.0 {
+                format!("{:.1} ms there", s * 1e3)
+            } else {
+                format!("{s:.2} s there")
+            }
+        }
+        None => "still there".to_owned(),
+    };
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(step.at * 1000.0));
+    let time: String = date.to_iso_string().into();
+    format!(
+        "step {number}: {} by {}, attempt {}, at {}; {stay}",
+        step.state,
+        step.actor,
+        step.attempt,
+        &time[11..23]
+    )
 }
 
 fn edge_class(kind: EdgeKind) -> &'static str {
@@ -171,7 +197,17 @@ pub fn LifecycleDiagram(
                         }
                     }
                 >
-                    <title>{state.description()}</title>
+                    <title>{move || {
+                        // The description, then every visit of the selected task.
+                        let visits = path.with(|p| {
+                            p.iter()
+                                .enumerate()
+                                .filter(|(_, s)| s.state == state)
+                                .map(|(i, s)| describe_step(i + 1, s, p.get(i + 1)))
+                                .collect::<Vec<_>>()
+                        });
+                        std::iter::once(state.description().to_owned()).chain(visits).collect::<Vec<_>>().join("\n")
+                    }}</title>
                     <rect x=node.x y=node.y width=node.width height=node.height rx="8"/>
                     <text class="node-name" x=center.x y=center.y - 4.0>{state.wire()}</text>
                     <text class="node-count" x=center.x y=center.y + 13.0>{count}</text>

@@ -52,6 +52,7 @@ pub fn path_of(doc: &Value) -> Vec<PathStep> {
         .filter_map(|t| {
             Some(PathStep {
                 state: t["state"].as_str()?.parse().ok()?,
+                actor: t["actor"].as_str()?.parse().ok()?,
                 attempt: t["attempt"].as_u64()? as u32,
                 at: t["at"].as_f64()?,
             })
