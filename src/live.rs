@@ -9,8 +9,8 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use lifeline_model::{
-    EdgeKind, EndpointId, EndpointStatus, Event, EventBody, State, StateCounts, TaskId,
-    TaskSummary, TaskView, TransitionEvent, TransitionRecord, edges, validate,
+    EdgeKind, EndpointId, Event, EventBody, State, StateCounts, TaskId, TaskSummary, TaskView,
+    TransitionEvent, TransitionRecord, edges, validate,
 };
 
 /// A task as the list shows it: the service's `/v1/tasks` rows.
@@ -112,10 +112,6 @@ pub struct Live {
     /// Finished tasks per bucket, newest last: (bucket start, success, failed or cancelled).
     throughput: VecDeque<(i64, u32, u32)>,
     pub warnings: VecDeque<Warning>,
-    /// Endpoint status changes seen on the stream.
-    pub endpoint_events: HashMap<EndpointId, EndpointStatus>,
-    /// Total transitions applied since loading.
-    pub applied: u64,
 }
 
 impl Live {
@@ -136,8 +132,6 @@ impl Live {
             flows: Flows::new(),
             throughput: VecDeque::new(),
             warnings: VecDeque::new(),
-            endpoint_events: HashMap::new(),
-            applied: 0,
         };
         live.add_older(newest_first);
         live
@@ -234,10 +228,8 @@ impl Live {
                 self.transition(event.seq, t, now)
             }
             EventBody::Transition(_) => {}
-            EventBody::Endpoint(status) => {
-                self.endpoint_events
-                    .insert(status.endpoint_id, status.clone());
-            }
+            // Endpoint changes reach the endpoints page through its periodic refresh.
+            EventBody::Endpoint(_) => {}
         }
         Ok(())
     }
@@ -284,7 +276,6 @@ impl Live {
                 }
             }
         }
-        self.applied += 1;
         if t.to.is_terminal() {
             self.finished(t.to, now);
         }

@@ -274,7 +274,7 @@ impl Session {
         spawn_local(async move {
             let mut rounds = 0u32;
             while session.generation.get_value() == generation {
-                gloo_sleep(Duration::from_secs(2)).await;
+                sleep(Duration::from_secs(2)).await;
                 rounds += 1;
                 let endpoints = session.view.with_untracked(|v| v.endpoints.clone());
                 match load_head(&api, &endpoints).await {
@@ -371,7 +371,7 @@ pub fn short(id: &str) -> String {
         .collect()
 }
 
-async fn gloo_sleep(duration: Duration) {
+async fn sleep(duration: Duration) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
         if let Some(w) = web_sys::window() {
             let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(

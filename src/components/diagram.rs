@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 use lifeline_model::diagram::{self, Route};
-use lifeline_model::{Actor, EdgeKind, State, StateCounts};
+use lifeline_model::{Actor, EdgeKind, State, StateCounts, human_duration};
 
 /// One step of a selected task's path: the state it entered, by whom, on which attempt and
 /// when (epoch seconds).
@@ -19,14 +19,7 @@ pub struct PathStep {
 /// A step in words: when, by whom, on which attempt, and how long the task stayed.
 fn describe_step(number: usize, step: &PathStep, next: Option<&PathStep>) -> String {
     let stay = match next {
-        Some(n) => {
-            let s = n.at - step.at;
-            if s < 1.0 {
-                format!("{:.1} ms there", s * 1e3)
-            } else {
-                format!("{s:.2} s there")
-            }
-        }
+        Some(n) => format!("{} there", human_duration(n.at - step.at)),
         None => "still there".to_owned(),
     };
     let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(step.at * 1000.0));

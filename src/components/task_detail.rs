@@ -103,7 +103,7 @@ pub fn TaskDetail(doc: RwSignal<Option<Value>>, task: TaskId) -> impl IntoView {
                         .enumerate()
                         .map(|(i, t)| {
                             let at = t["at"].as_f64().unwrap_or_default();
-                            let stay = log.get(i + 1).and_then(|n| n["at"].as_f64()).map(|n| crate::pages::overview::seconds(n - at)).unwrap_or_else(|| "now".into());
+                            let stay = log.get(i + 1).and_then(|n| n["at"].as_f64()).map(|n| lifeline_model::human_duration(n - at)).unwrap_or_else(|| "now".into());
                             view! {
                                 <tr data-step=i + 1>
                                     <td>{i + 1}</td>

@@ -2,20 +2,10 @@
 //! percentiles, for the current endpoint filter, drawn as small SVG plots.
 
 use leptos::prelude::*;
-use lifeline_model::{State, StateCounts};
+use lifeline_model::{State, StateCounts, human_duration as seconds};
 
 use crate::live::{THROUGHPUT_BUCKET_SECS, THROUGHPUT_BUCKETS};
 use crate::session::{Session, now_secs};
-
-/// A duration for people.
-pub fn seconds(s: f64) -> String {
-    match s {
-        s if s < 1e-3 => format!("{:.0} µs", s * 1e6),
-        s if s < 1.0 => format!("{:.1} ms", s * 1e3),
-        s if s < 120.0 => format!("{s:.2} s"),
-        s => format!("{:.1} min", s / 60.0),
-    }
-}
 
 #[component]
 pub fn OverviewPage() -> impl IntoView {

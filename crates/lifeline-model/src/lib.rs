@@ -36,7 +36,7 @@ pub use state::{Actor, State, UnknownName};
 pub use status::{
     FoldError, StatusDetails, StatusDocument, TaskMeta, TaskView, TransitionRecord, fold,
 };
-pub use time::Timestamp;
+pub use time::{Timestamp, human_duration};
 pub use transition::{Accepted, Edge, EdgeKind, TransitionError, edges, edges_from, validate};
 pub use wire::{
     DwellSummary, EdgeCount, EndpointSummary, Presence, StatsSummary, TaskPage, TaskSummary,

@@ -64,6 +64,16 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// A duration in seconds, for people: `400 µs`, `12.5 ms`, `2.50 s`, `3.5 min`.
+pub fn human_duration(secs: f64) -> String {
+    match secs {
+        s if s < 1e-3 => format!("{:.0} µs", s * 1e6),
+        s if s < 1.0 => format!("{:.1} ms", s * 1e3),
+        s if s < 120.0 => format!("{s:.2} s"),
+        s => format!("{:.1} min", s / 60.0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +84,13 @@ mod tests {
         assert_eq!(t.to_epoch_string(), "1623881816.333504");
         assert_eq!(Timestamp::from_secs_f64(t.as_secs_f64()), t);
         assert_eq!(Timestamp::from_micros(5).to_epoch_string(), "0.000005");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(0.0004), "400 µs");
+        assert_eq!(human_duration(0.0125), "12.5 ms");
+        assert_eq!(human_duration(2.5), "2.50 s");
+        assert_eq!(human_duration(210.0), "3.5 min");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use lifeline_model::State;
+use lifeline_model::{State, human_duration};
 use serde_json::{Value, json};
 
 use crate::client::{CliError, CliResult, Client};
@@ -249,7 +249,7 @@ pub(crate) fn describe(id: &str, doc: &Value) -> String {
         let stay = log
             .get(i + 1)
             .and_then(|n| n["at"].as_f64())
-            .map(|next| format!("  ({} there)", duration(next - at)))
+            .map(|next| format!("  ({} there)", human_duration(next - at)))
             .unwrap_or_default();
         let reason = t["reason"]
             .as_str()
@@ -290,16 +290,6 @@ pub(crate) async fn cancel(client: &Client, ids: &[String]) -> CliResult<()> {
     Ok(())
 }
 
-/// A duration in seconds, for people.
-pub(crate) fn duration(secs: f64) -> String {
-    match secs {
-        s if s < 1e-3 => format!("{:.0} µs", s * 1e6),
-        s if s < 1.0 => format!("{:.1} ms", s * 1e3),
-        s if s < 120.0 => format!("{s:.2} s"),
-        s => format!("{:.1} min", s / 60.0),
-    }
-}
-
 /// Epoch seconds as `YYYY-MM-DD HH:MM:SS.mmmZ`.
 pub(crate) fn utc(epoch: f64) -> String {
     let millis = (epoch * 1000.0).round() as i64;
@@ -332,7 +322,5 @@ mod tests {
         assert_eq!(utc(1_623_881_816.333_504), "2021-06-16 22:16:56.334Z");
         assert_eq!(utc(0.0), "1970-01-01 00:00:00.000Z");
         assert_eq!(utc(951_782_400.0), "2000-02-29 00:00:00.000Z");
-        assert_eq!(duration(0.0004), "400 µs");
-        assert_eq!(duration(2.5), "2.50 s");
     }
 }

@@ -270,7 +270,7 @@ pub(crate) async fn watch(
     let counts = scope.counts();
     println!(
         "all finished in {}: {} success, {} failed, {} cancelled",
-        crate::commands::duration(started.elapsed().as_secs_f64()),
+        lifeline_model::human_duration(started.elapsed().as_secs_f64()),
         counts.get(State::Success),
         counts.get(State::Failed),
         counts.get(State::Cancelled)
