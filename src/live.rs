@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use lifeline_model::{
-    EdgeKind, EndpointId, Event, EventBody, State, StateCounts, TaskId, TaskSummary, TaskView,
+    EndpointId, Event, EventBody, State, StateCounts, TaskId, TaskSummary, TaskView,
     TransitionEvent, TransitionRecord, edges, validate,
 };
 
@@ -249,13 +249,8 @@ impl Live {
                 return;
             }
             Some(from) => {
-                let retry = lifeline_model::Edge::find(from, t.to)
-                    .is_some_and(|e| e.kind == EdgeKind::Retry);
-                let before = if retry {
-                    t.attempt.saturating_sub(1)
-                } else {
-                    t.attempt
-                };
+                let before = lifeline_model::Edge::find(from, t.to)
+                    .map_or(t.attempt, |e| e.attempt_before(t.attempt));
                 match validate(from, t.to, t.actor, before, t.max_retries) {
                     Ok(accepted) if accepted.attempt == t.attempt => {
                         self.counts.shift(from, t.to);

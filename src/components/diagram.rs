@@ -37,6 +37,7 @@ fn edge_class(kind: EdgeKind) -> &'static str {
     match kind {
         EdgeKind::Forward => "edge edge-forward",
         EdgeKind::Retry => "edge edge-retry",
+        EdgeKind::Requeue => "edge edge-requeue",
         EdgeKind::Fail => "edge edge-fail",
         EdgeKind::Cancel => "edge edge-cancel",
     }

@@ -117,6 +117,7 @@ pub fn LifecyclePage() -> impl IntoView {
                 <p class="legend">
                     <span class="key forward">"forward"</span>
                     <span class="key retry">"retry (next attempt)"</span>
+                    <span class="key requeue">"requeue (same attempt)"</span>
                     <span class="key fail">"failure"</span>
                     <span class="key cancel">"cancel"</span>
                     " Edges thicken with their flow (transitions per second over 10 s). Click a state or an edge to filter the list."

@@ -589,12 +589,21 @@ impl Interchange {
             self.tasks.remove(&id);
             return;
         }
-        if known_function {
-            self.executors[executor].queue.push_back(id);
+        let depth = |raw: &RawValue| lifeline_model::json_depth(raw.get());
+        let deepest =
+            depth(&self.tasks[&id].assignment.args).max(depth(&self.tasks[&id].assignment.kwargs));
+        let rejection = if !known_function {
+            Some("the function's definition did not arrive with the task".to_owned())
+        } else if deepest > lifeline_model::MAX_ARGUMENT_DEPTH {
+            Some(format!(
+                "its arguments nest {deepest} levels deep; the limit is {}",
+                lifeline_model::MAX_ARGUMENT_DEPTH
+            ))
         } else {
-            let reason =
-                "rejected by the endpoint: the function's definition did not arrive with the task"
-                    .to_owned();
+            None
+        };
+        if let Some(why) = rejection {
+            let reason = format!("rejected by the endpoint: {why}");
             let _ = self.transition(
                 id,
                 State::Failed,
@@ -603,6 +612,8 @@ impl Interchange {
                 Some(reason),
                 None,
             );
+        } else {
+            self.executors[executor].queue.push_back(id);
         }
     }
 

@@ -45,30 +45,23 @@ struct PyWorker {
     stdout: BufReader<ChildStdout>,
 }
 
-/// Writes the worker's program to a file (once per manager), so that process listings show a
-/// path rather than the whole program.
-fn worker_program() -> std::io::Result<&'static std::path::Path> {
-    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    if let Some(path) = PATH.get() {
-        return Ok(path);
-    }
-    let path = std::env::temp_dir().join(format!("lifeline-worker-{}.py", std::process::id()));
-    std::fs::write(&path, WORKER_PY)?;
-    Ok(PATH.get_or_init(|| path))
-}
+/// What `python3 -c` runs: it reads the worker's program from stdin (its length in bytes on the
+/// first line, then the program itself) and runs it. The program never touches the file system,
+/// so no other user of the machine can replace or read it, and nothing is left behind when the
+/// manager dies; process listings show this one line rather than the whole program.
+const BOOTSTRAP: &str = "import sys;n=int(sys.stdin.buffer.readline());exec(compile(sys.stdin.buffer.read(n),'<lifeline worker>','exec'))";
 
 impl PyWorker {
-    fn start() -> std::io::Result<Self> {
+    async fn start() -> std::io::Result<Self> {
         let mut child = Command::new("python3")
-            .arg("-u")
-            .arg(worker_program()?)
+            .args(["-u", "-c", BOOTSTRAP])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .process_group(0)
             .kill_on_drop(true)
             .spawn()?;
-        let stdin = child
+        let mut stdin = child
             .stdin
             .take()
             .ok_or_else(|| std::io::Error::other("no stdin"))?;
@@ -78,6 +71,9 @@ impl PyWorker {
                 .take()
                 .ok_or_else(|| std::io::Error::other("no stdout"))?,
         );
+        stdin
+            .write_all(format!("{}\n{WORKER_PY}", WORKER_PY.len()).as_bytes())
+            .await?;
         Ok(Self {
             child,
             stdin,
@@ -172,7 +168,7 @@ async fn run_python(
 ) -> (Outcome, Option<PyWorker>) {
     let mut worker = match worker {
         Some(w) => w,
-        None => match PyWorker::start() {
+        None => match PyWorker::start().await {
             Ok(w) => w,
             Err(e) => {
                 return (
@@ -184,15 +180,23 @@ async fn run_python(
             }
         },
     };
-    let request = serde_json::json!({
-        "function_id": task.function_id,
-        "name": entrypoint,
-        "source": source,
-        "entrypoint": entrypoint,
-        "args": task.args,
-        "kwargs": task.kwargs,
-    });
-    let mut line = request.to_string();
+    // Arguments pass through as the JSON text they arrived as: nothing here parses them, so no
+    // shape of theirs can make the manager fail.
+    let request = WorkerRequest {
+        function_id: task.function_id,
+        name: entrypoint,
+        source,
+        entrypoint,
+        args: &task.args,
+        kwargs: &task.kwargs,
+    };
+    let mut line = match serde_json::to_string(&request) {
+        Ok(line) => line,
+        Err(e) => {
+            let reason = format!("the task cannot be sent to its worker: {e}");
+            return (Outcome::Failed { reason }, Some(worker));
+        }
+    };
     line.push('\n');
     let exchange = async {
         worker.stdin.write_all(line.as_bytes()).await?;
@@ -214,6 +218,17 @@ async fn run_python(
             (stopped(why), None)
         }
     }
+}
+
+/// One request to the Python worker, one JSON line.
+#[derive(serde::Serialize)]
+struct WorkerRequest<'a> {
+    function_id: lifeline_model::FunctionId,
+    name: &'a str,
+    source: &'a str,
+    entrypoint: &'a str,
+    args: &'a RawValue,
+    kwargs: &'a RawValue,
 }
 
 /// Parses the worker's answer line.
@@ -391,10 +406,19 @@ fn emit(out: &mpsc::UnboundedSender<String>, message: &FromManager) {
 
 /// Runs a manager on this process's stdin and stdout until stdin closes.
 pub async fn run_manager(options: ManagerOptions) -> anyhow::Result<()> {
+    serve_manager(options, tokio::io::stdin(), tokio::io::stdout()).await
+}
+
+/// Runs a manager that reads the interchange's messages from `input` and writes its own to
+/// `output`, until `input` ends.
+pub(crate) async fn serve_manager(
+    options: ManagerOptions,
+    input: impl tokio::io::AsyncRead + Unpin,
+    mut stdout: impl tokio::io::AsyncWrite + Unpin + Send + 'static,
+) -> anyhow::Result<()> {
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
-    // One writer owns stdout, so lines never interleave.
+    // One writer owns the output, so lines never interleave.
     let writer = tokio::spawn(async move {
-        let mut stdout = tokio::io::stdout();
         while let Some(mut line) = out_rx.recv().await {
             line.push('\n');
             if stdout.write_all(line.as_bytes()).await.is_err() {
@@ -406,7 +430,7 @@ pub async fn run_manager(options: ManagerOptions) -> anyhow::Result<()> {
             }
         }
     });
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut lines = BufReader::new(input).lines();
     let mut slots: Vec<Slot> = (0..options.workers.max(1))
         .map(|_| Slot::default())
         .collect();
@@ -467,12 +491,20 @@ pub async fn run_manager(options: ManagerOptions) -> anyhow::Result<()> {
             let worker = slot.worker.take();
             let done_tx = done_tx.clone();
             let max_result = options.max_result_bytes;
+            let (task_id, attempt) = (task.task_id, task.attempt);
+            let running =
+                tokio::spawn(async move { run(&task, worker, cancel_rx, max_result).await });
             tokio::spawn(async move {
-                let (outcome, worker) = run(&task, worker, cancel_rx, max_result).await;
+                // Whatever goes wrong while running one task is that task's failure, and the
+                // slot is always handed back.
+                let (outcome, worker) = running.await.unwrap_or_else(|error| {
+                    let reason = format!("the manager failed while running the task: {error}");
+                    (Outcome::Failed { reason }, None)
+                });
                 let _ = done_tx.send(Finished {
                     slot: i,
-                    task_id: task.task_id,
-                    attempt: task.attempt,
+                    task_id,
+                    attempt,
                     outcome,
                     worker,
                 });
@@ -481,9 +513,6 @@ pub async fn run_manager(options: ManagerOptions) -> anyhow::Result<()> {
     }
     drop(out_tx);
     let _ = writer.await;
-    if let Ok(path) = worker_program() {
-        let _ = std::fs::remove_file(path);
-    }
     Ok(())
 }
 
@@ -515,6 +544,94 @@ mod tests {
                 .expect_err("missing")
                 .contains("no \"missing\"")
         );
+    }
+
+    fn python_task(id: u128, source: &str, entrypoint: &str, args: &str) -> RunTask {
+        RunTask {
+            task_id: TaskId::from_u128(id),
+            attempt: 1,
+            function_id: lifeline_model::FunctionId::from_u128(id),
+            function: FunctionSpec::Python {
+                source: source.into(),
+                entrypoint: entrypoint.into(),
+            },
+            args: raw(args),
+            kwargs: raw("{}"),
+            walltime_secs: Some(30.0),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_worker_program_is_not_a_file() {
+        // A program at a path would be one another local user could create or replace first.
+        let source = "import sys\ndef argv():\n    return sys.argv\n";
+        let (_keep, cancel) = oneshot::channel::<()>();
+        let (outcome, _) = run(&python_task(1, source, "argv", "[]"), None, cancel, 1 << 20).await;
+        let Outcome::Success { result } = outcome else {
+            panic!("expected success, got {outcome:?}")
+        };
+        assert_eq!(result.get(), r#"["-c"]"#);
+    }
+
+    /// Drives a manager through a pipe as the interchange does, and collects its messages
+    /// until every task has an answer.
+    async fn run_on_manager(workers: usize, tasks: Vec<RunTask>) -> Vec<FromManager> {
+        let (mut to_manager, input) = tokio::io::duplex(1 << 20);
+        let (output, from_manager) = tokio::io::duplex(1 << 20);
+        let options = ManagerOptions {
+            workers,
+            heartbeat_period: Duration::from_secs(60),
+            max_result_bytes: 1 << 20,
+        };
+        let manager = tokio::spawn(serve_manager(options, input, output));
+        let expected = tasks.len();
+        for task in tasks {
+            let mut line = serde_json::to_string(&ToManager::Run(task)).expect("json");
+            line.push('\n');
+            to_manager.write_all(line.as_bytes()).await.expect("write");
+        }
+        let mut lines = BufReader::new(from_manager).lines();
+        let mut seen = Vec::new();
+        let mut done = 0;
+        while done < expected {
+            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+                .await
+                .expect("the manager answers")
+                .expect("read")
+                .expect("a line");
+            let message: FromManager = serde_json::from_str(&line).expect("message");
+            done += usize::from(matches!(message, FromManager::Done { .. }));
+            seen.push(message);
+        }
+        drop(to_manager);
+        manager.await.expect("joins").expect("runs");
+        seen
+    }
+
+    #[tokio::test]
+    async fn deeply_nested_arguments_neither_wedge_a_worker_nor_the_manager() {
+        let deep = format!("[{}{}]", "[".repeat(300), "]".repeat(300));
+        let source = "def depth(x):\n    n = 0\n    while isinstance(x, list) and x:\n        x, n = x[0], n + 1\n    return n\n";
+        // One worker: the second task runs only if the first one gave its slot back.
+        let seen = run_on_manager(
+            1,
+            vec![
+                python_task(1, source, "depth", &deep),
+                python_task(2, source, "depth", "[[[1]]]"),
+            ],
+        )
+        .await;
+        let outcomes: Vec<(u128, String)> = seen
+            .into_iter()
+            .filter_map(|m| match m {
+                FromManager::Done {
+                    task_id, outcome, ..
+                } => Some((task_id.as_u128(), format!("{outcome:?}"))),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+        assert!(outcomes[1].1.contains("RawValue(2)"), "{outcomes:?}");
     }
 
     #[tokio::test]

@@ -1,4 +1,6 @@
 # Lifeline's Python worker: a long-lived (warm) process that runs one function call at a time.
+# The manager starts it as `python3 -c` with a bootstrap that reads this program from stdin, so
+# it never exists as a file.
 #
 # It reads one JSON request per line on stdin:
 #   {"function_id": ..., "name": ..., "source": ..., "entrypoint": ..., "args": [...], "kwargs": {...}}
@@ -40,9 +42,15 @@ def answer(message):
 
 
 for line in sys.stdin:
-    request = json.loads(line)
     try:
-        value = load(request)(*request["args"], **request["kwargs"])
+        request = json.loads(line)
+        args, kwargs = request["args"], request["kwargs"]
+    except Exception as error:
+        # Nothing one request carries may stop the worker: it is that task's failure.
+        answer({"ok": False, "exception": "the worker could not read the task: %s: %s" % (type(error).__name__, error)})
+        continue
+    try:
+        value = load(request)(*args, **kwargs)
     except BaseException as error:
         # Leave out this loop's own frame: the traceback starts in the user's code.
         frames = error.__traceback__.tb_next if error.__traceback__ else None

@@ -183,8 +183,8 @@ fn place(state: State) -> Node {
 }
 
 /// Routes an edge by its kind and the relative position of its ends, so that the common shapes
-/// stay apart: forward steps leave on the right, failures drop from the bottom, retries leave on
-/// the left and climb back, cancellations rise from the top.
+/// stay apart: forward steps leave on the right, failures drop from the bottom, retries and
+/// requeues leave on the left and climb back, cancellations rise from the top.
 fn route(edge: &'static Edge, from: &Node, to: &Node) -> Route {
     let bend = ROW_HEIGHT * 0.55;
     let (start, control1, control2, end) = match edge.kind {
@@ -227,7 +227,7 @@ fn route(edge: &'static Edge, from: &Node, to: &Node) -> Route {
                 d,
             )
         }
-        EdgeKind::Retry if from.y == to.y => {
+        EdgeKind::Retry | EdgeKind::Requeue if from.y == to.y => {
             let (a, d) = (from.bottom(-NODE_WIDTH / 4.0), to.bottom(0.0));
             let dip = ROW_HEIGHT * 0.4;
             (
@@ -243,7 +243,7 @@ fn route(edge: &'static Edge, from: &Node, to: &Node) -> Route {
                 d,
             )
         }
-        EdgeKind::Retry => {
+        EdgeKind::Retry | EdgeKind::Requeue => {
             let (a, d) = (from.left(), to.bottom(0.0));
             (a, Point { x: d.x, y: a.y }, Point { x: d.x, y: a.y }, d)
         }
@@ -356,6 +356,7 @@ fn edge_style(kind: EdgeKind) -> (&'static str, &'static str) {
     match kind {
         EdgeKind::Forward => ("#555555", ""),
         EdgeKind::Retry => ("#E69F00", r#" stroke-dasharray="6 3""#),
+        EdgeKind::Requeue => ("#0072B2", r#" stroke-dasharray="1 3""#),
         EdgeKind::Fail => ("#D55E00", ""),
         EdgeKind::Cancel => ("#999999", r#" stroke-dasharray="2 3""#),
     }
@@ -388,9 +389,15 @@ pub fn mermaid() -> String {
     }
     let _ = writeln!(out, "    [*] --> {}", mermaid_id(State::Received));
     for e in edges() {
+        // Losses say what they cost: a requeue keeps the attempt, a retry takes the next one.
+        let cost = match e.kind {
+            EdgeKind::Retry => ", next attempt",
+            EdgeKind::Requeue => ", same attempt",
+            EdgeKind::Forward | EdgeKind::Fail | EdgeKind::Cancel => "",
+        };
         let _ = writeln!(
             out,
-            "    {} --> {}: {} ({})",
+            "    {} --> {}: {}{cost} ({})",
             mermaid_id(e.from),
             mermaid_id(e.to),
             e.label,

@@ -13,6 +13,7 @@
 //! - the endpoint report ([`EndpointReport`]) with one [`ExecutorReport`] per executor;
 //! - the event stream's wire type ([`Event`]) and the API's shapes the dashboard reads back
 //!   ([`TaskSummary`], [`EndpointSummary`], [`StatsSummary`]);
+//! - the limits on what a task may carry ([`MAX_ARGUMENT_DEPTH`], [`json_depth`]);
 //! - the lifecycle diagram as data ([`diagram`]), rendered to SVG and Mermaid text.
 //!
 //! It depends on `serde` alone and knows nothing of sockets, files, clocks or threads: time enters
@@ -20,6 +21,7 @@
 
 mod event;
 mod ids;
+mod limits;
 mod report;
 mod state;
 mod status;
@@ -31,6 +33,7 @@ pub mod diagram;
 
 pub use event::{EndpointStatus, Event, EventBody, TransitionEvent};
 pub use ids::{EndpointId, FunctionId, IdError, TaskGroupId, TaskId};
+pub use limits::{MAX_ARGUMENT_DEPTH, json_depth};
 pub use report::{EndpointReport, ExecutorReport, StateCounts};
 pub use state::{Actor, State, UnknownName};
 pub use status::{

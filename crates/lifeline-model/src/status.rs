@@ -204,7 +204,7 @@ fn exception_text(log: &[TransitionRecord]) -> String {
             let failed_attempt = match edge.kind {
                 EdgeKind::Retry => Some(record.attempt - 1),
                 EdgeKind::Fail => Some(record.attempt),
-                EdgeKind::Forward | EdgeKind::Cancel => None,
+                EdgeKind::Forward | EdgeKind::Requeue | EdgeKind::Cancel => None,
             };
             if let Some(attempt) = failed_attempt {
                 failures.push((

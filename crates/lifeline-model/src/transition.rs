@@ -13,8 +13,14 @@ use crate::state::{Actor, State};
 pub enum EdgeKind {
     /// A step along the normal path; the attempt is unchanged.
     Forward,
-    /// A system failure that starts the next attempt (attempt + 1), while attempts remain.
+    /// A system failure after the function started (worker, manager or endpoint lost under a
+    /// running task): the next attempt (attempt + 1), while attempts remain.
     Retry,
+    /// A system failure before the function started (endpoint or manager lost, dispatch not
+    /// acknowledged): the task goes back in line on the same attempt. Nothing of the user's ran,
+    /// so no retry is used up: `max_retries` guards against functions that crash their workers,
+    /// not against restarts of Lifeline's own parts.
+    Requeue,
     /// The task ends in `failed`: user exception, walltime, rejection, or retries exhausted.
     Fail,
     /// The user cancelled the task.
@@ -27,6 +33,7 @@ impl EdgeKind {
         match self {
             EdgeKind::Forward => "forward",
             EdgeKind::Retry => "retry",
+            EdgeKind::Requeue => "requeue",
             EdgeKind::Fail => "failure",
             EdgeKind::Cancel => "cancel",
         }
@@ -66,17 +73,18 @@ const fn edge(
 }
 
 use Actor::{Endpoint, Forwarder, Manager, WebService, Worker};
-use EdgeKind::{Cancel, Fail, Forward, Retry};
+use EdgeKind::{Cancel, Fail, Forward, Requeue, Retry};
 use State::{
     Cancelled, DispatchedToEp, Failed, Received, Running, Success, WaitingForEp, WaitingForLaunch,
     WaitingForNodes,
 };
 
 const CANCEL_TEXT: &str = "Its user cancelled the task before it finished.";
-const LOST_EP_TEXT: &str = "System failure: the endpoint was lost or did not acknowledge in time; the next attempt waits for it.";
-const LOST_WORKER_TEXT: &str =
-    "System failure: the manager or worker was lost; the next attempt waits for a node.";
-const EXHAUSTED_EP_TEXT: &str = "System failure at the forwarder (endpoint lost, no acknowledgement) on the last allowed attempt.";
+const REQUEUE_EP_TEXT: &str = "System failure before the function started: the endpoint was lost or did not acknowledge in time. The task waits for it again on the same attempt.";
+const RETRY_EP_TEXT: &str = "System failure under the running function: the endpoint was lost. The next attempt waits for it.";
+const REQUEUE_MANAGER_TEXT: &str = "System failure before the function started: the manager was lost. The task waits for a node again on the same attempt.";
+const RETRY_WORKER_TEXT: &str = "System failure under the running function: the manager or worker was lost. The next attempt waits for a node.";
+const EXHAUSTED_EP_TEXT: &str = "The forwarder failed the task before the endpoint acknowledged it (written by stores from before requeues; a requeue never runs out).";
 
 const FROM_RECEIVED: &[Edge] = &[
     edge(
@@ -137,9 +145,9 @@ const FROM_DISPATCHED_TO_EP: &[Edge] = &[
         DispatchedToEp,
         WaitingForEp,
         &[Forwarder],
-        Retry,
+        Requeue,
         "endpoint lost",
-        LOST_EP_TEXT,
+        REQUEUE_EP_TEXT,
     ),
     edge(
         DispatchedToEp,
@@ -172,9 +180,9 @@ const FROM_WAITING_FOR_NODES: &[Edge] = &[
         WaitingForNodes,
         WaitingForEp,
         &[Forwarder],
-        Retry,
+        Requeue,
         "endpoint lost",
-        LOST_EP_TEXT,
+        REQUEUE_EP_TEXT,
     ),
     edge(
         WaitingForNodes,
@@ -182,7 +190,7 @@ const FROM_WAITING_FOR_NODES: &[Edge] = &[
         &[Endpoint, Forwarder],
         Fail,
         "rejected",
-        "The endpoint rejected the task (unknown function, invalid payload), or the endpoint was lost on the last attempt.",
+        "The endpoint rejected the task (unknown function, arguments too deep); stores from before requeues also hold the endpoint lost on the last attempt.",
     ),
     edge(
         WaitingForNodes,
@@ -207,17 +215,17 @@ const FROM_WAITING_FOR_LAUNCH: &[Edge] = &[
         WaitingForLaunch,
         WaitingForEp,
         &[Forwarder],
-        Retry,
+        Requeue,
         "endpoint lost",
-        LOST_EP_TEXT,
+        REQUEUE_EP_TEXT,
     ),
     edge(
         WaitingForLaunch,
         WaitingForNodes,
         &[Endpoint],
-        Retry,
+        Requeue,
         "manager lost",
-        LOST_WORKER_TEXT,
+        REQUEUE_MANAGER_TEXT,
     ),
     edge(
         WaitingForLaunch,
@@ -225,7 +233,7 @@ const FROM_WAITING_FOR_LAUNCH: &[Edge] = &[
         &[Endpoint, Forwarder],
         Fail,
         "rejected",
-        "The endpoint rejected the task, or its manager or endpoint was lost on the last attempt.",
+        "The endpoint rejected the task; stores from before requeues also hold its manager or endpoint lost on the last attempt.",
     ),
     edge(
         WaitingForLaunch,
@@ -252,7 +260,7 @@ const FROM_RUNNING: &[Edge] = &[
         &[Forwarder],
         Retry,
         "endpoint lost",
-        LOST_EP_TEXT,
+        RETRY_EP_TEXT,
     ),
     edge(
         Running,
@@ -260,7 +268,7 @@ const FROM_RUNNING: &[Edge] = &[
         &[Endpoint],
         Retry,
         "worker lost",
-        LOST_WORKER_TEXT,
+        RETRY_WORKER_TEXT,
     ),
     edge(
         Running,
@@ -302,6 +310,14 @@ impl Edge {
     /// The edge from `from` to `to`, if the life cycle has one.
     pub fn find(from: State, to: State) -> Option<&'static Edge> {
         edges_from(from).iter().find(|e| e.to == to)
+    }
+
+    /// The attempt a task was on before taking this edge, given the attempt it is on after.
+    pub fn attempt_before(&self, after: u32) -> u32 {
+        match self.kind {
+            EdgeKind::Retry => after.saturating_sub(1),
+            EdgeKind::Forward | EdgeKind::Requeue | EdgeKind::Fail | EdgeKind::Cancel => after,
+        }
     }
 }
 
@@ -443,7 +459,7 @@ pub fn validate(
             });
         }
         EdgeKind::Retry => attempt + 1,
-        EdgeKind::Forward | EdgeKind::Fail | EdgeKind::Cancel => attempt,
+        EdgeKind::Forward | EdgeKind::Requeue | EdgeKind::Fail | EdgeKind::Cancel => attempt,
     };
     Ok(Accepted { edge, attempt })
 }

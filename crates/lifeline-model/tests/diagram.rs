@@ -48,7 +48,9 @@ fn every_state_and_edge_is_laid_out_inside_the_picture() {
 fn mermaid_lists_every_edge_with_its_actors() {
     let text = mermaid();
     assert!(text.starts_with("stateDiagram-v2\n"));
-    assert!(text.contains("    running --> waiting_for_nodes: worker lost (endpoint)\n"));
+    assert!(
+        text.contains("    running --> waiting_for_nodes: worker lost, next attempt (endpoint)\n")
+    );
     assert!(text.contains("    running --> failed: exception (worker or endpoint or forwarder)\n"));
     assert_eq!(
         text.lines()

@@ -9,7 +9,7 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 use lifeline_model::{Actor, EdgeKind, State, TransitionError, edges, validate};
 
 use Actor::{Endpoint as E, Forwarder as F, Manager as M, WebService as WS, Worker as W};
-use EdgeKind::{Cancel, Fail, Forward, Retry};
+use EdgeKind::{Cancel, Fail, Forward, Requeue, Retry};
 use State::*;
 
 /// The life cycle as specified, written out independently of the crate's table: every allowed
@@ -31,13 +31,14 @@ const SPEC: &[(State, State, Actor, EdgeKind)] = &[
     (WaitingForNodes, Failed, F, Fail),
     (WaitingForLaunch, Failed, F, Fail),
     (Running, Failed, F, Fail),
-    // Retries: endpoint lost or no acknowledgement...
-    (DispatchedToEp, WaitingForEp, F, Retry),
-    (WaitingForNodes, WaitingForEp, F, Retry),
-    (WaitingForLaunch, WaitingForEp, F, Retry),
+    // Requeues, before the function started: endpoint lost or no acknowledgement...
+    (DispatchedToEp, WaitingForEp, F, Requeue),
+    (WaitingForNodes, WaitingForEp, F, Requeue),
+    (WaitingForLaunch, WaitingForEp, F, Requeue),
+    // ...manager lost.
+    (WaitingForLaunch, WaitingForNodes, E, Requeue),
+    // Retries, under the running function: endpoint, manager or worker lost.
     (Running, WaitingForEp, F, Retry),
-    // ...manager or worker lost.
-    (WaitingForLaunch, WaitingForNodes, E, Retry),
     (Running, WaitingForNodes, E, Retry),
     // Cancel from any non-terminal state.
     (Received, Cancelled, WS, Cancel),
@@ -136,9 +137,9 @@ fn retries_count_attempts_and_stop_at_the_last() {
     );
     // On the last attempt the task fails instead.
     assert_eq!(validate(Running, Failed, E, 3, 2).map(|a| a.attempt), Ok(3));
-    // With no retries at all, the first system failure is final.
+    // With no retries at all, the first system failure under a running function is final.
     assert!(matches!(
-        validate(WaitingForLaunch, WaitingForEp, F, 1, 0),
+        validate(Running, WaitingForEp, F, 1, 0),
         Err(TransitionError::RetriesExhausted { .. })
     ));
     assert_eq!(
@@ -206,4 +207,34 @@ fn wire_values_round_trip_and_labels_exist() {
     }
     let index: Vec<usize> = State::ALL.iter().map(|s| s.index()).collect();
     assert_eq!(index, (0..State::COUNT).collect::<Vec<_>>());
+}
+
+#[test]
+fn requeues_never_use_up_retries() {
+    // On the last attempt (3 retries: attempt 4), losing a task that has not started puts it
+    // back in line on the same attempt, as often as it happens...
+    for (from, to, actor) in [
+        (DispatchedToEp, WaitingForEp, F),
+        (WaitingForNodes, WaitingForEp, F),
+        (WaitingForLaunch, WaitingForEp, F),
+        (WaitingForLaunch, WaitingForNodes, E),
+    ] {
+        let accepted = validate(from, to, actor, 4, 3).expect("a requeue is always allowed");
+        assert_eq!((accepted.edge.kind, accepted.attempt), (Requeue, 4));
+        assert_eq!(accepted.edge.attempt_before(4), 4);
+    }
+    // ...while losing a running one needs a retry, and there is none left.
+    for (to, actor) in [(WaitingForEp, F), (WaitingForNodes, E)] {
+        assert_eq!(
+            validate(Running, to, actor, 4, 3),
+            Err(TransitionError::RetriesExhausted {
+                from: Running,
+                to,
+                attempt: 4,
+                max_retries: 3
+            })
+        );
+        let edge = lifeline_model::Edge::find(Running, to).expect("edge");
+        assert_eq!(edge.attempt_before(3), 2);
+    }
 }

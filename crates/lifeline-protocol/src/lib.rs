@@ -21,7 +21,42 @@ pub enum FunctionSpec {
     Shell { command: String },
 }
 
+/// The kinds of function, as named on the wire (`"python"`, `"shell"`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FunctionKind {
+    Python,
+    Shell,
+}
+
 impl FunctionSpec {
+    /// Builds a function from the fields of a registration, naming what is missing or does
+    /// not belong to its kind. The values themselves are for [`FunctionSpec::check`].
+    pub fn from_parts(
+        kind: FunctionKind,
+        source: Option<String>,
+        entrypoint: Option<String>,
+        command: Option<String>,
+    ) -> Result<Self, String> {
+        let spec = match (kind, source, entrypoint, command) {
+            (FunctionKind::Python, Some(source), Some(entrypoint), None) => {
+                FunctionSpec::Python { source, entrypoint }
+            }
+            (FunctionKind::Python, ..) => {
+                return Err(
+                    "a python function has `source` and `entrypoint`, and no `command`".into(),
+                );
+            }
+            (FunctionKind::Shell, None, None, Some(command)) => FunctionSpec::Shell { command },
+            (FunctionKind::Shell, ..) => {
+                return Err(
+                    "a shell function has `command`, and no `source` or `entrypoint`".into(),
+                );
+            }
+        };
+        Ok(spec)
+    }
+
     /// Checks what serde cannot: non-empty fields, and an entry point that is a Python name.
     pub fn check(&self) -> Result<(), String> {
         match self {

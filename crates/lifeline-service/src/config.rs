@@ -27,7 +27,7 @@ pub struct Settings {
     pub max_payload_bytes: usize,
     /// Largest result an endpoint may report, in bytes.
     pub max_result_bytes: usize,
-    /// Largest number of tasks in one submission.
+    /// Largest number of tasks in one submission (more is answered 413).
     pub max_batch_tasks: usize,
     /// Origins allowed to call the API from a browser (`*` for any); empty: same origin only.
     pub cors_origins: Vec<String>,
@@ -46,7 +46,7 @@ impl Default for Settings {
             default_max_retries: 3,
             max_payload_bytes: 10 * 1024 * 1024,
             max_result_bytes: 10 * 1024 * 1024,
-            max_batch_tasks: 100_000,
+            max_batch_tasks: 10_000,
             cors_origins: Vec::new(),
             dashboard_dir: PathBuf::from("dist"),
         }

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use lifeline_model::{
     Actor, EndpointId, EndpointReport, EndpointStatus, FunctionId, State, TaskId, Timestamp,
@@ -23,6 +23,7 @@ use lifeline_protocol::{
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
 
+use crate::log_limit::{LogLimit, Verdict};
 use crate::now;
 use crate::store::{self, Ctx, Outcome, Proposal, Store, StoreResult, TaskRow, registry};
 
@@ -82,7 +83,14 @@ pub struct Forwarder {
     next_conn: AtomicU64,
     /// Transitions endpoints reported that the model refused.
     pub illegal_reports: AtomicU64,
+    /// Warnings about refused reports, bounded per endpoint (a std mutex, never held across an
+    /// await).
+    report_log: Mutex<LogLimit<EndpointId>>,
 }
+
+/// Refused reports logged per endpoint per [`REPORT_LOG_INTERVAL`]; the rest are summarised.
+const REPORT_LOG_LINES: u32 = 20;
+const REPORT_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Forwarder {
     /// Starts with every registered endpoint offline, due to be declared lost (and its
@@ -113,6 +121,7 @@ impl Forwarder {
             }),
             next_conn: AtomicU64::new(1),
             illegal_reports: AtomicU64::new(0),
+            report_log: Mutex::new(LogLimit::new(REPORT_LOG_LINES, REPORT_LOG_INTERVAL)),
         })
     }
 
@@ -166,6 +175,24 @@ impl Forwarder {
             return None;
         }
         live.online = true;
+        Some(status_of(endpoint, live))
+    }
+
+    /// The endpoint closed its connection cleanly: it is offline now, not after the heartbeat
+    /// threshold, and the monitor's next tick requeues what it held (unless it reconnects
+    /// first and says it still holds it). Returns its status if it was online.
+    fn closed(&self, endpoint: EndpointId) -> Option<EndpointStatus> {
+        let mut inner = self.lock();
+        if inner.conns.contains_key(&endpoint) {
+            // A newer connection replaced this one.
+            return None;
+        }
+        let live = inner.live.get_mut(&endpoint)?;
+        live.deadline = Instant::now();
+        if !live.online {
+            return None;
+        }
+        live.online = false;
         Some(status_of(endpoint, live))
     }
 
@@ -481,8 +508,18 @@ impl Forwarder {
         if !rejected.is_empty() {
             self.illegal_reports
                 .fetch_add(rejected.len() as u64, Ordering::Relaxed);
+            let mut log = self.report_log.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
             for r in &rejected {
-                tracing::warn!(%endpoint, task = %r.task_id, state = %r.state, message = %r.message, "rejected a reported transition");
+                match log.check(endpoint, now) {
+                    Verdict::Log { suppressed } => {
+                        if suppressed > 0 {
+                            tracing::warn!(%endpoint, suppressed, "left out of the log: more rejected transitions from this endpoint");
+                        }
+                        tracing::warn!(%endpoint, task = %r.task_id, state = %r.state, message = %r.message, "rejected a reported transition");
+                    }
+                    Verdict::Suppress => {}
+                }
             }
         }
         Ok(ToEndpoint::Ack { batch, rejected })
@@ -579,6 +616,20 @@ pub(crate) fn retry_or_fail(
     }
 }
 
+/// The close frame that answers a read error the endpoint caused (a message over the size
+/// limit: 1009), if it was one.
+fn refusal(error: &axum::Error) -> Option<CloseFrame> {
+    use tokio_tungstenite::tungstenite::Error;
+    let inner = std::error::Error::source(error)?;
+    match inner.downcast_ref::<Error>()? {
+        Error::Capacity(why) => Some(CloseFrame {
+            code: axum::extract::ws::close_code::SIZE,
+            reason: format!("message too big: {why}").into(),
+        }),
+        _ => None,
+    }
+}
+
 /// How long a new connection may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -653,22 +704,31 @@ pub(crate) async fn session(
         }
         let _ = sink.close().await;
     };
+    // How the reader ended: the endpoint closed cleanly, or broke the protocol with a frame
+    // the service must answer with a close code, or the connection simply dropped.
+    enum End {
+        Clean,
+        Refused(CloseFrame),
+        Dropped,
+    }
     let reader = async {
         let dispatcher = forwarder.dispatch_waiting(endpoint);
         if let Err(error) = dispatcher.await {
             tracing::warn!(%error, %endpoint, "could not dispatch waiting tasks");
         }
-        while let Some(Ok(message)) = stream.next().await {
-            let text = match message {
-                Message::Text(text) => text,
-                Message::Close(_) => break,
-                Message::Binary(_) => {
+        loop {
+            let text = match stream.next().await {
+                None => return End::Dropped,
+                Some(Err(error)) => return refusal(&error).map_or(End::Dropped, End::Refused),
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(Message::Close(_))) => return End::Clean,
+                Some(Ok(Message::Binary(_))) => {
                     let message =
                         "binary frames are not part of the protocol; send JSON text".into();
                     forwarder.reply(endpoint, conn_id, &ToEndpoint::Error { message });
                     continue;
                 }
-                Message::Ping(_) | Message::Pong(_) => continue,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             };
             match serde_json::from_str::<FromEndpoint>(&text) {
                 Ok(FromEndpoint::Heartbeat { report }) => {
@@ -682,7 +742,7 @@ pub(crate) async fn session(
                         Ok(ack) => forwarder.reply(endpoint, conn_id, &ack),
                         Err(error) => {
                             tracing::error!(%error, %endpoint, "could not store a report");
-                            break;
+                            return End::Dropped;
                         }
                     }
                 }
@@ -697,11 +757,20 @@ pub(crate) async fn session(
             }
         }
     };
-    tokio::select! {
-        _ = writer => {}
-        _ = reader => {}
-        _ = shutdown.changed() => {}
+    let end = tokio::select! {
+        _ = writer => End::Dropped,
+        end = reader => end,
+        _ = shutdown.changed() => End::Dropped,
+    };
+    if let End::Refused(frame) = &end {
+        tracing::warn!(%endpoint, code = frame.code, reason = %frame.reason, "closing an endpoint's connection");
+        let _ = sink.send(Message::Close(Some(frame.clone()))).await;
     }
     forwarder.detach(endpoint, conn_id);
+    if matches!(end, End::Clean)
+        && let Some(status) = forwarder.closed(endpoint)
+    {
+        forwarder.announce(status).await;
+    }
     tracing::info!(%endpoint, "endpoint disconnected");
 }

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod config;
 pub mod forwarder;
+pub mod log_limit;
 pub mod stats;
 pub mod store;
 
@@ -75,6 +76,7 @@ impl Service {
             None => {
                 let token = new_token();
                 let d = digest(&token);
+                // Written only where there is none: an existing file is never replaced.
                 write_token_file(&settings.data_dir.join("token"), &token)?;
                 store
                     .write(move |ctx| registry::set_meta(ctx.conn(), USER_TOKEN_KEY, &d))
@@ -141,12 +143,21 @@ impl Service {
 fn write_token_file(path: &std::path::Path, token: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let mut file = options.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow::anyhow!(
+                "{} exists, but the store holds no user token: the token file belongs to another \
+                 store. Restore that store from a backup, or move the token file away to create \
+                 a new token",
+                path.display()
+            )
+        } else {
+            anyhow::Error::new(e).context(format!("cannot write {}", path.display()))
+        }
+    })?;
     writeln!(file, "{token}")?;
     Ok(())
 }

@@ -197,13 +197,13 @@ async fn exhausted_retries_fail_the_task_with_every_attempt_s_reason() {
         let mut agent = FakeEndpoint::connect(&app, &ep, &token).await;
         let tasks = agent.recv_tasks().await;
         assert_eq!(tasks[0].attempt, attempt);
+        // Each attempt dies running (a loss before the function starts would only requeue it).
         agent
-            .report(vec![step(
-                &ids[0],
-                State::WaitingForNodes,
-                Actor::Endpoint,
-                attempt,
-            )])
+            .report(vec![
+                step(&ids[0], State::WaitingForNodes, Actor::Endpoint, attempt),
+                step(&ids[0], State::WaitingForLaunch, Actor::Manager, attempt),
+                step(&ids[0], State::Running, Actor::Worker, attempt),
+            ])
             .await;
         agent.close().await;
         app.wait_task(&ids[0], "past this attempt", |d| {
@@ -231,23 +231,25 @@ async fn exhausted_retries_fail_the_task_with_every_attempt_s_reason() {
 }
 
 #[tokio::test]
-async fn an_unacknowledged_dispatch_is_retried() {
+async fn an_unacknowledged_dispatch_is_requeued() {
     let app = spawn_app().await;
     let (ep, token) = app.endpoint("mute").await;
     let f = app.python_function().await;
     let mut agent = FakeEndpoint::connect(&app, &ep, &token).await;
     let ids = app.submit(&ep, &f, 1, None).await;
     agent.recv_tasks().await;
-    // Keep the endpoint alive but never acknowledge: the dispatch times out into attempt 2,
-    // which is dispatched again on the same connection.
+    // Keep the endpoint alive but never acknowledge: the dispatch times out and the task is
+    // requeued on the same attempt (nothing ran), then dispatched again on the same connection.
     let doc = loop {
         agent.heartbeat().await;
         let doc = app.task(&ids[0]).await;
-        if doc["details"]["attempt"] == 2 {
+        let log = doc["details"]["task_transitions"].as_array().expect("log");
+        if log.len() > 3 && doc["status"] == "dispatched-to-ep" {
             break doc;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
+    assert_eq!(doc["details"]["attempt"], 1, "{doc:#}");
     let reasons: Vec<&str> = doc["details"]["task_transitions"]
         .as_array()
         .expect("log")
@@ -259,7 +261,7 @@ async fn an_unacknowledged_dispatch_is_retried() {
         "{reasons:?}"
     );
     let again = agent.recv_tasks().await;
-    assert_eq!(again[0].attempt, 2);
+    assert_eq!(again[0].attempt, 1);
 }
 
 #[tokio::test]
@@ -414,7 +416,7 @@ async fn cancelling_a_dispatched_task_tells_the_endpoint() {
 }
 
 #[tokio::test]
-async fn an_agent_that_restarted_without_its_tasks_gets_them_retried() {
+async fn an_agent_that_restarted_without_its_tasks_gets_them_requeued() {
     let app = spawn_app().await;
     let (ep, token) = app.endpoint("restarts").await;
     let f = app.python_function().await;
@@ -432,7 +434,8 @@ async fn an_agent_that_restarted_without_its_tasks_gets_them_retried() {
     let tasks = agent.recv_tasks().await;
     assert_eq!(tasks.len(), 1);
     assert_eq!(tasks[0].task_id.to_string(), ids[1]);
-    assert_eq!(tasks[0].attempt, 2);
+    // It never started: requeued on the same attempt, no retry used.
+    assert_eq!(tasks[0].attempt, 1);
     let kept = app.task(&ids[0]).await;
     assert_eq!(kept["status"], "waiting-for-nodes");
     assert_eq!(kept["details"]["attempt"], 1);

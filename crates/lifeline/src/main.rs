@@ -3,7 +3,7 @@
 //! ```text
 //! lifeline up --demo                      # service + local endpoint + dashboard, with a demo
 //! lifeline serve --bind 127.0.0.1:8080 --data-dir ./lifeline-data
-//! lifeline endpoint start --service http://127.0.0.1:8080 --token ENDPOINT_TOKEN
+//! lifeline endpoint start --service http://127.0.0.1:8080 --token-file endpoint.token
 //! lifeline submit --python analysis.py:run --args '[1, 2]' --endpoint local
 //! lifeline watch --endpoint local
 //! ```
@@ -172,15 +172,24 @@ enum Command {
 enum EndpointCommand {
     /// Start the endpoint agent: it connects to the service and runs the endpoint's tasks.
     #[command(
-        after_help = "Examples:\n  lifeline endpoint start --service http://127.0.0.1:8080 --token $ENDPOINT_TOKEN\n  lifeline endpoint start --service https://lifeline.example.org --token $ENDPOINT_TOKEN --config endpoint.toml\n\nendpoint.toml:\n  [[executor]]\n  label = \"cpu\"\n  provider = \"local\"\n  nodes = 2\n  workers_per_node = 4\n  walltime_secs = 3600"
+        after_help = "Examples:\n  lifeline endpoint start --service http://127.0.0.1:8080 --token-file endpoint.token\n  LIFELINE_ENDPOINT_TOKEN=... lifeline endpoint start --service https://lifeline.example.org --config endpoint.toml\n\nendpoint.toml:\n  [[executor]]\n  label = \"cpu\"\n  provider = \"local\"\n  nodes = 2\n  workers_per_node = 4\n  walltime_secs = 3600"
     )]
     Start {
         /// The service's URL
         #[arg(long, env = "LIFELINE_URL")]
         service: String,
-        /// The endpoint's token, from `lifeline endpoint register`
-        #[arg(long, env = "LIFELINE_ENDPOINT_TOKEN", hide_env_values = true)]
-        token: String,
+        /// A file holding the endpoint's token, from `lifeline endpoint register`
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// The endpoint's token itself. Other users of the machine can read it in `ps`: prefer
+        /// --token-file or the environment variable
+        #[arg(
+            long,
+            env = "LIFELINE_ENDPOINT_TOKEN",
+            hide_env_values = true,
+            conflicts_with = "token_file"
+        )]
+        token: Option<String>,
         /// Executors, providers, nodes and workers (TOML); default: one local executor sized to this machine
         #[arg(long)]
         config: Option<PathBuf>,
@@ -302,10 +311,28 @@ async fn run(cli: Cli) -> CliResult<()> {
         }
         Command::Endpoint(EndpointCommand::Start {
             service,
+            token_file,
             token,
             config,
             dir,
         }) => {
+            let token = match (token, token_file) {
+                (Some(token), _) => token,
+                (None, Some(file)) => std::fs::read_to_string(&file)
+                    .map_err(|e| {
+                        CliError::usage(format!(
+                            "cannot read the token file {}: {e}",
+                            file.display()
+                        ))
+                    })?
+                    .trim()
+                    .to_owned(),
+                (None, None) => {
+                    return Err(CliError::usage(
+                        "give the endpoint's token: --token-file FILE, or the environment variable LIFELINE_ENDPOINT_TOKEN",
+                    ));
+                }
+            };
             let config = match config {
                 Some(path) => lifeline_endpoint::config::EndpointConfig::load(&path)
                     .map_err(|e| CliError::usage(format!("{e:#}")))?,
@@ -395,18 +422,17 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let token_file = settings.data_dir.join("token");
     let service = Service::open(settings).await?;
-    let token = match &service.new_user_token {
+    println!("Lifeline is listening on http://{addr}/");
+    // The token is printed once, when it is made; service logs must not carry it afterwards.
+    match &service.new_user_token {
         Some(token) => {
             println!("Created the user token, saved in {}", token_file.display());
-            Some(token.clone())
+            println!("Open the dashboard: http://{addr}/#token={token}");
         }
-        None => std::fs::read_to_string(&token_file)
-            .ok()
-            .map(|t| t.trim().to_owned()),
-    };
-    println!("Lifeline is listening on http://{addr}/");
-    if let Some(token) = token {
-        println!("Open the dashboard: http://{addr}/#token={token}");
+        None => println!(
+            "Open the dashboard at http://{addr}/ and sign in with the user token kept in {}",
+            token_file.display()
+        ),
     }
     service.run(listener, shutdown_signal()).await
 }

@@ -64,12 +64,16 @@ pub fn digest(token: &str) -> String {
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
-    parts
+    let value = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
+        .ok()?;
+    // The scheme is case-insensitive (RFC 7235).
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
 }
 
 /// The token from the `access_token` query parameter, for clients that cannot set headers

@@ -54,13 +54,7 @@ pub(super) async fn register(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<RegisterEndpoint>,
 ) -> ApiResult<(StatusCode, Json<Registered>)> {
-    let name = body.name.trim().to_owned();
-    if name.is_empty() || name.len() > 200 {
-        return Err(ApiError::bad(
-            "invalid_name",
-            "an endpoint's name must have 1 to 200 characters",
-        ));
-    }
+    let name = super::valid_name("an endpoint", &body.name)?;
     let token = new_token();
     let row = registry::EndpointRow {
         id: EndpointId::from_u128(new_id()),

@@ -20,6 +20,10 @@ pub enum ApiError {
     NotFound(String),
     Conflict(String),
     PayloadTooLarge(String),
+    /// 405, for a route that exists with other methods.
+    MethodNotAllowed,
+    /// 415: a body that does not say it is JSON.
+    UnsupportedMediaType(String),
     /// 503: the service is shutting down.
     Unavailable,
     /// 500; the detail goes to the log, not to the client.
@@ -43,6 +47,16 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take this method; see /v1/openapi.json".into(),
+            ),
+            ApiError::UnsupportedMediaType(m) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                m,
+            ),
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -81,6 +95,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let content_type = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !is_json(content_type) {
+            let given = if content_type.is_empty() {
+                "none".to_owned()
+            } else {
+                format!("{content_type:?}")
+            };
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "the request body must be JSON with `Content-Type: application/json` (given: {given})"
+            )));
+        }
         let bytes =
             axum::body::Bytes::from_request(req, state)
                 .await
@@ -103,4 +132,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         })?;
         Ok(JsonBody(value))
     }
+}
+
+/// Whether a content type is JSON: `application/json` or `application/*+json`, with any
+/// parameters.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"))
 }

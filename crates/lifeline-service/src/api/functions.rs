@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use lifeline_model::FunctionId;
-use lifeline_protocol::FunctionSpec;
+use lifeline_protocol::{FunctionKind, FunctionSpec};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
@@ -13,11 +13,19 @@ use super::error::{ApiError, ApiResult, JsonBody};
 use crate::store::registry::{self, FunctionRow};
 use crate::{new_id, now};
 
+/// A registration: the name, the kind, and the fields of that kind. Parsed field by field (no
+/// tagged enum), so that `kind` must be one of its names and unknown fields are refused.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RegisterFunction {
     name: String,
-    #[serde(flatten)]
-    spec: FunctionSpec,
+    kind: FunctionKind,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    entrypoint: Option<String>,
+    #[serde(default)]
+    command: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -30,20 +38,15 @@ pub(super) async fn register(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<RegisterFunction>,
 ) -> ApiResult<(StatusCode, Json<Registered>)> {
-    let name = body.name.trim().to_owned();
-    if name.is_empty() || name.len() > 200 {
-        return Err(ApiError::bad(
-            "invalid_name",
-            "a function's name must have 1 to 200 characters",
-        ));
-    }
-    body.spec
-        .check()
+    let name = super::valid_name("a function", &body.name)?;
+    let spec = FunctionSpec::from_parts(body.kind, body.source, body.entrypoint, body.command)
+        .map_err(|m| ApiError::bad("invalid_request", m))?;
+    spec.check()
         .map_err(|m| ApiError::bad("invalid_function", m))?;
     let row = FunctionRow {
         function_id: FunctionId::from_u128(new_id()),
         name,
-        spec: body.spec,
+        spec,
         created_at: now(),
     };
     let function_id = row.function_id;

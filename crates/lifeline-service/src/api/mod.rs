@@ -84,6 +84,7 @@ pub fn router(state: AppState) -> Router {
     let v1 = openapi::v1_routes()
         // Unknown API paths answer in JSON rather than with the dashboard.
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(settings.max_payload_bytes));
 
     let index = settings.dashboard_dir.join("index.html");
@@ -118,6 +119,28 @@ pub fn router(state: AppState) -> Router {
         );
     }
     app
+}
+
+/// A name given to an endpoint or a function: trimmed, 1 to 200 characters, no control
+/// characters (they would garble listings, logs and terminals).
+fn valid_name(what: &str, raw: &str) -> ApiResult<String> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::bad(
+            "invalid_name",
+            format!("{what}'s name must have 1 to 200 characters"),
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(ApiError::bad(
+            "invalid_name",
+            format!(
+                "{what}'s name must not hold control characters (found U+{:04X})",
+                c as u32
+            ),
+        ));
+    }
+    Ok(name.to_owned())
 }
 
 async fn health(

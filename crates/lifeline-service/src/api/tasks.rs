@@ -6,8 +6,8 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use lifeline_model::{
-    Actor, DwellSummary, EdgeCount, EndpointId, FunctionId, State as TaskState, StatsSummary,
-    TaskGroupId, TaskId,
+    Actor, DwellSummary, EdgeCount, EndpointId, FunctionId, MAX_ARGUMENT_DEPTH, State as TaskState,
+    StatsSummary, TaskGroupId, TaskId,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -23,6 +23,10 @@ use crate::{new_id, now};
 
 /// Most retries a submission may ask for.
 const MAX_RETRIES_LIMIT: u32 = 100;
+
+/// Most tasks stored by one write job. A large submission is stored in several, so that the
+/// single writer serves other requests between them instead of stalling them all.
+const TASKS_PER_WRITE: usize = 500;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +61,15 @@ fn json_kind(
 ) -> ApiResult<String> {
     match raw {
         None => Ok(default.to_owned()),
+        Some(raw) if lifeline_model::json_depth(raw.get()) > MAX_ARGUMENT_DEPTH => {
+            Err(ApiError::bad(
+                "too_deep",
+                format!(
+                    "tasks[{index}].{what} nests arrays and objects {} levels deep; the limit is {MAX_ARGUMENT_DEPTH}",
+                    lifeline_model::json_depth(raw.get())
+                ),
+            ))
+        }
         Some(raw) if raw.get().trim_start().starts_with(open) => Ok(raw.get().to_owned()),
         Some(raw) => Err(ApiError::bad(
             "invalid_request",
@@ -134,6 +147,29 @@ pub(super) async fn submit(
 
     let group = TaskGroupId::from_u128(new_id());
     let task_ids: Vec<TaskId> = tasks.iter().map(|t| t.task_id).collect();
+    let mut tasks = tasks.into_iter().peekable();
+    while tasks.peek().is_some() {
+        let chunk: Vec<NewTask> = tasks.by_ref().take(TASKS_PER_WRITE).collect();
+        store_submission(&state, group, endpoint, max_retries, chunk).await?;
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Submitted {
+            task_group_id: group,
+            task_ids,
+        }),
+    ))
+}
+
+/// Stores tasks of a submission in one write job, in `received` and then on their way to the
+/// endpoint, and dispatches them if it is connected.
+async fn store_submission(
+    state: &AppState,
+    group: TaskGroupId,
+    endpoint: EndpointId,
+    max_retries: u32,
+    tasks: Vec<NewTask>,
+) -> ApiResult<()> {
     let online = state.forwarder().is_connected(endpoint);
     let at = now();
     let assignments = state
@@ -173,13 +209,7 @@ pub(super) async fn submit(
     if online {
         state.forwarder().dispatch(endpoint, assignments).await;
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Submitted {
-            task_group_id: group,
-            task_ids,
-        }),
-    ))
+    Ok(())
 }
 
 fn parse_task_id(text: &str) -> ApiResult<TaskId> {
@@ -256,12 +286,25 @@ pub(super) struct ListQuery {
     limit: Option<usize>,
 }
 
-fn split(list: Option<&str>) -> impl Iterator<Item = &str> {
-    list.into_iter()
+/// The items of a comma-separated query parameter. An empty item (`endpoint_id=`, `a,,b`) is
+/// refused rather than read as "no filter".
+fn split<'a>(name: &str, list: Option<&'a str>) -> ApiResult<Vec<&'a str>> {
+    let items: Vec<&str> = list
+        .into_iter()
         .flat_map(|s| s.split(','))
         .map(str::trim)
-        .filter(|s| !s.is_empty())
+        .collect();
+    if items.iter().any(|s| s.is_empty()) {
+        return Err(ApiError::bad(
+            "invalid_query",
+            format!("{name} has an empty value; leave the parameter out to mean all"),
+        ));
+    }
+    Ok(items)
 }
+
+/// Page sizes `GET /v1/tasks` accepts.
+const PAGE_SIZES: std::ops::RangeInclusive<usize> = 1..=10_000;
 
 fn query_error(e: axum::extract::rejection::QueryRejection) -> ApiError {
     ApiError::bad("invalid_query", e.body_text())
@@ -274,10 +317,12 @@ pub(super) async fn list(
 ) -> ApiResult<Json<lifeline_model::TaskPage>> {
     let Query(q) = query.map_err(query_error)?;
     let filter = TaskFilter {
-        endpoints: split(q.endpoint_id.as_deref())
+        endpoints: split("endpoint_id", q.endpoint_id.as_deref())?
+            .into_iter()
             .map(parse_endpoint_id)
             .collect::<ApiResult<_>>()?,
-        states: split(q.state.as_deref())
+        states: split("state", q.state.as_deref())?
+            .into_iter()
             .map(|s| {
                 s.parse().map_err(|e: lifeline_model::UnknownName| {
                     ApiError::bad("invalid_state", e.to_string())
@@ -306,7 +351,7 @@ pub(super) async fn list(
             .cursor
             .as_deref()
             .map(|c| {
-                c.parse::<i64>().map_err(|_| {
+                c.parse::<i64>().ok().filter(|&n| n > 0).ok_or_else(|| {
                     ApiError::bad(
                         "invalid_cursor",
                         format!("{c:?} is not a cursor from a previous page"),
@@ -314,7 +359,20 @@ pub(super) async fn list(
                 })
             })
             .transpose()?,
-        limit: q.limit.unwrap_or(100).clamp(1, 10_000),
+        limit: match q.limit {
+            None => 100,
+            Some(n) if PAGE_SIZES.contains(&n) => n,
+            Some(n) => {
+                return Err(ApiError::bad(
+                    "invalid_query",
+                    format!(
+                        "limit must be {} to {}, not {n}",
+                        PAGE_SIZES.start(),
+                        PAGE_SIZES.end()
+                    ),
+                ));
+            }
+        },
     };
     if filter.endpoints.len() * filter.states.len().max(1) > 200 {
         return Err(ApiError::bad(
@@ -393,7 +451,8 @@ pub(super) async fn stats(
     query: Result<Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<StatsSummary>> {
     let Query(q) = query.map_err(query_error)?;
-    let endpoints: Vec<EndpointId> = split(q.endpoint_id.as_deref())
+    let endpoints: Vec<EndpointId> = split("endpoint_id", q.endpoint_id.as_deref())?
+        .into_iter()
         .map(parse_endpoint_id)
         .collect::<ApiResult<_>>()?;
     // One read of the book: the figures of several endpoints share one sequence number.

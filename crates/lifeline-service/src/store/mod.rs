@@ -79,17 +79,84 @@ pub struct Store {
     shared: Arc<Shared>,
 }
 
+/// The store's file in the data directory.
+pub const FILE_NAME: &str = "lifeline.sqlite3";
+
+/// Opens the store's file, creating it (mode 0600, in a directory made 0700) only when there is
+/// none, and checks an existing one before anything is written to it.
+fn open_file(dir: &Path, path: &Path) -> anyhow::Result<Connection> {
+    use anyhow::Context;
+    let restore = "restore it from a backup (copy the backup to this path while the service is \
+                   stopped), or move it away to start an empty store";
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let existing = match std::fs::metadata(path) {
+        Ok(meta) => Some(meta),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    match existing {
+        Some(meta) if meta.len() == 0 => anyhow::bail!(
+            "the store {} is empty (0 bytes), so it holds no Lifeline data: {restore}",
+            path.display()
+        ),
+        Some(_) => {}
+        None => {
+            // Task arguments and results are private: the file (and with it the WAL and shared
+            // memory files, which SQLite creates with the database's mode) is the owner's only.
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            options
+                .open(path)
+                .with_context(|| format!("cannot create the store {}", path.display()))?;
+        }
+    }
+    // Never SQLITE_OPEN_CREATE: the file exists now, and if it vanished, starting empty in its
+    // place would hide that.
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open the store {}", path.display()))?;
+    let check: rusqlite::Result<Vec<String>> = conn
+        .prepare("PRAGMA quick_check")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect());
+    match check {
+        Ok(lines) if lines == ["ok"] => {}
+        Ok(lines) => anyhow::bail!(
+            "the store {} is damaged (SQLite's integrity check says: {}): {restore}",
+            path.display(),
+            lines.into_iter().take(3).collect::<Vec<_>>().join("; ")
+        ),
+        Err(e) => anyhow::bail!(
+            "the store {} cannot be read as a Lifeline store ({e}): {restore}",
+            path.display()
+        ),
+    }
+    schema::configure(&conn)?;
+    schema::migrate(&mut conn)
+        .with_context(|| format!("cannot bring the store {} up to date", path.display()))?;
+    Ok(conn)
+}
+
 /// How many events a subscriber may fall behind before it is sent back to the log.
 const BUS_CAPACITY: usize = 16_384;
 
 impl Store {
     /// Opens (creating if needed) the store in `dir`, migrates it and starts its writer thread.
+    ///
+    /// An existing file must be a sound store: one that is empty, is not SQLite, or fails
+    /// SQLite's integrity check stops the start with a message, and is never replaced.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let path: Arc<Path> = dir.join("lifeline.sqlite3").into();
-        let mut conn = Connection::open(&path)?;
-        schema::configure(&conn)?;
-        schema::migrate(&mut conn)?;
+        let path: Arc<Path> = dir.join(FILE_NAME).into();
+        let conn = open_file(dir, &path)?;
         let stats = read::load_stats(&conn)?;
         let head = read::head(&conn)?;
         let (bus, _) = broadcast::channel(BUS_CAPACITY);

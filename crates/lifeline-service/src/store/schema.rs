@@ -1,12 +1,21 @@
 //! The SQLite schema and its migrations. `PRAGMA user_version` records which have run.
 
-use rusqlite::Connection;
+use lifeline_model::{Edge, State};
+use rusqlite::{Connection, Transaction, params};
+
+/// One step of the schema: SQL, or code for what SQL cannot say.
+enum Migration {
+    Sql(&'static str),
+    Code(fn(&Transaction<'_>) -> rusqlite::Result<()>),
+}
+
+use Migration::{Code, Sql};
 
 /// Each entry moves the schema one version up; never edit one that has shipped, add another.
-const MIGRATIONS: &[&str] = &[
+const MIGRATIONS: &[Migration] = &[
     // 1: endpoints, functions, tasks, the event log (transitions and endpoint changes, numbered
     // by the global sequence), per-endpoint statistics and service metadata.
-    r#"
+    Sql(r#"
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
     CREATE TABLE endpoints (
         id BLOB PRIMARY KEY,
@@ -54,10 +63,60 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_by_task ON events (task, seq) WHERE task IS NOT NULL;
     CREATE INDEX events_by_endpoint ON events (endpoint_id, seq);
     CREATE TABLE stats (endpoint_id BLOB PRIMARY KEY, body TEXT NOT NULL) STRICT;
-    "#,
+    "#),
     // 2: listing a submission's tasks.
-    "CREATE INDEX tasks_by_group ON tasks (group_id, seq);",
+    Sql("CREATE INDEX tasks_by_group ON tasks (group_id, seq);"),
+    // 3: a task lost before its function started is requeued on the same attempt (it used to
+    // take the next one): renumber the attempts of logs written under the old rule.
+    Code(renumber_attempts),
 ];
+
+/// Walks every task's log in order and gives each transition the attempt the current rule
+/// gives it; the task's own attempt follows its last transition.
+fn renumber_attempts(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let state = |i: i64| State::ALL.get(i as usize).copied();
+    let mut fix_event = tx.prepare("UPDATE events SET attempt = ?2 WHERE seq = ?1")?;
+    let mut fix_task =
+        tx.prepare("UPDATE tasks SET attempt = ?2 WHERE seq = ?1 AND attempt != ?2")?;
+    let mut rows = tx.prepare(
+        "SELECT seq, task, state, attempt FROM events WHERE task IS NOT NULL ORDER BY task, seq",
+    )?;
+    let mut rows = rows.query([])?;
+    // (task, its previous state, its attempt so far)
+    let mut current: Option<(i64, Option<State>, u32)> = None;
+    while let Some(row) = rows.next()? {
+        let (seq, task, code, stored): (i64, i64, Option<i64>, Option<u32>) =
+            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+        if current.is_some_and(|(t, ..)| t != task) {
+            if let Some((t, _, attempt)) = current {
+                fix_task.execute(params![t, attempt])?;
+            }
+            current = None;
+        }
+        let to = code.and_then(state);
+        let (previous, attempt) = match current {
+            Some((_, previous, attempt)) => (previous, attempt),
+            None => (None, 1),
+        };
+        let attempt = match (previous, to) {
+            (Some(from), Some(to)) => {
+                Edge::find(from, to).map_or(attempt, |edge| match edge.kind {
+                    lifeline_model::EdgeKind::Retry => attempt + 1,
+                    _ => attempt,
+                })
+            }
+            _ => attempt,
+        };
+        if stored != Some(attempt) {
+            fix_event.execute(params![seq, attempt])?;
+        }
+        current = Some((task, to, attempt));
+    }
+    if let Some((t, _, attempt)) = current {
+        fix_task.execute(params![t, attempt])?;
+    }
+    Ok(())
+}
 
 /// Sets the connection options every connection uses.
 pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -72,11 +131,21 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// Brings the schema up to date, each migration in its own transaction.
-pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+pub(crate) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+    if version > MIGRATIONS.len() {
+        anyhow::bail!(
+            "the store has schema version {version}, written by a newer Lifeline; this one knows \
+             versions up to {}: run the newer version, or restore a backup made by this one",
+            MIGRATIONS.len()
+        );
+    }
+    for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
         let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
+        match migration {
+            Sql(sql) => tx.execute_batch(sql)?,
+            Code(step) => step(&tx)?,
+        }
         tx.pragma_update(None, "user_version", i + 1)?;
         tx.commit()?;
     }

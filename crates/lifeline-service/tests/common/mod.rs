@@ -39,7 +39,6 @@ pub fn fast_settings(dir: PathBuf) -> Settings {
     s.dispatch_ack_timeout_secs = 2.0;
     s.max_payload_bytes = 2 * 1024 * 1024;
     s.max_result_bytes = 64 * 1024;
-    s.max_batch_tasks = 20_000;
     s
 }
 
@@ -236,7 +235,7 @@ impl Drop for TestApp {
 
 /// A client of the endpoint WebSocket protocol, driven step by step by a test.
 pub struct FakeEndpoint {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     batch: u64,
 }
 

@@ -215,17 +215,14 @@ impl Lifeline {
     pub async fn agent(&self, token: &str, config: Option<&str>) -> Agent {
         let dir = self.tmp.path().join(format!("agent-{}", &token[..8]));
         std::fs::create_dir_all(&dir).expect("agent dir");
+        // The token goes in a file, as README tells users: a flag would show it in `ps`.
+        let token_file = dir.join("endpoint.token");
+        std::fs::write(&token_file, format!("{token}\n")).expect("token file");
         let mut cmd = Command::new(BIN);
-        cmd.args([
-            "endpoint",
-            "start",
-            "--service",
-            &self.url,
-            "--token",
-            token,
-            "--dir",
-        ])
-        .arg(&dir);
+        cmd.args(["endpoint", "start", "--service", &self.url, "--token-file"])
+            .arg(&token_file)
+            .arg("--dir")
+            .arg(&dir);
         if let Some(config) = config {
             let path = dir.join("endpoint.toml");
             std::fs::write(&path, config).expect("config");
