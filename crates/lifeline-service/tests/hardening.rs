@@ -365,3 +365,77 @@ async fn status_of(app: &common::TestApp, endpoint: &str) -> String {
     let (_, body) = app.get(&format!("/v1/endpoints/{endpoint}")).await;
     body["status"].as_str().unwrap_or("").to_owned()
 }
+
+#[tokio::test]
+async fn stores_written_before_requeues_are_renumbered_on_open() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("data");
+    let (id, endpoint, token) = {
+        let mut app = spawn_with(fast_settings(dir.clone())).await;
+        let (ep, token) = app.endpoint("old").await;
+        let f = app.python_function().await;
+        let ids = app.submit(&ep, &f, 1, Some(3)).await;
+        let mut agent = FakeEndpoint::connect(&app, &ep, &token).await;
+        agent.recv_tasks().await;
+        agent
+            .report(vec![step(
+                &ids[0],
+                State::WaitingForNodes,
+                Actor::Endpoint,
+                1,
+            )])
+            .await;
+        agent.close().await;
+        app.wait_task(&ids[0], "requeued", |d| d["status"] == "waiting-for-ep")
+            .await;
+        app.stop().await;
+        (ids[0].clone(), ep, token)
+    };
+    // Rewrite the log as the previous rule numbered it: the requeue took attempt 2.
+    {
+        let conn = rusqlite::Connection::open(dir.join("lifeline.sqlite3")).expect("open");
+        let task_seq: i64 = conn
+            .query_row("SELECT seq FROM tasks", [], |r| r.get(0))
+            .expect("task");
+        let last: i64 = conn
+            .query_row(
+                "SELECT max(seq) FROM events WHERE task = ?1",
+                [task_seq],
+                |r| r.get(0),
+            )
+            .expect("last event");
+        conn.execute("UPDATE events SET attempt = 2 WHERE seq = ?1", [last])
+            .expect("old numbering");
+        conn.execute("UPDATE tasks SET attempt = 2", [])
+            .expect("old numbering");
+        conn.pragma_update(None, "user_version", 2)
+            .expect("version");
+    }
+    let app = spawn_with(fast_settings(dir.clone())).await;
+    let doc = app.task(&id).await;
+    assert_eq!(doc["status"], "waiting-for-ep");
+    assert_eq!(doc["details"]["attempt"], 1, "{doc:#}");
+    let mut agent = FakeEndpoint::connect(&app, &endpoint, &token).await;
+    let tasks = agent.recv_tasks().await;
+    assert_eq!(tasks[0].attempt, 1);
+    assert!(
+        agent
+            .report(common::run_to_success(&id, 1, "1"))
+            .await
+            .is_empty()
+    );
+    app.wait_status(&id, "success").await;
+
+    // A store from a newer Lifeline is refused with the version it needs.
+    drop(agent);
+    let mut app = app;
+    app.stop().await;
+    let conn = rusqlite::Connection::open(dir.join("lifeline.sqlite3")).expect("open");
+    conn.pragma_update(None, "user_version", 99)
+        .expect("version");
+    drop(conn);
+    let error = Service::open(Settings::for_data_dir(&dir))
+        .await
+        .expect_err("a newer store is refused");
+    assert!(format!("{error:#}").contains("newer"), "{error:#}");
+}
