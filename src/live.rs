@@ -502,7 +502,7 @@ mod tests {
             "{:?}",
             live.warnings
         );
-        // Wrong attempt numbers on a retry are refused too.
+        // Wrong attempt numbers are refused too: a requeue keeps the attempt.
         live.apply(
             &event(
                 4,
@@ -510,7 +510,7 @@ mod tests {
                 Some(DispatchedToEp),
                 WaitingForEp,
                 Actor::Forwarder,
-                1,
+                2,
             ),
             100.0,
         )

@@ -43,7 +43,8 @@ test('a static copy pointed at the service shows every state with its count', as
     assert.match(count, /^\d+$/, `${state} has a count`);
     assert.match(label, /: \d+ tasks$/, `${state} is readable as text`);
   }
-  assert.ok(await page.locator('svg.diagram path.edge-retry').count() >= 6, 'retry loops are drawn');
+  assert.ok(await page.locator('svg.diagram path.edge-retry').count() >= 2, 'retry loops are drawn');
+  assert.ok(await page.locator('svg.diagram path.edge-requeue').count() >= 4, 'requeue loops are drawn');
   assert.ok(await page.locator('svg.diagram path.edge-cancel').count() >= 6, 'cancel edges are drawn');
   await page.screenshot({ path: join(SCREENSHOTS, 'diagram.png'), fullPage: true });
   assert.deepEqual(errors.filter((e) => !e.includes('integrity')), []);

@@ -544,6 +544,8 @@ impl Interchange {
             return;
         }
         let known_function = self.functions.contains_key(&assignment.function_id);
+        let depth = |raw: &RawValue| lifeline_model::json_depth(raw.get());
+        let deepest = depth(&assignment.args).max(depth(&assignment.kwargs));
         let executor = (0..self.executors.len())
             .min_by_key(|&i| {
                 let e = &self.executors[i];
@@ -589,9 +591,6 @@ impl Interchange {
             self.tasks.remove(&id);
             return;
         }
-        let depth = |raw: &RawValue| lifeline_model::json_depth(raw.get());
-        let deepest =
-            depth(&self.tasks[&id].assignment.args).max(depth(&self.tasks[&id].assignment.kwargs));
         let rejection = if !known_function {
             Some("the function's definition did not arrive with the task".to_owned())
         } else if deepest > lifeline_model::MAX_ARGUMENT_DEPTH {

@@ -156,9 +156,8 @@ mod tests {
 
     #[test]
     fn environment_overrides_the_file() {
-        let dir = std::env::temp_dir().join(format!("lifeline-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let file = dir.join("lifeline.toml");
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("lifeline.toml");
         std::fs::write(
             &file,
             "default_max_retries = 5\nheartbeat_period_secs = 2\n",
@@ -182,10 +181,10 @@ mod tests {
             format!("{err:#}").contains("LIFELINE_HEARTBEAT_PERIOD"),
             "{err:#}"
         );
-        std::fs::write(std::env::temp_dir().join("lifeline-bad.toml"), "colour = 1")
-            .expect("write");
-        let err = Settings::load(Some(&std::env::temp_dir().join("lifeline-bad.toml")), [])
-            .expect_err("bad");
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("lifeline-bad.toml");
+        std::fs::write(&file, "colour = 1").expect("write");
+        let err = Settings::load(Some(&file), []).expect_err("bad");
         assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
     }
 }
