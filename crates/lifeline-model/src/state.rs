@@ -78,6 +78,29 @@ impl State {
         }
     }
 
+    /// The state's code in stores (SQLite rows). Fixed forever, whatever the order of
+    /// [`State::ALL`]: a new state takes a new code, and a test fails if one changes.
+    pub const fn storage_code(self) -> u8 {
+        match self {
+            State::Received => 0,
+            State::WaitingForEp => 1,
+            State::DispatchedToEp => 2,
+            State::WaitingForNodes => 3,
+            State::WaitingForLaunch => 4,
+            State::Running => 5,
+            State::Success => 6,
+            State::Failed => 7,
+            State::Cancelled => 8,
+        }
+    }
+
+    /// The state stored under `code`, if any.
+    pub fn from_storage_code(code: i64) -> Option<State> {
+        State::ALL
+            .into_iter()
+            .find(|s| i64::from(s.storage_code()) == code)
+    }
+
     /// The wire value, as it appears in JSON, URLs and `data-state` attributes.
     pub const fn wire(self) -> &'static str {
         match self {
@@ -178,6 +201,24 @@ impl Actor {
             Actor::Manager => 3,
             Actor::Worker => 4,
         }
+    }
+
+    /// The actor's code in stores, fixed forever like [`State::storage_code`].
+    pub const fn storage_code(self) -> u8 {
+        match self {
+            Actor::WebService => 0,
+            Actor::Forwarder => 1,
+            Actor::Endpoint => 2,
+            Actor::Manager => 3,
+            Actor::Worker => 4,
+        }
+    }
+
+    /// The actor stored under `code`, if any.
+    pub fn from_storage_code(code: i64) -> Option<Actor> {
+        Actor::ALL
+            .into_iter()
+            .find(|a| i64::from(a.storage_code()) == code)
     }
 
     /// The wire value.

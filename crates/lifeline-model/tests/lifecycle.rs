@@ -238,3 +238,39 @@ fn requeues_never_use_up_retries() {
         assert_eq!(edge.attempt_before(3), 2);
     }
 }
+
+#[test]
+fn storage_codes_never_change() {
+    // Stores hold these numbers: changing one would silently relabel every stored row.
+    let states: Vec<(State, u8)> = State::ALL.iter().map(|s| (*s, s.storage_code())).collect();
+    assert_eq!(
+        states,
+        [
+            (Received, 0),
+            (WaitingForEp, 1),
+            (DispatchedToEp, 2),
+            (WaitingForNodes, 3),
+            (WaitingForLaunch, 4),
+            (Running, 5),
+            (Success, 6),
+            (Failed, 7),
+            (Cancelled, 8),
+        ]
+    );
+    let actors: Vec<(Actor, u8)> = Actor::ALL.iter().map(|a| (*a, a.storage_code())).collect();
+    assert_eq!(actors, [(WS, 0), (F, 1), (E, 2), (M, 3), (W, 4)]);
+    for s in State::ALL {
+        assert_eq!(
+            State::from_storage_code(i64::from(s.storage_code())),
+            Some(s)
+        );
+    }
+    for a in Actor::ALL {
+        assert_eq!(
+            Actor::from_storage_code(i64::from(a.storage_code())),
+            Some(a)
+        );
+    }
+    assert_eq!(State::from_storage_code(9), None);
+    assert_eq!(Actor::from_storage_code(-1), None);
+}

@@ -357,7 +357,7 @@ impl Forwarder {
                 let ids = stmt
                     .query_map(
                         rusqlite::params![
-                            State::DispatchedToEp.index() as i64,
+                            i64::from(State::DispatchedToEp.storage_code()),
                             cutoff.as_micros(),
                             PAGE as i64
                         ],

@@ -18,17 +18,11 @@ pub(super) fn id_from(bytes: Vec<u8>) -> rusqlite::Result<u128> {
 }
 
 fn state_from(i: i64) -> rusqlite::Result<State> {
-    State::ALL
-        .get(i as usize)
-        .copied()
-        .ok_or_else(|| rusqlite::Error::IntegralValueOutOfRange(0, i))
+    State::from_storage_code(i).ok_or(rusqlite::Error::IntegralValueOutOfRange(0, i))
 }
 
 fn actor_from(i: i64) -> rusqlite::Result<Actor> {
-    Actor::ALL
-        .get(i as usize)
-        .copied()
-        .ok_or_else(|| rusqlite::Error::IntegralValueOutOfRange(0, i))
+    Actor::from_storage_code(i).ok_or(rusqlite::Error::IntegralValueOutOfRange(0, i))
 }
 
 const TASK_COLUMNS: &str =
@@ -178,7 +172,7 @@ pub fn list_tasks(conn: &Connection, filter: &TaskFilter) -> StoreResult<TaskPag
             let mut query = stmt.query(params![
                 before,
                 endpoint.map(|e| e.as_u128().to_be_bytes()),
-                state.map(|s| s.index() as i64),
+                state.map(|s| i64::from(s.storage_code())),
                 filter.function.map(|f| f.as_u128().to_be_bytes()),
                 filter.group.map(|g| g.as_u128().to_be_bytes()),
                 want as i64,
@@ -284,7 +278,7 @@ pub fn tasks_in_states(
             .query_map(
                 params![
                     endpoint.as_u128().to_be_bytes(),
-                    state.index() as i64,
+                    i64::from(state.storage_code()),
                     after,
                     limit as i64
                 ],

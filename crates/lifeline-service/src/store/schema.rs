@@ -74,7 +74,6 @@ const MIGRATIONS: &[Migration] = &[
 /// Walks every task's log in order and gives each transition the attempt the current rule
 /// gives it; the task's own attempt follows its last transition.
 fn renumber_attempts(tx: &Transaction<'_>) -> rusqlite::Result<()> {
-    let state = |i: i64| State::ALL.get(i as usize).copied();
     let mut fix_event = tx.prepare("UPDATE events SET attempt = ?2 WHERE seq = ?1")?;
     let mut fix_task =
         tx.prepare("UPDATE tasks SET attempt = ?2 WHERE seq = ?1 AND attempt != ?2")?;
@@ -93,7 +92,7 @@ fn renumber_attempts(tx: &Transaction<'_>) -> rusqlite::Result<()> {
             }
             current = None;
         }
-        let to = code.and_then(state);
+        let to = code.and_then(State::from_storage_code);
         let (previous, attempt) = match current {
             Some((_, previous, attempt)) => (previous, attempt),
             None => (None, 1),

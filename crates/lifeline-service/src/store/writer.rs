@@ -209,7 +209,7 @@ impl Ctx<'_> {
                     id_bytes(group.as_u128()),
                     id_bytes(endpoint_id.as_u128()),
                     id_bytes(task.function_id.as_u128()),
-                    State::Received.index() as i64,
+                    i64::from(State::Received.storage_code()),
                     max_retries,
                     now.as_micros(),
                     task.args,
@@ -263,8 +263,8 @@ impl Ctx<'_> {
         stmt.execute(params![
             task_seq,
             id_bytes(endpoint_id.as_u128()),
-            state.index() as i64,
-            actor.index() as i64,
+            i64::from(state.storage_code()),
+            i64::from(actor.storage_code()),
             attempt,
             at.as_micros(),
             reason,
@@ -327,7 +327,7 @@ impl Ctx<'_> {
 
         self.conn
             .prepare_cached("UPDATE tasks SET state = ?2, attempt = ?3, since = ?4, result = coalesce(?5, result) WHERE seq = ?1")?
-            .execute(params![row.seq, p.to.index() as i64, accepted.attempt, p.at.as_micros(), p.result])?;
+            .execute(params![row.seq, i64::from(p.to.storage_code()), accepted.attempt, p.at.as_micros(), p.result])?;
         let seq = self.insert_transition(
             row.seq,
             task.endpoint_id,
@@ -370,7 +370,7 @@ impl Ctx<'_> {
             .prepare_cached(
                 "SELECT seq FROM events WHERE task = ?1 AND state = ?2 AND at = ?3 AND (?4 IS NULL OR attempt = ?4) LIMIT 1",
             )?
-            .query_row(params![task.seq, p.to.index() as i64, p.at.as_micros(), p.attempt], |r| r.get(0))
+            .query_row(params![task.seq, i64::from(p.to.storage_code()), p.at.as_micros(), p.attempt], |r| r.get(0))
             .optional()?;
         Ok(found.is_some())
     }
