@@ -12,6 +12,7 @@ use crate::time::Timestamp;
 /// One change, numbered by the service's global, gap-free sequence. A client that has seen
 /// event `seq` has seen every event before it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Event {
     pub seq: u64,
     #[serde(flatten)]
@@ -19,6 +20,7 @@ pub struct Event {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum EventBody {
     Transition(TransitionEvent),
@@ -27,6 +29,7 @@ pub enum EventBody {
 
 /// A task moved from one state to another.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TransitionEvent {
     pub task_id: TaskId,
     /// The submission the task belongs to; given with its first event, `received`.
@@ -62,6 +65,7 @@ impl TransitionEvent {
 
 /// An endpoint came online, went offline, or sent a heartbeat report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EndpointStatus {
     pub endpoint_id: EndpointId,
     pub name: String,

@@ -16,13 +16,20 @@
 //! - the limits on what a task may carry ([`MAX_ARGUMENT_DEPTH`], [`json_depth`]);
 //! - the lifecycle diagram as data ([`diagram`]), rendered to SVG and Mermaid text.
 //!
-//! It depends on `serde` alone and knows nothing of sockets, files, clocks or threads: time enters
-//! as [`Timestamp`] values chosen by the caller.
+//! - every body of the service's `/v1` API ([`api`]), with their JSON Schemas when the `schema`
+//!   feature is on (the service builds its OpenAPI document from them).
+//!
+//! It depends on `serde` (and, with `schema`, on `schemars` to describe its types) and knows
+//! nothing of sockets, files, clocks or threads: time enters as [`Timestamp`] values chosen by
+//! the caller.
 
+pub mod api;
 mod event;
 mod ids;
 mod limits;
 mod report;
+#[cfg(feature = "schema")]
+mod schema;
 mod state;
 mod status;
 mod time;

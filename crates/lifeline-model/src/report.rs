@@ -103,6 +103,7 @@ impl<'de> Deserialize<'de> for StateCounts {
 
 /// One executor's view of its resources and tasks.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ExecutorReport {
     /// The executor's label from the endpoint's configuration.
     pub label: String,
@@ -119,6 +120,7 @@ pub struct ExecutorReport {
 
 /// An endpoint's heartbeat report: one entry per executor, never numbers summed across them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EndpointReport {
     /// When the endpoint made the report, by its own clock.
     pub at: Timestamp,

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 /// Where a task is in its life cycle. The serde names are the wire values.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "TaskState"))]
 #[serde(rename_all = "kebab-case")]
 pub enum State {
     Received,
@@ -22,6 +24,7 @@ pub enum State {
 
 /// Who makes a transition. The serde names are the wire values.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Actor {
     WebService,

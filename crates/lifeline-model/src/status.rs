@@ -16,6 +16,7 @@ use crate::transition::{Accepted, EdgeKind, TransitionError, validate};
 
 /// One entry of a task's transition log: the state entered, by whom, on which attempt, when.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TransitionRecord {
     pub state: State,
     pub actor: Actor,
@@ -122,11 +123,16 @@ impl std::error::Error for FoldError {}
 /// completion_t}` plus the details Lifeline keeps. `R` is the result's JSON representation, left
 /// to the caller so that this crate stays free of a JSON library.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "StatusDocument", bound = ""))]
+#[serde(bound(deserialize = "R: Deserialize<'de>"))]
 pub struct StatusDocument<R> {
     pub task_id: TaskId,
     pub pending: bool,
     pub status: State,
+    /// The function's return value, when it succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<serde_json::Value>"))]
     pub result: Option<R>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exception: Option<String>,
@@ -137,6 +143,7 @@ pub struct StatusDocument<R> {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StatusDetails {
     pub endpoint_id: EndpointId,
     pub function_id: FunctionId,

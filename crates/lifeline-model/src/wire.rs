@@ -10,6 +10,7 @@ use crate::time::Timestamp;
 
 /// A task as the task list shows it: everything but its log, payload and result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TaskSummary {
     pub task_id: TaskId,
     pub task_group_id: TaskGroupId,
@@ -25,6 +26,7 @@ pub struct TaskSummary {
 
 /// One page of `GET /v1/tasks`, newest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TaskPage {
     pub tasks: Vec<TaskSummary>,
     /// Pass as `cursor` to get the next page; absent on the last page.
@@ -34,6 +36,7 @@ pub struct TaskPage {
 
 /// Whether an endpoint's heartbeats arrive.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Presence {
     Online,
@@ -42,6 +45,7 @@ pub enum Presence {
 
 /// An endpoint as `GET /v1/endpoints` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EndpointSummary {
     pub endpoint_id: EndpointId,
     pub name: String,
@@ -58,6 +62,7 @@ pub struct EndpointSummary {
 
 /// How many transitions took one edge.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EdgeCount {
     pub from: State,
     pub to: State,
@@ -66,6 +71,7 @@ pub struct EdgeCount {
 
 /// Seconds tasks spent in a state before leaving it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DwellSummary {
     pub state: State,
     /// How many tasks left the state.
@@ -77,6 +83,7 @@ pub struct DwellSummary {
 
 /// `GET /v1/stats`: figures for one or more endpoints (or all), as of event `seq`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StatsSummary {
     /// The last event these figures include: stream events after it to stay current.
     pub seq: u64,

@@ -7,79 +7,10 @@
 //! and each report batch is acknowledged once it is stored, so an agent knows which results it may
 //! forget.
 
+pub use lifeline_model::api::{FunctionKind, FunctionSpec};
 use lifeline_model::{Actor, EndpointReport, FunctionId, State, TaskId, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-
-/// What a function is: Python source with an entry point, or a shell command.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum FunctionSpec {
-    /// `entrypoint` is called with the task's args and kwargs in a warm `python3` worker.
-    Python { source: String, entrypoint: String },
-    /// Run by `sh`, with `{name}` placeholders filled from the task's kwargs.
-    Shell { command: String },
-}
-
-/// The kinds of function, as named on the wire (`"python"`, `"shell"`).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FunctionKind {
-    Python,
-    Shell,
-}
-
-impl FunctionSpec {
-    /// Builds a function from the fields of a registration, naming what is missing or does
-    /// not belong to its kind. The values themselves are for [`FunctionSpec::check`].
-    pub fn from_parts(
-        kind: FunctionKind,
-        source: Option<String>,
-        entrypoint: Option<String>,
-        command: Option<String>,
-    ) -> Result<Self, String> {
-        let spec = match (kind, source, entrypoint, command) {
-            (FunctionKind::Python, Some(source), Some(entrypoint), None) => {
-                FunctionSpec::Python { source, entrypoint }
-            }
-            (FunctionKind::Python, ..) => {
-                return Err(
-                    "a python function has `source` and `entrypoint`, and no `command`".into(),
-                );
-            }
-            (FunctionKind::Shell, None, None, Some(command)) => FunctionSpec::Shell { command },
-            (FunctionKind::Shell, ..) => {
-                return Err(
-                    "a shell function has `command`, and no `source` or `entrypoint`".into(),
-                );
-            }
-        };
-        Ok(spec)
-    }
-
-    /// Checks what serde cannot: non-empty fields, and an entry point that is a Python name.
-    pub fn check(&self) -> Result<(), String> {
-        match self {
-            FunctionSpec::Python { source, entrypoint } => {
-                if source.trim().is_empty() {
-                    return Err("source is empty".into());
-                }
-                let mut chars = entrypoint.chars();
-                let starts_well = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_');
-                if !starts_well || !chars.all(|c| c.is_alphanumeric() || c == '_') {
-                    return Err(format!(
-                        "entrypoint {entrypoint:?} is not a Python function name"
-                    ));
-                }
-                Ok(())
-            }
-            FunctionSpec::Shell { command } if command.trim().is_empty() => {
-                Err("command is empty".into())
-            }
-            FunctionSpec::Shell { .. } => Ok(()),
-        }
-    }
-}
 
 /// A function sent along with the first batch of tasks that needs it on a connection.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -473,3 +473,24 @@ async fn the_openapi_document_describes_every_route() {
     assert_eq!(states.len(), 9);
     assert!(states.contains(&json!("waiting-for-ep")));
 }
+
+#[test]
+fn answers_are_checked_against_the_document() {
+    // The check every helper call runs is not vacuous: a body of the wrong shape, or an
+    // undocumented status, fails it.
+    let id = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+    let wrong_body = std::panic::catch_unwind(|| {
+        common::check_against_document("get", &format!("/v1/tasks/{id}"), 200, &json!({ "x": 1 }))
+    });
+    assert!(wrong_body.is_err());
+    let undocumented = std::panic::catch_unwind(|| {
+        common::check_against_document("post", "/v1/endpoints", 200, &json!({}))
+    });
+    assert!(undocumented.is_err());
+    common::check_against_document(
+        "get",
+        "/v1/stats",
+        400,
+        &json!({ "error": "invalid_query", "message": "m" }),
+    );
+}

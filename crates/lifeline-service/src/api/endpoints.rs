@@ -4,27 +4,14 @@ use axum::Json;
 use axum::extract::{Path, State, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use lifeline_model::api::{EndpointRegistered, RegisterEndpoint};
 use lifeline_model::{Actor, EndpointId, EndpointSummary, Presence, State as TaskState};
-use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::auth::{EndpointAuth, Principal, User, digest, new_token};
 use super::error::{ApiError, ApiResult, JsonBody};
 use crate::store::{self, Proposal, registry};
 use crate::{new_id, now};
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RegisterEndpoint {
-    name: String,
-}
-
-#[derive(Debug, Serialize)]
-pub(super) struct Registered {
-    endpoint_id: EndpointId,
-    name: String,
-    token: String,
-}
 
 pub(super) fn parse_endpoint_id(text: &str) -> ApiResult<EndpointId> {
     text.parse()
@@ -53,7 +40,7 @@ pub(super) async fn register(
     _: User,
     State(state): State<AppState>,
     JsonBody(body): JsonBody<RegisterEndpoint>,
-) -> ApiResult<(StatusCode, Json<Registered>)> {
+) -> ApiResult<(StatusCode, Json<EndpointRegistered>)> {
     let name = super::valid_name("an endpoint", &body.name)?;
     let token = new_token();
     let row = registry::EndpointRow {
@@ -73,7 +60,7 @@ pub(super) async fn register(
     state.forwarder().register(row.id, name.clone());
     Ok((
         StatusCode::CREATED,
-        Json(Registered {
+        Json(EndpointRegistered {
             endpoint_id: row.id,
             name,
             token,

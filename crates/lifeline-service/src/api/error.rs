@@ -6,8 +6,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use lifeline_model::api::ErrorBody;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 use crate::store::StoreError;
 
@@ -71,7 +71,11 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        (status, Json(json!({ "error": code, "message": message }))).into_response()
+        let body = ErrorBody {
+            error: code.to_owned(),
+            message,
+        };
+        (status, Json(body)).into_response()
     }
 }
 

@@ -13,7 +13,7 @@ use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use lifeline_model::EndpointId;
-use serde::Deserialize;
+use lifeline_model::api::EventsQuery;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -25,17 +25,6 @@ use crate::store::{self, StoredEvent};
 
 /// Events read from the log per query while catching up.
 const CATCH_UP_PAGE: usize = 2000;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct EventsQuery {
-    endpoint_id: Option<String>,
-    /// Start after this sequence number (what `Last-Event-ID` says, for clients that cannot set it).
-    after: Option<u64>,
-    /// The token, for browsers' EventSource which cannot send headers.
-    #[allow(dead_code)]
-    access_token: Option<String>,
-}
 
 pub(super) async fn stream(
     _: User,

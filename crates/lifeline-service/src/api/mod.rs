@@ -22,6 +22,7 @@ use tower_http::trace::TraceLayer;
 
 pub use auth::{Principal, Tokens, digest, new_token};
 pub use error::{ApiError, ApiResult};
+pub use openapi::openapi;
 
 use crate::config::Settings;
 use crate::forwarder::Forwarder;
@@ -145,6 +146,9 @@ fn valid_name(what: &str, raw: &str) -> ApiResult<String> {
 
 async fn health(
     axum::extract::State(state): axum::extract::State<AppState>,
-) -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok", "seq": state.store().head() }))
+) -> axum::Json<lifeline_model::api::Health> {
+    axum::Json(lifeline_model::api::Health {
+        status: "ok".into(),
+        seq: state.store().head(),
+    })
 }

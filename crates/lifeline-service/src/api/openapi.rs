@@ -1,71 +1,111 @@
 //! The `/v1` routes, declared once: [`v1_routes`] builds the router from the table and
 //! `GET /v1/openapi.json` describes the very same table, so the document cannot miss a route.
+//!
+//! Every request body, query and response named in the table is a type of
+//! `lifeline_model::api`; their JSON Schemas come from those types (schemars), so the document
+//! says exactly what the handlers read and write.
+
+use std::sync::OnceLock;
 
 use axum::Json;
 use axum::Router;
-use lifeline_model::{Actor, State};
+use lifeline_model::api::{
+    BatchStatus, BatchStatusRequest, EndpointRegistered, EndpointSummary, ErrorBody, Event,
+    EventsQuery, FunctionInfo, FunctionRegistered, Health, RegisterEndpoint, RegisterFunction,
+    StatsQuery, StatsSummary, StatusDocument, SubmitRequest, Submitted, TaskListQuery, TaskPage,
+};
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use super::{AppState, endpoints, events, functions, tasks};
+
+/// A schema of one type, made by the document's generator (which collects the components).
+type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+/// What a route answers when it succeeds.
+enum Answer {
+    /// A JSON body of this schema.
+    Json(SchemaFn),
+    /// A stream of Server-Sent Events whose `data` has this schema.
+    Events(SchemaFn),
+    /// No body (204) or a protocol switch (101).
+    Empty,
+}
 
 /// One route's documentation.
 struct RouteDoc {
     method: &'static str,
     path: &'static str,
     summary: &'static str,
-    /// Query parameters: (name, description).
-    query: &'static [(&'static str, &'static str)],
-    /// The request body's shape, in words and an example, if it takes one.
-    body: Option<&'static str>,
-    /// The success status.
+    query: Option<SchemaFn>,
+    body: Option<SchemaFn>,
     ok: u16,
+    answer: Answer,
 }
+
+fn reference<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
+}
+
+fn inline<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    T::json_schema(generator)
+}
+
+/// Task arguments and results as any JSON value.
+type Json_ = serde_json::Value;
 
 macro_rules! routes {
     ($( $method:ident $path:literal => $handler:path {
         summary: $summary:literal,
-        $( query: [$( ($q:literal, $qd:literal) ),* $(,)?], )?
-        $( body: $body:literal, )?
-        ok: $ok:literal $(,)?
+        $( query: $query:ty, )?
+        $( body: $body:ty, )?
+        ok: $ok:literal $( $kind:ident $answer:ty )? $(,)?
     } )*) => {
         /// Every `/v1` route (paths relative to `/v1`).
         pub(super) fn v1_routes() -> Router<AppState> {
             Router::new() $( .route($path, axum::routing::$method($handler)) )*
         }
 
-        const ROUTES: &[RouteDoc] = &[ $( RouteDoc {
-            method: stringify!($method),
-            path: $path,
-            summary: $summary,
-            query: &[ $( $( ($q, $qd) ),* )? ],
-            body: routes!(@opt $( $body )?),
-            ok: $ok,
-        } ),* ];
+        fn table() -> Vec<RouteDoc> {
+            vec![ $( RouteDoc {
+                method: stringify!($method),
+                path: $path,
+                summary: $summary,
+                query: routes!(@schema inline $( $query )?),
+                body: routes!(@schema reference $( $body )?),
+                ok: $ok,
+                answer: routes!(@answer $( $kind $answer )?),
+            } ),* ]
+        }
     };
-    (@opt $body:literal) => { Some($body) };
-    (@opt) => { None };
+    (@schema $how:ident $t:ty) => { Some($how::<$t> as SchemaFn) };
+    (@schema $how:ident) => { None };
+    (@answer json $t:ty) => { Answer::Json(reference::<$t>) };
+    (@answer events $t:ty) => { Answer::Events(reference::<$t>) };
+    (@answer) => { Answer::Empty };
 }
 
 routes! {
-    get "/openapi.json" => document { summary: "This document.", ok: 200 }
+    get "/openapi.json" => document { summary: "This document.", ok: 200 json Json_ }
     post "/endpoints" => endpoints::register {
         summary: "Register an endpoint; the answer holds its id and its token (shown once).",
-        body: r#"{"name": "my-cluster"}"#,
-        ok: 201,
+        body: RegisterEndpoint,
+        ok: 201 json EndpointRegistered,
     }
     get "/endpoints" => endpoints::list {
         summary: "Every endpoint: name, online or offline (from heartbeats), last heartbeat and the per-executor report.",
-        ok: 200,
+        ok: 200 json Vec<EndpointSummary>,
     }
-    get "/endpoints/{id}" => endpoints::get_one { summary: "One endpoint.", ok: 200 }
+    get "/endpoints/{id}" => endpoints::get_one { summary: "One endpoint.", ok: 200 json EndpointSummary }
     delete "/endpoints/{id}" => endpoints::delete {
         summary: "Delete an endpoint: its unfinished tasks are cancelled and its token stops working.",
         ok: 204,
     }
     post "/endpoints/{id}/submit" => tasks::submit {
         summary: "Submit tasks (calls of registered functions) to an endpoint.",
-        body: r#"{"tasks": [{"function_id": "<uuid>", "args": [1, 2], "kwargs": {"x": 3}}], "max_retries": 3}"#,
-        ok: 202,
+        body: SubmitRequest<Json_>,
+        ok: 202 json Submitted,
     }
     get "/endpoints/{id}/connect" => endpoints::connect {
         summary: "The endpoint agent's WebSocket, authenticated with the endpoint's token.",
@@ -77,70 +117,141 @@ routes! {
     }
     post "/functions" => functions::register {
         summary: "Register a Python function or a shell command.",
-        body: r#"{"name": "add", "kind": "python", "source": "def add(a, b):\n    return a + b\n", "entrypoint": "add"} or {"name": "greet", "kind": "shell", "command": "echo hello {name}"}"#,
-        ok: 201,
+        body: RegisterFunction,
+        ok: 201 json FunctionRegistered,
     }
-    get "/functions/{id}" => functions::get_one { summary: "One function.", ok: 200 }
+    get "/functions/{id}" => functions::get_one { summary: "One function.", ok: 200 json FunctionInfo }
     get "/tasks" => tasks::list {
         summary: "Tasks, newest first, one page at a time.",
-        query: [
-            ("endpoint_id", "One endpoint id or several, comma-separated."),
-            ("state", "One state or several, comma-separated."),
-            ("function_id", "Only calls of this function."),
-            ("task_group_id", "Only the tasks of this submission."),
-            ("cursor", "The next_cursor of the previous page."),
-            ("limit", "Page size, 1 to 10000 (default 100)."),
-        ],
-        ok: 200,
+        query: TaskListQuery,
+        ok: 200 json TaskPage,
     }
     post "/tasks/batch_status" => tasks::batch_status {
         summary: "Status documents of many tasks; unknown ids get a per-id error.",
-        body: r#"{"task_ids": ["<uuid>", "<uuid>"]}"#,
-        ok: 200,
+        body: BatchStatusRequest,
+        ok: 200 json BatchStatus<Json_>,
     }
     get "/tasks/{id}" => tasks::get_one {
         summary: "A task's status document: {pending, status, result | exception, completion_t, details}.",
-        ok: 200,
+        ok: 200 json StatusDocument<Json_>,
     }
     post "/tasks/{id}/cancel" => tasks::cancel {
         summary: "Cancel a pending task (409 when it already finished).",
-        ok: 200,
+        ok: 200 json StatusDocument<Json_>,
     }
     get "/stats" => tasks::stats {
         summary: "Tasks per state, transitions per edge and time-in-state percentiles, with the event sequence they include.",
-        query: [("endpoint_id", "Only these endpoints (one id, or several comma-separated).")],
-        ok: 200,
+        query: StatsQuery,
+        ok: 200 json StatsSummary,
     }
     get "/events" => events::stream {
         summary: "Server-Sent Events: every transition and endpoint status change; the event id is the global sequence. Resume with Last-Event-ID.",
-        query: [
-            ("endpoint_id", "Only this endpoint's events."),
-            ("after", "Start after this sequence number (as Last-Event-ID)."),
-            ("access_token", "The token, for clients that cannot send headers."),
-        ],
-        ok: 200,
+        query: EventsQuery,
+        ok: 200 events Event,
     }
 }
 
-fn operation(route: &RouteDoc) -> Value {
-    let mut parameters: Vec<Value> = Vec::new();
+/// Query parameters from the schema of a query type: one per property.
+fn parameters(query: Schema) -> Vec<Value> {
+    let object = query.as_object().cloned().unwrap_or_default();
+    let required: Vec<Value> = object
+        .get("required")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let properties = object
+        .get("properties")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    properties
+        .into_iter()
+        .map(|(name, mut schema)| {
+            let description = schema
+                .as_object_mut()
+                .and_then(|s| s.remove("description"))
+                .unwrap_or(Value::Null);
+            let schema = not_null(schema);
+            json!({
+                "name": name,
+                "in": "query",
+                "required": required.contains(&Value::String(name.clone())),
+                "description": description,
+                "schema": schema,
+            })
+        })
+        .collect()
+}
+
+/// A parameter's schema without the `null` an `Option` adds: a query parameter is either
+/// absent or has a value.
+fn not_null(mut schema: Value) -> Value {
+    if let Some(Value::Array(types)) = schema.get_mut("type") {
+        types.retain(|t| t != "null");
+        if let [one] = types.as_slice() {
+            schema["type"] = one.clone();
+        }
+        return schema;
+    }
+    if let Some(Value::Array(options)) = schema.get("anyOf") {
+        let rest: Vec<&Value> = options.iter().filter(|o| o["type"] != "null").collect();
+        if let [one] = rest.as_slice() {
+            return (*one).clone();
+        }
+    }
+    schema
+}
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } } },
+    })
+}
+
+fn operation(route: &RouteDoc, generator: &mut SchemaGenerator) -> Value {
+    let mut parameters_list: Vec<Value> = Vec::new();
     if route.path.contains("{id}") {
-        parameters.push(json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } }));
+        parameters_list.push(json!({
+            "name": "id", "in": "path", "required": true,
+            "schema": { "type": "string", "format": "uuid" },
+        }));
     }
-    for (name, description) in route.query {
-        parameters.push(json!({ "name": name, "in": "query", "required": false, "description": description, "schema": { "type": "string" } }));
+    if let Some(query) = route.query {
+        parameters_list.extend(parameters(query(generator)));
     }
+    let success = match &route.answer {
+        Answer::Json(schema) => json!({
+            "description": "Success.",
+            "content": { "application/json": { "schema": schema(generator) } },
+        }),
+        Answer::Events(schema) => json!({
+            "description": "A stream of events; each `data` line is one JSON event.",
+            "content": { "text/event-stream": { "schema": schema(generator) } },
+        }),
+        Answer::Empty => json!({ "description": "Success, with no body." }),
+    };
+    let mut responses = Map::new();
+    responses.insert(route.ok.to_string(), success);
+    responses.insert(
+        "4XX".into(),
+        error_response("Bad input, no or wrong token, unknown id, conflict, too large."),
+    );
+    responses.insert(
+        "503".into(),
+        error_response("The service is shutting down."),
+    );
     let mut op = json!({
         "summary": route.summary,
-        "parameters": parameters,
-        "responses": {
-            route.ok.to_string(): { "description": "Success." },
-            "4XX": { "description": "Bad input.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
-        },
+        "operationId": format!("{}{}", route.method, route.path.replace(['/', '{', '}', '.'], "_")),
+        "parameters": parameters_list,
+        "responses": responses,
     });
-    if let Some(example) = route.body {
-        op["requestBody"] =
-            json!({ "required": true, "content": { "application/json": { "example": example } } });
+    if let Some(body) = route.body {
+        op["requestBody"] = json!({
+            "required": true,
+            "content": { "application/json": { "schema": body(generator) } },
+        });
     }
     if route.path != "/openapi.json" {
         op["security"] = json!([{ "bearer": [] }]);
@@ -148,36 +259,109 @@ fn operation(route: &RouteDoc) -> Value {
     op
 }
 
+/// Builds the document (once per process: it never changes).
+pub fn openapi() -> &'static Value {
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut generator = SchemaSettings::draft2020_12()
+            .with(|s| {
+                s.definitions_path = "/components/schemas".into();
+                s.meta_schema = None;
+            })
+            .into_generator();
+        let mut paths = Map::new();
+        for route in table() {
+            let entry = paths
+                .entry(format!("/v1{}", route.path))
+                .or_insert_with(|| json!({}));
+            entry[route.method] = operation(&route, &mut generator);
+        }
+        let health = reference::<Health>(&mut generator);
+        paths.insert(
+            "/healthz".into(),
+            json!({ "get": {
+                "summary": "Liveness, with the last event's sequence number.",
+                "operationId": "get_healthz",
+                "responses": { "200": {
+                    "description": "Up.",
+                    "content": { "application/json": { "schema": health } },
+                } },
+            } }),
+        );
+        reference::<ErrorBody>(&mut generator);
+        let schemas = generator.take_definitions(true);
+        json!({
+            "openapi": "3.1.0",
+            "info": {
+                "title": "Lifeline",
+                "version": env!("CARGO_PKG_VERSION"),
+                "description": "Run functions on endpoints and follow every task's life cycle.",
+            },
+            "paths": paths,
+            "components": {
+                "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+                "schemas": schemas,
+            },
+        })
+    })
+}
+
 /// `GET /v1/openapi.json`.
 pub(super) async fn document() -> Json<Value> {
-    let mut paths = Map::new();
-    for route in ROUTES {
-        let entry = paths
-            .entry(format!("/v1{}", route.path))
-            .or_insert_with(|| json!({}));
-        entry[route.method] = operation(route);
+    Json(openapi().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `$ref` in `value`.
+    fn refs(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map {
+                    match (key.as_str(), v) {
+                        ("$ref", Value::String(r)) => out.push(r.clone()),
+                        _ => refs(v, out),
+                    }
+                }
+            }
+            Value::Array(list) => list.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
     }
-    paths.insert(
-        "/healthz".into(),
-        json!({ "get": { "summary": "Liveness, with the last event's sequence number.", "responses": { "200": { "description": "Up." } } } }),
-    );
-    let states: Vec<&str> = State::ALL.iter().map(|s| s.wire()).collect();
-    let actors: Vec<&str> = Actor::ALL.iter().map(|a| a.wire()).collect();
-    Json(json!({
-        "openapi": "3.1.0",
-        "info": { "title": "Lifeline", "version": env!("CARGO_PKG_VERSION"), "description": "Run functions on endpoints and follow every task's life cycle." },
-        "paths": paths,
-        "components": {
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error", "message"],
-                    "properties": { "error": { "type": "string" }, "message": { "type": "string" } },
-                },
-                "TaskState": { "type": "string", "enum": states },
-                "Actor": { "type": "string", "enum": actors },
-            },
-        },
-    }))
+
+    #[test]
+    fn every_reference_resolves_and_every_body_has_a_schema() {
+        let doc = openapi();
+        if std::env::var_os("LIFELINE_PRINT_OPENAPI").is_some() {
+            println!("{doc:#}");
+        }
+        let mut found = Vec::new();
+        refs(doc, &mut found);
+        assert!(!found.is_empty());
+        for r in found {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("{r} points outside the components"));
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "{r} does not resolve"
+            );
+        }
+        let submit = &doc["paths"]["/v1/endpoints/{id}/submit"]["post"];
+        assert_eq!(
+            submit["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/SubmitRequest"
+        );
+        let limit = doc["paths"]["/v1/tasks"]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .find(|p| p["name"] == "limit")
+            .expect("limit")
+            .clone();
+        assert_eq!(limit["schema"]["maximum"], 10000, "{limit}");
+        assert_eq!(limit["schema"]["minimum"], 1, "{limit}");
+    }
 }

@@ -5,13 +5,15 @@ use std::collections::{BTreeMap, HashSet};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use lifeline_model::api::{
+    BatchEntry, BatchStatus, BatchStatusRequest, ErrorBody, StatsQuery, SubmitRequest, Submitted,
+    TaskListQuery,
+};
 use lifeline_model::{
     Actor, DwellSummary, EdgeCount, EndpointId, FunctionId, MAX_ARGUMENT_DEPTH, State as TaskState,
     StatsSummary, TaskGroupId, TaskId,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::User;
@@ -27,30 +29,6 @@ const MAX_RETRIES_LIMIT: u32 = 100;
 /// Most tasks stored by one write job. A large submission is stored in several, so that the
 /// single writer serves other requests between them instead of stalling them all.
 const TASKS_PER_WRITE: usize = 500;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct TaskSpec {
-    function_id: FunctionId,
-    #[serde(default)]
-    args: Option<Box<RawValue>>,
-    #[serde(default)]
-    kwargs: Option<Box<RawValue>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct SubmitRequest {
-    tasks: Vec<TaskSpec>,
-    #[serde(default)]
-    max_retries: Option<u32>,
-}
-
-#[derive(Debug, Serialize)]
-pub(super) struct Submitted {
-    task_group_id: TaskGroupId,
-    task_ids: Vec<TaskId>,
-}
 
 fn json_kind(
     raw: Option<&RawValue>,
@@ -86,7 +64,7 @@ pub(super) async fn submit(
     _: User,
     State(state): State<AppState>,
     Path(endpoint): Path<String>,
-    JsonBody(body): JsonBody<SubmitRequest>,
+    JsonBody(body): JsonBody<SubmitRequest<Box<RawValue>>>,
 ) -> ApiResult<(StatusCode, Json<Submitted>)> {
     let endpoint = parse_endpoint_id(&endpoint)?;
     let settings = state.settings();
@@ -234,12 +212,6 @@ pub(super) async fn get_one(
 
 type Document = lifeline_model::StatusDocument<Box<RawValue>>;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct BatchStatusRequest {
-    task_ids: Vec<String>,
-}
-
 /// Most ids in one batch status request.
 const MAX_BATCH_STATUS: usize = 10_000;
 
@@ -247,7 +219,7 @@ pub(super) async fn batch_status(
     _: User,
     State(state): State<AppState>,
     JsonBody(body): JsonBody<BatchStatusRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BatchStatus<Box<RawValue>>>> {
     if body.task_ids.len() > MAX_BATCH_STATUS {
         return Err(ApiError::PayloadTooLarge(format!(
             "at most {MAX_BATCH_STATUS} task ids per request"
@@ -259,10 +231,16 @@ pub(super) async fn batch_status(
             let mut results = BTreeMap::new();
             for text in body.task_ids {
                 let entry = match text.parse::<TaskId>() {
-                    Err(e) => json!({ "error": "invalid_id", "message": e.to_string() }),
+                    Err(e) => BatchEntry::Error(ErrorBody {
+                        error: "invalid_id".into(),
+                        message: e.to_string(),
+                    }),
                     Ok(id) => match store::status_document(c, id)? {
-                        Some(doc) => serde_json::to_value(doc).unwrap_or(Value::Null),
-                        None => json!({ "error": "unknown_task", "message": format!("unknown task {id}") }),
+                        Some(doc) => BatchEntry::Status(doc),
+                        None => BatchEntry::Error(ErrorBody {
+                            error: "unknown_task".into(),
+                            message: format!("unknown task {id}"),
+                        }),
                     },
                 };
                 results.insert(text, entry);
@@ -270,20 +248,7 @@ pub(super) async fn batch_status(
             Ok(results)
         })
         .await?;
-    Ok(Json(json!({ "results": results })))
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ListQuery {
-    /// One endpoint id, or several separated by commas.
-    endpoint_id: Option<String>,
-    /// One state, or several separated by commas.
-    state: Option<String>,
-    function_id: Option<String>,
-    task_group_id: Option<String>,
-    cursor: Option<String>,
-    limit: Option<usize>,
+    Ok(Json(BatchStatus { results }))
 }
 
 /// The items of a comma-separated query parameter. An empty item (`endpoint_id=`, `a,,b`) is
@@ -313,7 +278,7 @@ fn query_error(e: axum::extract::rejection::QueryRejection) -> ApiError {
 pub(super) async fn list(
     _: User,
     State(state): State<AppState>,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<TaskListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<lifeline_model::TaskPage>> {
     let Query(q) = query.map_err(query_error)?;
     let filter = TaskFilter {
@@ -437,12 +402,6 @@ pub(super) async fn cancel(
         }
     }
     get_one(User, State(state), Path(id.to_string())).await
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct StatsQuery {
-    endpoint_id: Option<String>,
 }
 
 pub(super) async fn stats(

@@ -1,10 +1,9 @@
 //! Endpoints, functions and service metadata. These functions take a plain connection: writes
 //! run inside a writer job (through [`super::Ctx::conn`]), reads on a read connection.
 
+use lifeline_model::api::FunctionInfo;
 use lifeline_model::{EndpointId, FunctionId, Timestamp};
-use lifeline_protocol::FunctionSpec;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
 
 use super::StoreResult;
 
@@ -14,16 +13,6 @@ pub struct EndpointRow {
     pub id: EndpointId,
     pub name: String,
     pub token_digest: String,
-    pub created_at: Timestamp,
-}
-
-/// A registered function.
-#[derive(Clone, Debug, Serialize)]
-pub struct FunctionRow {
-    pub function_id: FunctionId,
-    pub name: String,
-    #[serde(flatten)]
-    pub spec: FunctionSpec,
     pub created_at: Timestamp,
 }
 
@@ -79,7 +68,7 @@ pub fn endpoint(conn: &Connection, id: EndpointId) -> StoreResult<Option<Endpoin
         .optional()?)
 }
 
-pub fn insert_function(conn: &Connection, row: &FunctionRow) -> StoreResult<()> {
+pub fn insert_function(conn: &Connection, row: &FunctionInfo) -> StoreResult<()> {
     let spec = serde_json::to_string(&row.spec)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
     conn.execute(
@@ -94,7 +83,7 @@ pub fn insert_function(conn: &Connection, row: &FunctionRow) -> StoreResult<()> 
     Ok(())
 }
 
-pub fn function(conn: &Connection, id: FunctionId) -> StoreResult<Option<FunctionRow>> {
+pub fn function(conn: &Connection, id: FunctionId) -> StoreResult<Option<FunctionInfo>> {
     Ok(conn
         .prepare_cached("SELECT name, spec, created_at FROM functions WHERE id = ?1")?
         .query_row([id.as_u128().to_be_bytes()], |r| {
@@ -102,7 +91,7 @@ pub fn function(conn: &Connection, id: FunctionId) -> StoreResult<Option<Functio
             let spec = serde_json::from_str(&spec).map_err(|e| {
                 rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into())
             })?;
-            Ok(FunctionRow {
+            Ok(FunctionInfo {
                 function_id: id,
                 name: r.get(0)?,
                 spec,

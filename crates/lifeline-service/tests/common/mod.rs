@@ -78,6 +78,63 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
     }
 }
 
+/// Checks an answer of the service against its OpenAPI document: the status must be documented
+/// for the route, and a JSON body must match the documented schema.
+pub fn check_against_document(method: &str, path: &str, status: u16, body: &Value) {
+    let doc = lifeline_service::api::openapi();
+    let path = path.split('?').next().unwrap_or(path);
+    let Some((template, operations)) = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .find(|(template, _)| matches_template(template, path))
+    else {
+        // Not an API route (the dashboard, or a route that does not exist: 404 by design).
+        assert!(
+            !path.starts_with("/v1/") || status == 404,
+            "{method} {path} answered {status} but is not in the document"
+        );
+        return;
+    };
+    let Some(operation) = operations.get(method) else {
+        assert_eq!(status, 405, "{method} {template} is not documented");
+        return;
+    };
+    let responses = &operation["responses"];
+    let family = format!("{}XX", status / 100);
+    let response = responses
+        .get(status.to_string())
+        .or_else(|| responses.get(&family))
+        .unwrap_or_else(|| {
+            panic!("{method} {template} answered {status}, which is not documented")
+        });
+    let Some(schema) = response["content"]["application/json"].get("schema") else {
+        return;
+    };
+    let root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": doc["components"],
+        "allOf": [schema],
+    });
+    let validator = jsonschema::validator_for(&root).expect("the document's schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {path} answered {status} with a body the document does not allow: {errors:?}\n{body:#}"
+    );
+}
+
+fn matches_template(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}')))
+}
+
 fn tracing_subscriber_init() -> Result<(), ()> {
     Ok(())
 }
@@ -108,6 +165,7 @@ impl TestApp {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
+        let method_name = method.as_str().to_ascii_lowercase();
         let mut req = self
             .client
             .request(method, self.url(path))
@@ -123,6 +181,7 @@ impl TestApp {
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
+        check_against_document(&method_name, path, status, &value);
         (status, value)
     }
 

@@ -1,0 +1,349 @@
+//! Every request and response body of the service's `/v1` HTTP API, defined once: the service
+//! writes and reads them, the client crate, the CLI and the dashboard read and write them, and
+//! the OpenAPI document is derived from them (with the `schema` feature).
+//!
+//! Bodies that carry a task's arguments or result are generic over the JSON type `J`: the
+//! service passes them through as raw JSON text, clients choose `serde_json::Value` or their own
+//! types. The answers the dashboard also reads ([`crate::TaskPage`], [`crate::EndpointSummary`],
+//! [`crate::StatsSummary`], [`crate::StatusDocument`], [`crate::Event`]) live beside the types
+//! they summarise and are re-exported here.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{EndpointId, FunctionId, TaskGroupId, TaskId};
+use crate::time::Timestamp;
+
+pub use crate::event::{EndpointStatus, Event, EventBody, TransitionEvent};
+pub use crate::status::StatusDocument;
+pub use crate::wire::{
+    DwellSummary, EdgeCount, EndpointSummary, Presence, StatsSummary, TaskPage, TaskSummary,
+};
+
+/// The body of every error answer: a machine-readable code and one sentence for people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ErrorBody {
+    /// Such as `invalid_request`, `not_found`, `unauthorized`.
+    pub error: String,
+    pub message: String,
+}
+
+/// `GET /healthz`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Health {
+    /// Always `ok` when the service answers.
+    pub status: String,
+    /// The sequence number of the last stored event.
+    pub seq: u64,
+}
+
+/// Names of endpoints and functions: 1 to 200 characters, not all blank, no control characters.
+#[cfg(feature = "schema")]
+pub(crate) fn name_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 200,
+        "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+    })
+}
+
+/// `POST /v1/endpoints`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RegisterEndpoint {
+    #[cfg_attr(feature = "schema", schemars(schema_with = "name_schema"))]
+    pub name: String,
+}
+
+/// The answer to `POST /v1/endpoints`: the token is shown this once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct EndpointRegistered {
+    pub endpoint_id: EndpointId,
+    pub name: String,
+    pub token: String,
+}
+
+/// The kinds of function, as named on the wire.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum FunctionKind {
+    Python,
+    Shell,
+}
+
+/// What a function is: Python source with an entry point, or a shell command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum FunctionSpec {
+    /// `entrypoint` is called with the task's args and kwargs in a warm `python3` worker.
+    Python { source: String, entrypoint: String },
+    /// Run by `sh`, with `{name}` placeholders filled from the task's kwargs.
+    Shell { command: String },
+}
+
+impl FunctionSpec {
+    /// Builds a function from the fields of a registration, naming what is missing or does
+    /// not belong to its kind. The values themselves are for [`FunctionSpec::check`].
+    pub fn from_parts(
+        kind: FunctionKind,
+        source: Option<String>,
+        entrypoint: Option<String>,
+        command: Option<String>,
+    ) -> Result<Self, String> {
+        match (kind, source, entrypoint, command) {
+            (FunctionKind::Python, Some(source), Some(entrypoint), None) => {
+                Ok(FunctionSpec::Python { source, entrypoint })
+            }
+            (FunctionKind::Python, ..) => {
+                Err("a python function has `source` and `entrypoint`, and no `command`".into())
+            }
+            (FunctionKind::Shell, None, None, Some(command)) => Ok(FunctionSpec::Shell { command }),
+            (FunctionKind::Shell, ..) => {
+                Err("a shell function has `command`, and no `source` or `entrypoint`".into())
+            }
+        }
+    }
+
+    pub fn kind(&self) -> FunctionKind {
+        match self {
+            FunctionSpec::Python { .. } => FunctionKind::Python,
+            FunctionSpec::Shell { .. } => FunctionKind::Shell,
+        }
+    }
+
+    /// Checks what serde cannot: non-empty fields, and an entry point that is a Python name.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            FunctionSpec::Python { source, entrypoint } => {
+                if source.trim().is_empty() {
+                    return Err("source is empty".into());
+                }
+                let mut chars = entrypoint.chars();
+                let starts_well = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_');
+                if !starts_well || !chars.all(|c| c.is_alphanumeric() || c == '_') {
+                    return Err(format!(
+                        "entrypoint {entrypoint:?} is not a Python function name"
+                    ));
+                }
+                Ok(())
+            }
+            FunctionSpec::Shell { command } if command.trim().is_empty() => {
+                Err("command is empty".into())
+            }
+            FunctionSpec::Shell { .. } => Ok(()),
+        }
+    }
+}
+
+/// `POST /v1/functions`: the name, the kind, and the fields of that kind. Read field by field
+/// (not as a tagged enum), so that `kind` must be one of its names and unknown fields are refused.
+/// Its schema (one object per kind) is written out in `schema.rs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterFunction {
+    pub name: String,
+    pub kind: FunctionKind,
+    /// Python: the source that defines the entry point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Python: the function to call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<String>,
+    /// Shell: the command, with `{name}` placeholders filled from kwargs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+}
+
+impl RegisterFunction {
+    pub fn new(name: impl Into<String>, spec: FunctionSpec) -> Self {
+        let (source, entrypoint, command) = match spec {
+            FunctionSpec::Python { source, entrypoint } => (Some(source), Some(entrypoint), None),
+            FunctionSpec::Shell { command } => (None, None, Some(command)),
+        };
+        let kind = if command.is_some() {
+            FunctionKind::Shell
+        } else {
+            FunctionKind::Python
+        };
+        Self {
+            name: name.into(),
+            kind,
+            source,
+            entrypoint,
+            command,
+        }
+    }
+
+    /// The function this registration describes.
+    pub fn spec(&self) -> Result<FunctionSpec, String> {
+        FunctionSpec::from_parts(
+            self.kind,
+            self.source.clone(),
+            self.entrypoint.clone(),
+            self.command.clone(),
+        )
+    }
+}
+
+/// The answer to `POST /v1/functions`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct FunctionRegistered {
+    pub function_id: FunctionId,
+}
+
+/// `GET /v1/functions/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct FunctionInfo {
+    pub function_id: FunctionId,
+    pub name: String,
+    #[serde(flatten)]
+    pub spec: FunctionSpec,
+    pub created_at: Timestamp,
+}
+
+/// One call in a submission.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "TaskSpec", bound = ""))]
+#[serde(deny_unknown_fields, bound(deserialize = "J: Deserialize<'de>"))]
+pub struct TaskSpec<J> {
+    pub function_id: FunctionId,
+    /// Positional arguments, a JSON array (default `[]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<Vec<serde_json::Value>>"))]
+    pub args: Option<J>,
+    /// Keyword arguments, a JSON object (default `{}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")
+    )]
+    pub kwargs: Option<J>,
+}
+
+/// `POST /v1/endpoints/{id}/submit`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "SubmitRequest", bound = ""))]
+#[serde(deny_unknown_fields, bound(deserialize = "J: Deserialize<'de>"))]
+pub struct SubmitRequest<J> {
+    /// 1 to `max_batch_tasks` (10,000 by default) calls.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
+    pub tasks: Vec<TaskSpec<J>>,
+    /// Retries after system failures under a running function (default: the service's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(max = 100)))]
+    pub max_retries: Option<u32>,
+}
+
+/// The answer to a submission: one id per task, in order, and the submission's group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Submitted {
+    pub task_group_id: TaskGroupId,
+    pub task_ids: Vec<TaskId>,
+}
+
+/// `POST /v1/tasks/batch_status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BatchStatusRequest {
+    /// Up to 10,000 ids; each gets its own answer, malformed ones included.
+    #[cfg_attr(feature = "schema", schemars(length(max = 10000)))]
+    pub task_ids: Vec<String>,
+}
+
+/// One id's answer in a batch status.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "BatchEntry", bound = ""))]
+#[serde(untagged, bound(deserialize = "R: Deserialize<'de>"))]
+pub enum BatchEntry<R> {
+    Status(
+        #[cfg_attr(
+            feature = "schema",
+            schemars(with = "StatusDocument<serde_json::Value>")
+        )]
+        StatusDocument<R>,
+    ),
+    Error(ErrorBody),
+}
+
+/// The answer to `POST /v1/tasks/batch_status`, keyed by the ids as given.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "BatchStatus", bound = ""))]
+#[serde(bound(deserialize = "R: Deserialize<'de>"))]
+pub struct BatchStatus<R> {
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "BTreeMap<String, BatchEntry<serde_json::Value>>")
+    )]
+    pub results: BTreeMap<String, BatchEntry<R>>,
+}
+
+/// The query of `GET /v1/tasks`. Lists are comma-separated.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TaskListQuery {
+    /// One endpoint id or several, comma-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_id: Option<String>,
+    /// One state or several, comma-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Only calls of this function.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<FunctionId>"))]
+    pub function_id: Option<String>,
+    /// Only the tasks of this submission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<TaskGroupId>"))]
+    pub task_group_id: Option<String>,
+    /// The `next_cursor` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// Page size (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 10000)))]
+    pub limit: Option<usize>,
+}
+
+/// The query of `GET /v1/stats`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    /// Only these endpoints: one id, or several comma-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_id: Option<String>,
+}
+
+/// The query of `GET /v1/events`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Only this endpoint's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<EndpointId>"))]
+    pub endpoint_id: Option<String>,
+    /// Start after this sequence number (as `Last-Event-ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+    /// The token, for clients that cannot send headers (a browser's EventSource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+}
