@@ -1,11 +1,12 @@
-//! The command line's HTTP client: where the service is, which token to send, and errors that
-//! say in one sentence what went wrong and what to do.
+//! Where the command line's service is, which token to send, and errors that say in one sentence
+//! what went wrong and what to do (the calls themselves are `lifeline_client`'s).
 
 use std::fmt;
 use std::path::PathBuf;
 
+use lifeline_client::Client;
+use lifeline_model::EndpointId;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// Exit codes of the `lifeline` command.
 pub(crate) mod exit {
@@ -86,122 +87,63 @@ pub(crate) fn write_config(config: &CliConfig) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// A client of one service with one token.
-#[derive(Debug, Clone)]
-pub(crate) struct Client {
-    pub(crate) url: String,
-    token: String,
-    http: reqwest::Client,
+/// Connects to the service and token from flags, else `LIFELINE_URL`/`LIFELINE_TOKEN` (clap
+/// fills those in), else the file `lifeline up` wrote.
+pub(crate) fn connect(url: Option<String>, token: Option<String>) -> CliResult<Client> {
+    let saved = if url.is_none() || token.is_none() {
+        read_config()
+    } else {
+        None
+    };
+    let url = url.or_else(|| saved.as_ref().map(|c| c.url.clone())).ok_or_else(|| {
+        CliError::usage("no service to talk to: pass --url (or set LIFELINE_URL), or start one with `lifeline up`")
+    })?;
+    let token = token.or_else(|| saved.map(|c| c.token)).ok_or_else(|| {
+        CliError::usage("no token: pass --token (or set LIFELINE_TOKEN); `lifeline up` prints one")
+    })?;
+    Ok(Client::new(url, token))
 }
 
-impl Client {
-    /// The service and token from flags, else `LIFELINE_URL`/`LIFELINE_TOKEN` (clap fills those
-    /// in), else the file `lifeline up` wrote.
-    pub(crate) fn new(url: Option<String>, token: Option<String>) -> CliResult<Self> {
-        let saved = if url.is_none() || token.is_none() {
-            read_config()
-        } else {
-            None
-        };
-        let url = url.or_else(|| saved.as_ref().map(|c| c.url.clone())).ok_or_else(|| {
-            CliError::usage("no service to talk to: pass --url (or set LIFELINE_URL), or start one with `lifeline up`")
-        })?;
-        let token = token.or_else(|| saved.map(|c| c.token)).ok_or_else(|| {
-            CliError::usage(
-                "no token: pass --token (or set LIFELINE_TOKEN); `lifeline up` prints one",
-            )
-        })?;
-        Ok(Self::with(url, token))
-    }
-
-    pub(crate) fn with(url: String, token: String) -> Self {
-        Self {
-            url: url.trim_end_matches('/').to_owned(),
-            token,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.http
-    }
-
-    pub(crate) fn token(&self) -> &str {
-        &self.token
-    }
-
-    pub(crate) async fn get(&self, path: &str) -> CliResult<Value> {
-        self.send(self.http.get(format!("{}{path}", self.url)))
-            .await
-    }
-
-    pub(crate) async fn post(&self, path: &str, body: &Value) -> CliResult<Value> {
-        self.send(self.http.post(format!("{}{path}", self.url)).json(body))
-            .await
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder) -> CliResult<Value> {
-        let response = request
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok(body);
-        }
-        let message = body["message"]
-            .as_str()
-            .unwrap_or("no explanation given")
-            .to_owned();
-        Err(match status.as_u16() {
-            401 => CliError {
-                code: exit::UNAUTHORIZED,
+impl From<lifeline_client::Error> for CliError {
+    fn from(error: lifeline_client::Error) -> Self {
+        use lifeline_client::Error;
+        match error {
+            Error::Unreachable { url, why } => CliError {
+                code: exit::UNREACHABLE,
                 message: format!(
-                    "the service refused the token ({message}); check --token or LIFELINE_TOKEN"
+                    "cannot reach the Lifeline service at {url} ({why}); is it running? Start one with `lifeline up`"
                 ),
             },
-            _ => CliError::failed(format!(
-                "the service answered {}: {message}",
-                status.as_u16()
-            )),
-        })
-    }
-
-    pub(crate) fn unreachable(&self, error: reqwest::Error) -> CliError {
-        let why = if error.is_connect() {
-            "nothing answers there".to_owned()
-        } else if error.is_timeout() {
-            "it did not answer in time".to_owned()
-        } else {
-            error.to_string()
-        };
-        CliError {
-            code: exit::UNREACHABLE,
-            message: format!(
-                "cannot reach the Lifeline service at {} ({why}); is it running? Start one with `lifeline up`",
-                self.url
-            ),
+            Error::Api { status: 401, body } => CliError {
+                code: exit::UNAUTHORIZED,
+                message: format!(
+                    "the service refused the token ({}); check --token or LIFELINE_TOKEN",
+                    body.message
+                ),
+            },
+            Error::Api { status, body } => {
+                CliError::failed(format!("the service answered {status}: {}", body.message))
+            }
+            Error::Protocol(why) => CliError::failed(why),
         }
     }
+}
 
-    /// An endpoint's id from its id or its name.
-    pub(crate) async fn endpoint_id(&self, name_or_id: &str) -> CliResult<String> {
-        let endpoints = self.get("/v1/endpoints").await?;
-        let list = endpoints.as_array().cloned().unwrap_or_default();
-        let found: Vec<&Value> = list
-            .iter()
-            .filter(|e| e["endpoint_id"] == name_or_id || e["name"] == name_or_id)
-            .collect();
-        match found.as_slice() {
-            [one] => Ok(one["endpoint_id"].as_str().unwrap_or_default().to_owned()),
-            [] => Err(CliError::usage(format!(
-                "no endpoint is named or numbered {name_or_id:?}; `lifeline endpoint list` shows them"
-            ))),
-            _ => Err(CliError::usage(format!(
-                "several endpoints are named {name_or_id:?}; use the id instead"
-            ))),
-        }
+/// An endpoint's id from its id or its name.
+pub(crate) async fn endpoint_id(client: &Client, name_or_id: &str) -> CliResult<EndpointId> {
+    let endpoints = client.endpoints().await?;
+    let found: Vec<EndpointId> = endpoints
+        .iter()
+        .filter(|e| e.endpoint_id.to_string() == name_or_id.to_lowercase() || e.name == name_or_id)
+        .map(|e| e.endpoint_id)
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(CliError::usage(format!(
+            "no endpoint is named or numbered {name_or_id:?}; `lifeline endpoint list` shows them"
+        ))),
+        _ => Err(CliError::usage(format!(
+            "several endpoints are named {name_or_id:?}; use the id instead"
+        ))),
     }
 }

@@ -2,35 +2,29 @@
 
 use std::path::Path;
 
-use lifeline_model::{State, human_duration};
-use serde_json::{Value, json};
+use lifeline_client::{Client, TaskStatus};
+use lifeline_model::api::{BatchEntry, FunctionSpec, RegisterFunction, SubmitRequest, TaskSpec};
+use lifeline_model::{TaskId, human_duration};
+use serde_json::Value;
 
-use crate::client::{CliError, CliResult, Client};
+use crate::client::{CliError, CliResult, endpoint_id};
 
 /// `lifeline endpoint register NAME`: prints the endpoint's id and token.
 pub(crate) async fn endpoint_register(client: &Client, name: &str) -> CliResult<()> {
-    let answer = client
-        .post("/v1/endpoints", &json!({ "name": name }))
-        .await?;
-    println!(
-        "endpoint_id: {}",
-        answer["endpoint_id"].as_str().unwrap_or_default()
-    );
-    println!(
-        "token:       {}",
-        answer["token"].as_str().unwrap_or_default()
-    );
+    let answer = client.register_endpoint(name).await?;
+    println!("endpoint_id: {}", answer.endpoint_id);
+    println!("token:       {}", answer.token);
     eprintln!(
-        "Start it with: lifeline endpoint start --service {} --token {}",
-        client.url,
-        answer["token"].as_str().unwrap_or_default()
+        "Keep the token in a file only you can read (endpoint.token, mode 0600), then start the \
+         endpoint with: lifeline endpoint start --service {} --token-file endpoint.token",
+        client.base_url()
     );
     Ok(())
 }
 
 /// `lifeline endpoint list`: one line per endpoint, with each executor's workers.
 pub(crate) async fn endpoint_list(client: &Client, as_json: bool) -> CliResult<()> {
-    let endpoints = client.get("/v1/endpoints").await?;
+    let endpoints = client.endpoints().await?;
     if as_json {
         println!(
             "{}",
@@ -38,41 +32,32 @@ pub(crate) async fn endpoint_list(client: &Client, as_json: bool) -> CliResult<(
         );
         return Ok(());
     }
-    let list = endpoints.as_array().cloned().unwrap_or_default();
-    if list.is_empty() {
+    if endpoints.is_empty() {
         println!("No endpoint yet: `lifeline endpoint register NAME` creates one.");
     }
-    for e in list {
-        let heartbeat = e["last_heartbeat"]
-            .as_f64()
-            .map(|t| format!(", last heartbeat {}", utc(t)))
+    for e in endpoints {
+        let heartbeat = e
+            .last_heartbeat
+            .map(|t| format!(", last heartbeat {}", utc(t.as_secs_f64())))
             .unwrap_or_default();
-        println!(
-            "{}  {:<16} {}{heartbeat}",
-            e["endpoint_id"].as_str().unwrap_or_default(),
-            e["name"].as_str().unwrap_or_default(),
-            e["status"].as_str().unwrap_or_default()
-        );
-        for x in e["report"]["executors"].as_array().into_iter().flatten() {
+        let status = if e.online { "online" } else { "offline" };
+        println!("{}  {:<16} {status}{heartbeat}", e.endpoint_id, e.name);
+        for x in e.report.iter().flat_map(|r| &r.executors) {
             println!(
                 "    executor {:<12} {} managers, {} workers ({} busy, {} idle)",
-                x["label"].as_str().unwrap_or_default(),
-                x["managers"],
-                x["total_workers"],
-                x["busy_workers"],
-                x["idle_workers"]
+                x.label, x.managers, x.total_workers, x.busy_workers, x.idle_workers
             );
         }
     }
     Ok(())
 }
 
-/// The body of a function registration from `--python FILE:FUNC` or `--shell CMD`.
+/// The registration of a function from `--python FILE:FUNC` or `--shell CMD`.
 pub(crate) fn function_body(
     python: Option<&str>,
     shell: Option<&str>,
     name: Option<&str>,
-) -> CliResult<Value> {
+) -> CliResult<RegisterFunction> {
     match (python, shell) {
         (Some(spec), None) => {
             let (file, entrypoint) = spec.rsplit_once(':').ok_or_else(|| {
@@ -82,12 +67,17 @@ pub(crate) fn function_body(
             })?;
             let source = std::fs::read_to_string(Path::new(file))
                 .map_err(|e| CliError::usage(format!("cannot read {file}: {e}")))?;
-            Ok(
-                json!({ "name": name.unwrap_or(entrypoint), "kind": "python", "source": source, "entrypoint": entrypoint }),
-            )
+            let spec = FunctionSpec::Python {
+                source,
+                entrypoint: entrypoint.to_owned(),
+            };
+            Ok(RegisterFunction::new(name.unwrap_or(entrypoint), spec))
         }
         (None, Some(command)) => {
-            Ok(json!({ "name": name.unwrap_or("shell"), "kind": "shell", "command": command }))
+            let spec = FunctionSpec::Shell {
+                command: command.to_owned(),
+            };
+            Ok(RegisterFunction::new(name.unwrap_or("shell"), spec))
         }
         _ => Err(CliError::usage(
             "give either --python FILE.py:FUNCTION or --shell 'COMMAND'",
@@ -96,9 +86,8 @@ pub(crate) fn function_body(
 }
 
 /// `lifeline function register`: prints the function's id.
-pub(crate) async fn function_register(client: &Client, body: &Value) -> CliResult<()> {
-    let answer = client.post("/v1/functions", body).await?;
-    println!("{}", answer["function_id"].as_str().unwrap_or_default());
+pub(crate) async fn function_register(client: &Client, body: &RegisterFunction) -> CliResult<()> {
+    println!("{}", client.register_function(body).await?);
     Ok(())
 }
 
@@ -140,15 +129,13 @@ pub(crate) async fn submit(client: &Client, s: Submission<'_>) -> CliResult<()> 
         return Err(CliError::usage("--count must be at least 1"));
     }
     let function = match (s.function, s.python, s.shell) {
-        (Some(id), None, None) => id.to_owned(),
+        (Some(id), None, None) => id
+            .parse()
+            .map_err(|e: lifeline_model::IdError| CliError::usage(e.to_string()))?,
         (None, python, shell) if python.is_some() || shell.is_some() => {
-            let answer = client
-                .post("/v1/functions", &function_body(python, shell, None)?)
-                .await?;
-            answer["function_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
+            client
+                .register_function(&function_body(python, shell, None)?)
+                .await?
         }
         _ => {
             return Err(CliError::usage(
@@ -156,38 +143,34 @@ pub(crate) async fn submit(client: &Client, s: Submission<'_>) -> CliResult<()> 
             ));
         }
     };
-    let endpoint = client.endpoint_id(s.endpoint).await?;
-    let task = json!({ "function_id": function, "args": args, "kwargs": kwargs });
-    let mut body = json!({ "tasks": vec![task; s.count] });
-    if let Some(r) = s.max_retries {
-        body["max_retries"] = json!(r);
+    let endpoint = endpoint_id(client, s.endpoint).await?;
+    let task = TaskSpec {
+        function_id: function,
+        args: Some(args),
+        kwargs: Some(kwargs),
+    };
+    let request = SubmitRequest {
+        tasks: vec![task; s.count],
+        max_retries: s.max_retries,
+    };
+    let answer = client.submit(endpoint, &request).await?;
+    for id in &answer.task_ids {
+        println!("{id}");
     }
-    let answer = client
-        .post(&format!("/v1/endpoints/{endpoint}/submit"), &body)
-        .await?;
-    for id in answer["task_ids"].as_array().into_iter().flatten() {
-        println!("{}", id.as_str().unwrap_or_default());
-    }
-    eprintln!(
-        "task group {}",
-        answer["task_group_id"].as_str().unwrap_or_default()
-    );
+    eprintln!("task group {}", answer.task_group_id);
     Ok(())
 }
 
 /// `lifeline status`: each task's status, readable, or the raw documents with `--json`.
 pub(crate) async fn status(client: &Client, ids: &[String], as_json: bool) -> CliResult<()> {
-    let answer = client
-        .post("/v1/tasks/batch_status", &json!({ "task_ids": ids }))
-        .await?;
-    let results = &answer["results"];
+    let answer = client.batch_status(ids).await?;
+    let results = answer.results;
     if as_json {
-        let out = if ids.len() == 1 {
-            results[&ids[0]].clone()
-        } else {
-            results.clone()
+        let text = match ids {
+            [one] => serde_json::to_string_pretty(&results.get(one)),
+            _ => serde_json::to_string_pretty(&results),
         };
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        println!("{}", text.unwrap_or_default());
         return Ok(());
     }
     let mut missing = 0;
@@ -195,13 +178,17 @@ pub(crate) async fn status(client: &Client, ids: &[String], as_json: bool) -> Cl
         if i > 0 {
             println!();
         }
-        let doc = &results[id];
-        if let Some(error) = doc["message"].as_str() {
-            println!("{id}  {error}");
-            missing += 1;
-            continue;
+        match results.get(id) {
+            Some(BatchEntry::Status(doc)) => print!("{}", describe(doc)),
+            Some(BatchEntry::Error(error)) => {
+                println!("{id}  {}", error.message);
+                missing += 1;
+            }
+            None => {
+                println!("{id}  no answer");
+                missing += 1;
+            }
         }
-        print!("{}", describe(id, doc));
     }
     if missing > 0 {
         return Err(CliError::failed(format!(
@@ -212,55 +199,54 @@ pub(crate) async fn status(client: &Client, ids: &[String], as_json: bool) -> Cl
 }
 
 /// A status document for people.
-pub(crate) fn describe(id: &str, doc: &Value) -> String {
+pub(crate) fn describe(doc: &TaskStatus) -> String {
     let mut out = String::new();
-    let status = doc["status"].as_str().unwrap_or("unknown");
-    let label = status.parse::<State>().map(|s| s.label()).unwrap_or(status);
-    let attempt = doc["details"]["attempt"].as_u64().unwrap_or(1);
-    let attempts = doc["details"]["max_retries"].as_u64().unwrap_or(0) + 1;
+    let details = &doc.details;
     out.push_str(&format!(
-        "{id}  {label} (attempt {attempt} of at most {attempts})\n"
+        "{}  {} (attempt {} of at most {})\n",
+        doc.task_id,
+        doc.status.label(),
+        details.attempt,
+        details.max_retries + 1
     ));
-    if let Some(t) = doc["completion_t"]
-        .as_str()
+    if let Some(t) = doc
+        .completion_t
+        .as_deref()
         .and_then(|t| t.parse::<f64>().ok())
     {
         out.push_str(&format!("  finished: {}\n", utc(t)));
     }
-    if let Some(result) = doc.get("result") {
+    if let Some(result) = &doc.result {
         out.push_str(&format!(
             "  result:   {}\n",
             serde_json::to_string(result).unwrap_or_default()
         ));
     }
-    if let Some(exception) = doc["exception"].as_str() {
+    if let Some(exception) = &doc.exception {
         out.push_str("  exception:\n");
         for line in exception.lines() {
             out.push_str(&format!("    {line}\n"));
         }
     }
-    let log = doc["details"]["task_transitions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let log = &details.task_transitions;
     out.push_str("  life cycle:\n");
     for (i, t) in log.iter().enumerate() {
-        let at = t["at"].as_f64().unwrap_or_default();
+        let at = t.at.as_secs_f64();
         let stay = log
             .get(i + 1)
-            .and_then(|n| n["at"].as_f64())
-            .map(|next| format!("  ({} there)", human_duration(next - at)))
+            .map(|next| format!("  ({} there)", human_duration(next.at.as_secs_f64() - at)))
             .unwrap_or_default();
-        let reason = t["reason"]
-            .as_str()
+        let reason = t
+            .reason
+            .as_deref()
             .map(|r| format!("  [{}]", r.lines().next().unwrap_or("")))
             .unwrap_or_default();
         out.push_str(&format!(
             "    {}  {:<19} by {:<11} attempt {}{stay}{reason}\n",
             utc(at),
-            t["state"].as_str().unwrap_or_default(),
-            t["actor"].as_str().unwrap_or_default(),
-            t["attempt"]
+            t.state.wire(),
+            t.actor.wire(),
+            t.attempt
         ));
     }
     out
@@ -270,16 +256,16 @@ pub(crate) fn describe(id: &str, doc: &Value) -> String {
 pub(crate) async fn cancel(client: &Client, ids: &[String]) -> CliResult<()> {
     let mut refused = 0;
     for id in ids {
-        match client
-            .post(&format!("/v1/tasks/{id}/cancel"), &json!({}))
-            .await
-        {
+        let task: TaskId = id
+            .parse()
+            .map_err(|e: lifeline_model::IdError| CliError::usage(e.to_string()))?;
+        match client.cancel(task).await {
             Ok(_) => println!("{id}  cancelled"),
-            Err(e) if e.code == crate::client::exit::FAILED => {
-                println!("{id}  not cancelled: {e}");
+            Err(e @ lifeline_client::Error::Api { .. }) if e.status() != Some(401) => {
+                println!("{id}  not cancelled: {}", CliError::from(e));
                 refused += 1;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     if refused > 0 {

@@ -23,7 +23,7 @@ use lifeline_service::Service;
 use lifeline_service::config::Settings;
 use tracing_subscriber::EnvFilter;
 
-use crate::client::{CliError, CliResult, Client};
+use crate::client::{CliError, CliResult};
 
 const EXIT_CODES: &str = "Exit codes: 0 done; 1 a task failed or the service refused the request; 2 bad usage; 3 service unreachable; 4 token refused.";
 
@@ -269,8 +269,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn client(c: Connection) -> CliResult<Client> {
-    Client::new(c.url, c.token)
+fn client(c: Connection) -> CliResult<lifeline_client::Client> {
+    client::connect(c.url, c.token)
 }
 
 async fn run(cli: Cli) -> CliResult<()> {

@@ -7,12 +7,17 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use lifeline_client::Client;
+use lifeline_model::api::{
+    EndpointRegistered, FunctionSpec, RegisterFunction, SubmitRequest, TaskSpec,
+};
+use lifeline_model::{EndpointId, FunctionId, State, TaskId};
 use lifeline_service::Service;
 use lifeline_service::config::Settings;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::client::{CliConfig, Client, write_config};
+use crate::client::{CliConfig, write_config};
 
 /// Options of `lifeline up`.
 #[derive(Debug)]
@@ -50,36 +55,20 @@ async fn local_endpoint(
     client: &Client,
     data_dir: &Path,
     name: &str,
-) -> anyhow::Result<(String, String, PathBuf)> {
+) -> anyhow::Result<(EndpointId, String, PathBuf)> {
     let dir = data_dir.join("endpoints").join(name);
     std::fs::create_dir_all(&dir)?;
     let saved = std::fs::read_to_string(dir.join("endpoint.json"))
         .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok());
-    if let Some(saved) = saved {
-        let id = saved["endpoint_id"].as_str().unwrap_or_default().to_owned();
-        if client.get(&format!("/v1/endpoints/{id}")).await.is_ok() {
-            return Ok((
-                id,
-                saved["token"].as_str().unwrap_or_default().to_owned(),
-                dir,
-            ));
-        }
+        .and_then(|t| serde_json::from_str::<EndpointRegistered>(&t).ok());
+    if let Some(saved) = saved
+        && client.endpoint(saved.endpoint_id).await.is_ok()
+    {
+        return Ok((saved.endpoint_id, saved.token, dir));
     }
-    let answer = client
-        .post("/v1/endpoints", &json!({ "name": name }))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    std::fs::write(dir.join("endpoint.json"), answer.to_string())?;
-    let id = answer["endpoint_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    Ok((
-        id,
-        answer["token"].as_str().unwrap_or_default().to_owned(),
-        dir,
-    ))
+    let answer = client.register_endpoint(name).await?;
+    std::fs::write(dir.join("endpoint.json"), serde_json::to_string(&answer)?)?;
+    Ok((answer.endpoint_id, answer.token, dir))
 }
 
 fn start_agent(
@@ -137,7 +126,7 @@ pub(crate) async fn up(options: UpOptions, signal: impl Future<Output = ()>) -> 
     let server = tokio::spawn(service.run(listener, stopped(stop_rx.clone())));
 
     let url = format!("http://{addr}");
-    let client = Client::with(url.clone(), token.clone());
+    let client = Client::new(url.clone(), token.clone());
     let (local_id, local_token, local_dir) = local_endpoint(&client, &data_dir, "local").await?;
     let mut agents = vec![start_agent(&url, local_token, local_dir, stop_rx.clone())?];
     let config_file = write_config(&CliConfig {
@@ -164,7 +153,7 @@ pub(crate) async fn up(options: UpOptions, signal: impl Future<Output = ()>) -> 
         let stop = stop_rx.clone();
         let url = url.clone();
         Some(tokio::spawn(async move {
-            demo(&client, &data_dir, &local_id, &url, stop).await
+            demo(&client, &data_dir, local_id, &url, stop).await
         }))
     } else {
         None
@@ -216,82 +205,62 @@ def flaky(marker):
 async fn demo(
     client: &Client,
     data_dir: &Path,
-    local: &str,
+    local: EndpointId,
     url: &str,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
-    let e = |e: crate::client::CliError| anyhow::anyhow!("{e}");
-    let python = |entrypoint: &str| json!({ "name": entrypoint, "kind": "python", "source": DEMO_PYTHON, "entrypoint": entrypoint });
     let mut functions = std::collections::HashMap::new();
     for name in ["hello", "simulate", "divide", "flaky"] {
-        let answer = client
-            .post("/v1/functions", &python(name))
-            .await
-            .map_err(e)?;
-        functions.insert(
-            name,
-            answer["function_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        );
+        let spec = FunctionSpec::Python {
+            source: DEMO_PYTHON.to_owned(),
+            entrypoint: name.to_owned(),
+        };
+        let id = client
+            .register_function(&RegisterFunction::new(name, spec))
+            .await?;
+        functions.insert(name, id);
     }
-    let shell = client.post("/v1/functions", &json!({ "name": "greet", "kind": "shell", "command": "echo Hello {name} from $(hostname)" })).await.map_err(e)?;
-    let shell = shell["function_id"].as_str().unwrap_or_default().to_owned();
-    let submit = |endpoint: String, tasks: Vec<Value>| async move {
-        let answer = client
-            .post(
-                &format!("/v1/endpoints/{endpoint}/submit"),
-                &json!({ "tasks": tasks }),
-            )
-            .await
-            .map_err(e)?;
-        let ids: Vec<String> = answer["task_ids"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect();
-        anyhow::Ok(ids)
+    let greet = RegisterFunction::new(
+        "greet",
+        FunctionSpec::Shell {
+            command: "echo Hello {name} from $(hostname)".into(),
+        },
+    );
+    let shell: FunctionId = client.register_function(&greet).await?;
+    let submit = |endpoint: EndpointId, tasks: Vec<TaskSpec<Value>>| async move {
+        let request = SubmitRequest {
+            tasks,
+            max_retries: None,
+        };
+        anyhow::Ok(client.submit(endpoint, &request).await?.task_ids)
     };
-    let call = |f: &str, args: Value, kwargs: Value| json!({ "function_id": functions[f], "args": args, "kwargs": kwargs });
+    let call = |f: &str, args: Value| TaskSpec {
+        function_id: functions[f],
+        args: Some(args),
+        kwargs: None,
+    };
 
     // First the task to cancel, so that it is running when the cancellation comes.
-    let doomed = submit(
-        local.to_owned(),
-        vec![call("simulate", json!([60]), json!({}))],
-    )
-    .await?;
+    let doomed: Vec<TaskId> = submit(local, vec![call("simulate", json!([60]))]).await?;
     println!("demo: cancelled while running -> {}", doomed[0]);
-    let hello = submit(
-        local.to_owned(),
-        vec![call("hello", json!(["World"]), json!({}))],
-    )
-    .await?;
+    let hello = submit(local, vec![call("hello", json!(["World"]))]).await?;
     println!("demo: hello (Python) -> {}", hello[0]);
-    let greet = submit(
-        local.to_owned(),
-        vec![json!({ "function_id": shell, "kwargs": { "name": "Lifeline" } })],
-    )
-    .await?;
+    let greeting = TaskSpec {
+        function_id: shell,
+        args: None,
+        kwargs: Some(json!({ "name": "Lifeline" })),
+    };
+    let greet = submit(local, vec![greeting]).await?;
     println!("demo: greet (shell) -> {}", greet[0]);
-    let divide = submit(
-        local.to_owned(),
-        vec![call("divide", json!([1, 0]), json!({}))],
-    )
-    .await?;
+    let divide = submit(local, vec![call("divide", json!([1, 0]))]).await?;
     println!("demo: divide by zero (user exception) -> {}", divide[0]);
     let marker = data_dir.join(format!("demo-marker-{}", lifeline_service::new_id()));
-    let flaky = submit(
-        local.to_owned(),
-        vec![call("flaky", json!([marker]), json!({}))],
-    )
-    .await?;
+    let flaky = submit(local, vec![call("flaky", json!([marker]))]).await?;
     println!("demo: worker crash, retried -> {}", flaky[0]);
-    let simulations: Vec<Value> = (0..16)
-        .map(|i| call("simulate", json!([0.1 + f64::from(i % 5) * 0.2]), json!({})))
+    let simulations: Vec<TaskSpec<Value>> = (0..16)
+        .map(|i| call("simulate", json!([0.1 + f64::from(i % 5) * 0.2])))
         .collect();
-    let sims = submit(local.to_owned(), simulations).await?;
+    let sims = submit(local, simulations).await?;
     println!(
         "demo: {} simulations (Python) -> {} ... {}",
         sims.len(),
@@ -302,7 +271,7 @@ async fn demo(
     let late = submit(
         late_id,
         (0..6)
-            .map(|i| call("hello", json!([format!("late {i}")]), json!({})))
+            .map(|i| call("hello", json!([format!("late {i}")])))
             .collect(),
     )
     .await?;
@@ -315,17 +284,16 @@ async fn demo(
 
     // Cancel the long task once it runs (or after a few seconds, wherever it is).
     let canceller = client.clone();
+    let doomed = doomed[0];
     tokio::spawn(async move {
         for _ in 0..50 {
-            match canceller.get(&format!("/v1/tasks/{}", doomed[0])).await {
-                Ok(doc) if doc["status"] == "running" || doc["pending"] == false => break,
+            match canceller.task(doomed).await {
+                Ok(doc) if doc.status == State::Running || !doc.pending => break,
                 Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                 Err(_) => return,
             }
         }
-        let _ = canceller
-            .post(&format!("/v1/tasks/{}/cancel", doomed[0]), &json!({}))
-            .await;
+        let _ = canceller.cancel(doomed).await;
     });
 
     // The second endpoint comes online a few seconds later and takes its waiting tasks.

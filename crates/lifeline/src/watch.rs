@@ -5,11 +5,12 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use lifeline_model::{Event, EventBody, State, StateCounts, TaskId};
+use lifeline_client::Client;
+use lifeline_model::api::{EventsQuery, StatsQuery, TaskListQuery};
+use lifeline_model::{EndpointId, EventBody, State, StateCounts, TaskGroupId, TaskId};
 
-use crate::client::{CliError, CliResult, Client};
+use crate::client::{CliError, CliResult, endpoint_id};
 
 /// Which tasks are watched.
 enum Scope {
@@ -18,7 +19,7 @@ enum Scope {
     /// Every task of these endpoints (all endpoints when empty), as counts, each endpoint's
     /// counts as of its own sequence number.
     Endpoints {
-        since: HashMap<String, u64>,
+        since: HashMap<Option<EndpointId>, u64>,
         counts: StateCounts,
         failed_here: u64,
     },
@@ -47,10 +48,8 @@ impl Scope {
                 counts,
                 failed_here,
             } => {
-                // "" holds the sequence of the all-endpoints statistics.
-                let after = since
-                    .get(&e.endpoint_id.to_string())
-                    .or_else(|| since.get(""));
+                // `None` holds the sequence of the all-endpoints statistics.
+                let after = since.get(&Some(e.endpoint_id)).or_else(|| since.get(&None));
                 if after.is_none_or(|after| seq <= *after) {
                     return false;
                 }
@@ -74,24 +73,18 @@ impl Scope {
     }
 }
 
-async fn group_tasks(client: &Client, group: &str) -> CliResult<HashMap<TaskId, State>> {
+async fn group_tasks(client: &Client, group: TaskGroupId) -> CliResult<HashMap<TaskId, State>> {
     let mut tasks = HashMap::new();
-    let mut cursor: Option<String> = None;
+    let mut query = TaskListQuery {
+        task_group_id: Some(group.to_string()),
+        limit: Some(1000),
+        ..TaskListQuery::default()
+    };
     loop {
-        let mut path = format!("/v1/tasks?task_group_id={group}&limit=1000");
-        if let Some(c) = &cursor {
-            path.push_str(&format!("&cursor={c}"));
-        }
-        let page = client.get(&path).await?;
-        for t in page["tasks"].as_array().into_iter().flatten() {
-            if let (Some(id), Some(state)) = (t["task_id"].as_str(), t["state"].as_str())
-                && let (Ok(id), Ok(state)) = (id.parse(), state.parse())
-            {
-                tasks.insert(id, state);
-            }
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
+        let page = client.tasks(&query).await?;
+        tasks.extend(page.tasks.iter().map(|t| (t.task_id, t.state)));
+        match page.next_cursor {
+            Some(cursor) => query.cursor = Some(cursor),
             None => return Ok(tasks),
         }
     }
@@ -173,13 +166,16 @@ pub(crate) async fn watch(
 ) -> CliResult<()> {
     let mut ids = HashSet::new();
     for e in endpoints {
-        ids.insert(client.endpoint_id(e).await?);
+        ids.insert(endpoint_id(client, e).await?);
     }
     // Start from a sequence number no newer than the snapshot, so no transition is missed;
     // applying one twice is harmless for a group (states are set, not counted).
-    let (mut scope, mut seq) = match group {
+    let (mut scope, seq) = match group {
         Some(group) => {
-            let seq = client.get("/healthz").await?["seq"].as_u64().unwrap_or(0);
+            let group: TaskGroupId = group
+                .parse()
+                .map_err(|e: lifeline_model::IdError| CliError::usage(e.to_string()))?;
+            let seq = client.health().await?.seq;
             let tasks = group_tasks(client, group).await?;
             if tasks.is_empty() {
                 return Err(CliError::usage(format!(
@@ -191,19 +187,18 @@ pub(crate) async fn watch(
         None => {
             let mut counts = StateCounts::default();
             let mut since = HashMap::new();
-            let queries: Vec<(String, String)> = if ids.is_empty() {
-                vec![(String::new(), "/v1/stats".into())]
+            let scopes: Vec<Option<EndpointId>> = if ids.is_empty() {
+                vec![None]
             } else {
-                ids.iter()
-                    .map(|id| (id.clone(), format!("/v1/stats?endpoint_id={id}")))
-                    .collect()
+                ids.iter().copied().map(Some).collect()
             };
-            for (id, path) in queries {
-                let stats = client.get(&path).await?;
-                let part: StateCounts =
-                    serde_json::from_value(stats["tasks"].clone()).unwrap_or_default();
-                counts.merge(&part);
-                since.insert(id, stats["seq"].as_u64().unwrap_or(0));
+            for id in scopes {
+                let query = StatsQuery {
+                    endpoint_id: id.map(|id| id.to_string()),
+                };
+                let stats = client.stats(&query).await?;
+                counts.merge(&stats.tasks);
+                since.insert(id, stats.seq);
             }
             let seq = since.values().copied().min().unwrap_or(0);
             (
@@ -218,51 +213,28 @@ pub(crate) async fn watch(
     };
     let mut view = View::new();
     view.draw(&scope.counts());
-    let filter = match ids.iter().collect::<Vec<_>>().as_slice() {
-        [one] => format!("&endpoint_id={one}"),
-        _ => String::new(),
+    let only = match ids.iter().collect::<Vec<_>>().as_slice() {
+        [one] => Some(one.to_string()),
+        _ => None,
     };
+    let mut events = client.events(EventsQuery {
+        endpoint_id: only,
+        after: Some(seq),
+        ..EventsQuery::default()
+    });
     let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
     while scope.counts().pending() > 0 {
-        let url = format!("{}/v1/events?after={seq}{filter}", client.url);
-        let response = client
-            .http()
-            .get(&url)
-            .bearer_auth(client.token())
-            .send()
-            .await
-            .map_err(|e| client.unreachable(e))?;
-        if response.status() == 401 {
-            return Err(CliError {
-                code: crate::client::exit::UNAUTHORIZED,
-                message: "the service refused the token; check --token or LIFELINE_TOKEN".into(),
-            });
-        }
-        let mut body = response.bytes_stream();
-        let mut buffer = String::new();
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
-        loop {
-            tokio::select! {
-                chunk = body.next() => {
-                    let Some(Ok(chunk)) = chunk else { break };
-                    buffer.push_str(&String::from_utf8_lossy(&chunk));
-                    while let Some(end) = buffer.find("\n\n") {
-                        let block: String = buffer.drain(..end + 2).collect();
-                        let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) else { continue };
-                        let Ok(event) = serde_json::from_str::<Event>(data.trim_start()) else { continue };
-                        seq = seq.max(event.seq);
-                        if let EventBody::Transition(t) = &event.body
-                            && scope.apply(event.seq, t)
-                        {
-                            view.entered(t.to);
-                        }
-                    }
-                    if scope.counts().pending() == 0 {
-                        break;
-                    }
+        tokio::select! {
+            event = events.next() => {
+                let event = event?;
+                if let EventBody::Transition(t) = &event.body
+                    && scope.apply(event.seq, t)
+                {
+                    view.entered(t.to);
                 }
-                _ = tick.tick() => view.draw(&scope.counts()),
             }
+            _ = tick.tick() => view.draw(&scope.counts()),
         }
     }
     view.draw(&scope.counts());
