@@ -9,7 +9,10 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use lifeline_client::Client;
+use lifeline_model::api::{FunctionSpec, RegisterFunction, StatsQuery, SubmitRequest, TaskSpec};
+use lifeline_model::{EndpointId, FunctionId, State};
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -17,8 +20,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_lifeline");
 
 struct Service {
     url: String,
-    token: String,
-    client: reqwest::Client,
+    client: Client,
     _serve: Child,
     _tmp: tempfile::TempDir,
 }
@@ -48,36 +50,11 @@ impl Service {
             .trim()
             .to_owned();
         Self {
+            client: Client::new(url.clone(), token),
             url,
-            token,
-            client: reqwest::Client::new(),
             _serve: serve,
             _tmp: tmp,
         }
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> Value {
-        let resp = self
-            .client
-            .post(format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .await
-            .expect("post");
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
-        resp.json().await.expect("json")
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let resp = self
-            .client
-            .get(format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("get");
-        resp.json().await.expect("json")
     }
 }
 
@@ -86,21 +63,34 @@ fn percentile(sorted: &[Duration], q: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e3
 }
 
+fn calls(function: FunctionId, n: usize) -> SubmitRequest<Value> {
+    let task = TaskSpec {
+        function_id: function,
+        args: None,
+        kwargs: None,
+    };
+    SubmitRequest {
+        tasks: vec![task; n],
+        max_retries: None,
+    }
+}
+
 /// Submits `n` calls in requests of 10,000 and waits until the endpoint finished them all.
-async fn throughput(s: &Service, endpoint: &str, function: &str, n: usize) -> (f64, u64) {
+async fn throughput(
+    s: &Service,
+    endpoint: EndpointId,
+    function: FunctionId,
+    n: usize,
+) -> (f64, u64) {
     let (_, before) = finished(s, endpoint).await;
     let start = Instant::now();
     let mut left = n;
     while left > 0 {
         let batch = left.min(10_000);
-        let tasks: Vec<Value> = (0..batch)
-            .map(|_| json!({ "function_id": function }))
-            .collect();
-        s.post(
-            &format!("/v1/endpoints/{endpoint}/submit"),
-            &json!({ "tasks": tasks }),
-        )
-        .await;
+        s.client
+            .submit(endpoint, &calls(function, batch))
+            .await
+            .expect("submit");
         left -= batch;
     }
     loop {
@@ -113,10 +103,13 @@ async fn throughput(s: &Service, endpoint: &str, function: &str, n: usize) -> (f
 }
 
 /// (failed, finished) tasks of the endpoint so far.
-async fn finished(s: &Service, endpoint: &str) -> (u64, u64) {
-    let stats = s.get(&format!("/v1/stats?endpoint_id={endpoint}")).await;
-    let count = |state: &str| stats["tasks"][state].as_u64().unwrap_or(0);
-    (count("failed"), count("success") + count("failed"))
+async fn finished(s: &Service, endpoint: EndpointId) -> (u64, u64) {
+    let query = StatsQuery {
+        endpoint_id: Some(endpoint.to_string()),
+    };
+    let stats = s.client.stats(&query).await.expect("stats");
+    let failed = stats.tasks.get(State::Failed);
+    (failed, stats.tasks.get(State::Success) + failed)
 }
 
 #[tokio::main]
@@ -131,11 +124,8 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     let s = Service::start().await;
-    let ep = s.post("/v1/endpoints", &json!({ "name": "bench" })).await;
-    let (endpoint, token) = (
-        ep["endpoint_id"].as_str().expect("id").to_owned(),
-        ep["token"].as_str().expect("token").to_owned(),
-    );
+    let ep = s.client.register_endpoint("bench").await.expect("endpoint");
+    let endpoint = ep.endpoint_id;
     let dir = s._tmp.path().join("agent");
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(
@@ -143,16 +133,11 @@ async fn main() {
         "[[executor]]\nlabel = \"bench\"\nnodes = 2\nworkers_per_node = 4\n",
     )
     .expect("config");
+    std::fs::write(dir.join("endpoint.token"), &ep.token).expect("token file");
     let _agent = Command::new(BIN)
-        .args([
-            "endpoint",
-            "start",
-            "--service",
-            &s.url,
-            "--token",
-            &token,
-            "--dir",
-        ])
+        .args(["endpoint", "start", "--service", &s.url, "--token-file"])
+        .arg(dir.join("endpoint.token"))
+        .arg("--dir")
         .arg(&dir)
         .arg("--config")
         .arg(dir.join("endpoint.toml"))
@@ -160,51 +145,53 @@ async fn main() {
         .kill_on_drop(true)
         .spawn()
         .expect("agent");
-    loop {
-        let e = s.get(&format!("/v1/endpoints/{endpoint}")).await;
-        if e["online"] == true {
-            break;
-        }
+    while !s.client.endpoint(endpoint).await.expect("endpoint").online {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let python = s.post("/v1/functions", &json!({ "name": "noop", "kind": "python", "source": "def noop():\n    return None\n", "entrypoint": "noop" })).await;
-    let python = python["function_id"].as_str().expect("id").to_owned();
+    let noop = FunctionSpec::Python {
+        source: "def noop():\n    return None\n".into(),
+        entrypoint: "noop".into(),
+    };
+    let python = s
+        .client
+        .register_function(&RegisterFunction::new("noop", noop))
+        .await
+        .expect("function");
+    let truth = FunctionSpec::Shell {
+        command: "true".into(),
+    };
     let shell = s
-        .post(
-            "/v1/functions",
-            &json!({ "name": "true", "kind": "shell", "command": "true" }),
-        )
-        .await;
-    let shell = shell["function_id"].as_str().expect("id").to_owned();
+        .client
+        .register_function(&RegisterFunction::new("true", truth))
+        .await
+        .expect("function");
     println!(
         "Lifeline end to end: one local endpoint, 2 nodes x 4 workers, {} cores",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
     // Warm the Python workers.
-    throughput(&s, &endpoint, &python, 200).await;
+    throughput(&s, endpoint, python, 200).await;
     for &n in &sizes {
-        let (rate, failed) = throughput(&s, &endpoint, &python, n).await;
+        let (rate, failed) = throughput(&s, endpoint, python, n).await;
         println!("metric: lifeline no-op Python tasks, batch of {n} = {rate:.1} tasks/s");
         assert_eq!(failed, 0, "no task may fail");
     }
     for &n in &sizes {
         let n = n.min(20_000);
-        let (rate, _) = throughput(&s, &endpoint, &shell, n).await;
+        let (rate, _) = throughput(&s, endpoint, shell, n).await;
         println!("metric: lifeline no-op shell tasks, batch of {n} = {rate:.1} tasks/s");
     }
 
     let mut times = Vec::with_capacity(round_trips);
-    let submit = format!("/v1/endpoints/{endpoint}/submit");
-    let body = json!({ "tasks": [{ "function_id": python }] });
+    let one = calls(python, 1);
     for _ in 0..round_trips {
         let start = Instant::now();
-        let answer = s.post(&submit, &body).await;
-        let id = answer["task_ids"][0].as_str().expect("id").to_owned();
+        let answer = s.client.submit(endpoint, &one).await.expect("submit");
         loop {
-            let doc = s.get(&format!("/v1/tasks/{id}")).await;
-            if doc["pending"] == false {
-                assert_eq!(doc["status"], "success");
+            let doc = s.client.task(answer.task_ids[0]).await.expect("task");
+            if !doc.pending {
+                assert_eq!(doc.status, State::Success);
                 break;
             }
         }
