@@ -430,3 +430,49 @@ async fn mistakes_get_one_clear_sentence_and_the_right_exit_code() {
         text(&out.stdout)
     );
 }
+
+/// What `lifeline serve` prints up to the line that says where the dashboard is.
+async fn serve_banner(data_dir: &Path) -> Vec<String> {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("LIFELINE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("serve starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut banner = Vec::new();
+    loop {
+        let line = tokio::time::timeout(PATIENCE, lines.next_line())
+            .await
+            .expect("serve prints")
+            .expect("stdout")
+            .expect("a line");
+        let done = line.contains("dashboard");
+        banner.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    banner
+}
+
+#[tokio::test]
+async fn serve_prints_the_user_token_only_when_it_creates_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let first = serve_banner(&data).await.join("\n");
+    let token = std::fs::read_to_string(data.join("token")).expect("token");
+    let token = token.trim();
+    assert!(first.contains(token), "{first}");
+    // Every later start only says where the token is kept: service logs never hold it.
+    let again = serve_banner(&data).await.join("\n");
+    assert!(!again.contains(token), "{again}");
+    assert!(
+        again.contains(&data.join("token").display().to_string()),
+        "{again}"
+    );
+}
