@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use lifeline_model::{
     Actor, EndpointReport, ExecutorReport, FunctionId, State, StateCounts, TaskId, TaskView,
-    Timestamp, TransitionError, TransitionRecord, validate,
+    Timestamp, TransitionError, TransitionRecord, system_failure, validate,
 };
 use lifeline_protocol::{Assignment, FromEndpoint, FunctionSpec, Reported, ToEndpoint};
 use serde_json::value::RawValue;
@@ -756,30 +756,35 @@ impl Interchange {
         }
     }
 
-    /// A system failure under a task: back to waiting-for-nodes on the next attempt, or failed
-    /// when no retry is left.
+    /// A system failure under a task, decided by the model's one rule: back to
+    /// waiting-for-nodes (requeued, or retried if it was running), or failed with no retry left.
     fn retry(&mut self, id: TaskId, at: Timestamp, reason: String) -> Result<u32, TransitionError> {
-        match self.transition(
-            id,
+        let Some(view) = self.tasks.get(&id).map(|t| t.view.clone()) else {
+            return Ok(0);
+        };
+        let recovery = system_failure(
+            view.state,
             State::WaitingForNodes,
             Actor::Endpoint,
+            view.attempt,
+            view.max_retries,
+            &reason,
+        )?;
+        let attempt = self.transition(
+            id,
+            recovery.to,
+            Actor::Endpoint,
             at,
-            Some(reason.clone()),
+            Some(recovery.reason),
             None,
-        ) {
-            Ok(attempt) => {
-                if let Some(task) = self.tasks.get_mut(&id) {
-                    task.place = Place::Queued;
-                    self.executors[task.executor].queue.push_back(id);
-                }
-                Ok(attempt)
-            }
-            Err(TransitionError::RetriesExhausted { attempt, .. }) => {
-                let reason = format!("{reason} (attempt {attempt}, no retries left)");
-                self.transition(id, State::Failed, Actor::Endpoint, at, Some(reason), None)
-            }
-            Err(e) => Err(e),
+        )?;
+        if recovery.to == State::WaitingForNodes
+            && let Some(task) = self.tasks.get_mut(&id)
+        {
+            task.place = Place::Queued;
+            self.executors[task.executor].queue.push_back(id);
         }
+        Ok(attempt)
     }
 
     fn start_manager(&mut self, executor: usize) {

@@ -47,7 +47,10 @@ pub use status::{
     FoldError, StatusDetails, StatusDocument, TaskMeta, TaskView, TransitionRecord, fold,
 };
 pub use time::{Timestamp, human_duration};
-pub use transition::{Accepted, Edge, EdgeKind, TransitionError, edges, edges_from, validate};
+pub use transition::{
+    Accepted, Edge, EdgeKind, Recovery, TransitionError, edges, edges_from, system_failure,
+    validate,
+};
 pub use wire::{
     DwellSummary, EdgeCount, EndpointSummary, Presence, StatsSummary, TaskPage, TaskSummary,
 };

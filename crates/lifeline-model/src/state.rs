@@ -81,6 +81,22 @@ impl State {
         }
     }
 
+    /// Whether a task in this state is in its endpoint's hands, or on its way there: what a
+    /// cancellation must tell the endpoint, and what losing the endpoint interrupts.
+    pub const fn at_endpoint(self) -> bool {
+        match self {
+            State::DispatchedToEp
+            | State::WaitingForNodes
+            | State::WaitingForLaunch
+            | State::Running => true,
+            State::Received
+            | State::WaitingForEp
+            | State::Success
+            | State::Failed
+            | State::Cancelled => false,
+        }
+    }
+
     /// The state's code in stores (SQLite rows). Fixed forever, whatever the order of
     /// [`State::ALL`]: a new state takes a new code, and a test fails if one changes.
     pub const fn storage_code(self) -> u8 {

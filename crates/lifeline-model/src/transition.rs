@@ -463,3 +463,45 @@ pub fn validate(
     };
     Ok(Accepted { edge, attempt })
 }
+
+/// What a system failure does to a task: see [`system_failure`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    /// `back_to` (a requeue or a retry), or `failed` when a retry was needed and none is left.
+    pub to: State,
+    /// The task's attempt afterwards.
+    pub attempt: u32,
+    /// The reason to record: the failure's, plus the exhausted retries when it ends the task.
+    pub reason: String,
+}
+
+/// The one rule for a system failure (endpoint, manager or worker lost, dispatch not
+/// acknowledged) under a task in `from` on `attempt`: it goes back to `back_to`
+/// (`waiting-for-ep` at the forwarder, `waiting-for-nodes` at the endpoint), requeued on the same
+/// attempt if its function had not started, retried on the next one if it had; with no retry
+/// left it fails, and the reason says so.
+pub fn system_failure(
+    from: State,
+    back_to: State,
+    actor: Actor,
+    attempt: u32,
+    max_retries: u32,
+    reason: &str,
+) -> Result<Recovery, TransitionError> {
+    match validate(from, back_to, actor, attempt, max_retries) {
+        Ok(accepted) => Ok(Recovery {
+            to: back_to,
+            attempt: accepted.attempt,
+            reason: reason.to_owned(),
+        }),
+        Err(TransitionError::RetriesExhausted { attempt, .. }) => {
+            let accepted = validate(from, State::Failed, actor, attempt, max_retries)?;
+            Ok(Recovery {
+                to: State::Failed,
+                attempt: accepted.attempt,
+                reason: format!("{reason} (attempt {attempt}, no retries left)"),
+            })
+        }
+        Err(error) => Err(error),
+    }
+}

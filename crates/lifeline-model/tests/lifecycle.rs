@@ -274,3 +274,37 @@ fn storage_codes_never_change() {
     assert_eq!(State::from_storage_code(9), None);
     assert_eq!(Actor::from_storage_code(-1), None);
 }
+
+#[test]
+fn a_system_failure_requeues_retries_or_fails_by_one_rule() {
+    use lifeline_model::{Recovery, system_failure};
+    let lost = |from, back_to, actor, attempt| {
+        system_failure(from, back_to, actor, attempt, 1, "endpoint lost").expect("a decision")
+    };
+    // Not started: requeued on the same attempt, even on the last one.
+    assert_eq!(
+        lost(WaitingForLaunch, WaitingForNodes, E, 2),
+        Recovery {
+            to: WaitingForNodes,
+            attempt: 2,
+            reason: "endpoint lost".into()
+        }
+    );
+    // Running: the next attempt while one is left...
+    assert_eq!(lost(Running, WaitingForEp, F, 1).attempt, 2);
+    // ...and on the last one, the failure that says why.
+    let last = lost(Running, WaitingForEp, F, 2);
+    assert_eq!((last.to, last.attempt), (Failed, 2));
+    assert_eq!(last.reason, "endpoint lost (attempt 2, no retries left)");
+    // Finished tasks are not touched.
+    assert!(matches!(
+        system_failure(Success, WaitingForEp, F, 1, 1, "x"),
+        Err(TransitionError::FromTerminal { .. })
+    ));
+    // Which states are in the endpoint's hands.
+    let at_endpoint: Vec<State> = State::ALL.into_iter().filter(|s| s.at_endpoint()).collect();
+    assert_eq!(
+        at_endpoint,
+        [DispatchedToEp, WaitingForNodes, WaitingForLaunch, Running]
+    );
+}

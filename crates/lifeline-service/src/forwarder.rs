@@ -15,7 +15,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use lifeline_model::{
     Actor, EndpointId, EndpointReport, EndpointStatus, FunctionId, State, TaskId, Timestamp,
-    TransitionError,
+    system_failure,
 };
 use lifeline_protocol::{
     Assignment, FromEndpoint, FunctionDef, FunctionSpec, Rejection, Reported, ToEndpoint,
@@ -26,14 +26,6 @@ use tokio::sync::{mpsc, watch};
 use crate::log_limit::{LogLimit, Verdict};
 use crate::now;
 use crate::store::{self, Ctx, Outcome, Proposal, Store, StoreResult, TaskRow, registry};
-
-/// States in which a task is in the endpoint's hands (or on its way there).
-const IN_FLIGHT: [State; 4] = [
-    State::DispatchedToEp,
-    State::WaitingForNodes,
-    State::WaitingForLaunch,
-    State::Running,
-];
 
 /// Tasks moved per write job and per dispatch message.
 const PAGE: usize = 2000;
@@ -317,7 +309,7 @@ impl Forwarder {
         loop {
             let rows = self
                 .store
-                .read(move |c| store::tasks_in_states(c, endpoint, &IN_FLIGHT, after, PAGE))
+                .read(move |c| store::tasks_in_states(c, endpoint, &at_endpoint(), after, PAGE))
                 .await?;
             let Some(last) = rows.last() else {
                 return Ok(());
@@ -594,26 +586,36 @@ pub(crate) fn assignment(ctx: &Ctx<'_>, row: &TaskRow, attempt: u32) -> StoreRes
     })
 }
 
-/// A system failure at the forwarder: the next attempt waits for the endpoint, or, with no
-/// retries left, the task fails with the reason.
+/// A system failure at the forwarder, decided by the model's one rule: the task waits for the
+/// endpoint again (requeued, or retried if it was running), or fails with no retry left.
 pub(crate) fn retry_or_fail(
     ctx: &mut Ctx<'_>,
     task: TaskId,
     at: Timestamp,
     reason: &str,
 ) -> StoreResult<Outcome> {
-    match ctx.transition(forwarder_move(
-        task,
+    let Some(row) = ctx.task(task)? else {
+        return Ok(Outcome::Unknown);
+    };
+    let t = &row.task;
+    match system_failure(
+        t.state,
         State::WaitingForEp,
-        at,
-        Some(reason.to_owned()),
-    ))? {
-        Outcome::Illegal(TransitionError::RetriesExhausted { attempt, .. }) => {
-            let reason = format!("{reason} (attempt {attempt}, no retries left)");
-            ctx.transition(forwarder_move(task, State::Failed, at, Some(reason)))
+        Actor::Forwarder,
+        t.attempt,
+        t.max_retries,
+        reason,
+    ) {
+        Ok(recovery) => {
+            ctx.transition(forwarder_move(task, recovery.to, at, Some(recovery.reason)))
         }
-        outcome => Ok(outcome),
+        Err(error) => Ok(Outcome::Illegal(error)),
     }
+}
+
+/// The states in which a task is in its endpoint's hands.
+fn at_endpoint() -> Vec<State> {
+    State::ALL.into_iter().filter(|s| s.at_endpoint()).collect()
 }
 
 /// The close frame that answers a read error the endpoint caused (a message over the size

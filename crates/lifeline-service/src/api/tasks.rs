@@ -379,13 +379,7 @@ pub(super) async fn cancel(
         Outcome::Applied {
             from, endpoint_id, ..
         } => {
-            if matches!(
-                from,
-                TaskState::DispatchedToEp
-                    | TaskState::WaitingForNodes
-                    | TaskState::WaitingForLaunch
-                    | TaskState::Running
-            ) {
+            if from.at_endpoint() {
                 state.forwarder().cancel(endpoint_id, vec![id]);
             }
         }
