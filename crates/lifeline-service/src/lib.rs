@@ -35,15 +35,10 @@ pub fn now() -> Timestamp {
     Timestamp::from_micros(since_epoch.as_micros() as i64)
 }
 
-/// A new time-ordered identifier (a version 7 UUID): 48 bits of milliseconds, then randomness.
+/// A new time-ordered identifier: a version 7 UUID (milliseconds first, then randomness), so
+/// that ids sort by creation and index well.
 pub fn new_id() -> u128 {
-    let millis = (now().as_micros() / 1000) as u128 & ((1 << 48) - 1);
-    let random: u128 = rand::random();
-    (millis << 80)
-        | (0x7 << 76)
-        | (random & 0x0fff_0000_0000_0000_0000)
-        | (0b10 << 62)
-        | (random & ((1 << 62) - 1))
+    uuid::Uuid::now_v7().as_u128()
 }
 
 /// The user token's digest is kept in the store's metadata under this key.

@@ -79,10 +79,9 @@ fn bearer(parts: &Parts) -> Option<&str> {
 /// The token from the `access_token` query parameter, for clients that cannot set headers
 /// (a browser's EventSource).
 fn query_token(parts: &Parts) -> Option<String> {
-    parts.uri.query()?.split('&').find_map(|pair| {
-        let value = pair.strip_prefix("access_token=")?;
-        Some(value.to_owned())
-    })
+    form_urlencoded::parse(parts.uri.query()?.as_bytes())
+        .find(|(name, _)| name == "access_token")
+        .map(|(_, value)| value.into_owned())
 }
 
 fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {

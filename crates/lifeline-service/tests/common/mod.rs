@@ -50,8 +50,12 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(settings: Settings) -> TestApp {
-    if std::env::var_os("LIFELINE_TEST_LOG").is_some() {
-        let _ = tracing_subscriber_init();
+    // `LIFELINE_TEST_LOG=debug` (any filter) shows the service's log in the test output.
+    if let Ok(filter) = std::env::var("LIFELINE_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
     }
     let dir = settings.data_dir.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -133,10 +137,6 @@ fn matches_template(template: &str, path: &str) -> bool {
         && t.iter()
             .zip(&p)
             .all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}')))
-}
-
-fn tracing_subscriber_init() -> Result<(), ()> {
-    Ok(())
 }
 
 impl TestApp {
