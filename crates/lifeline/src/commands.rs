@@ -96,23 +96,40 @@ fn parse_json(what: &str, text: &str) -> CliResult<Value> {
         .map_err(|e| CliError::usage(format!("{what} is not valid JSON ({e}): {text}")))
 }
 
-/// What to submit.
-#[derive(Debug)]
-pub(crate) struct Submission<'a> {
-    pub(crate) function: Option<&'a str>,
-    pub(crate) python: Option<&'a str>,
-    pub(crate) shell: Option<&'a str>,
-    pub(crate) endpoint: &'a str,
-    pub(crate) args: &'a str,
-    pub(crate) kwargs: &'a str,
-    pub(crate) count: usize,
-    pub(crate) max_retries: Option<u32>,
+/// `lifeline submit`: what to call, where, with which arguments, how often.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SubmitArgs {
+    /// A registered function's id (or use --python / --shell)
+    function_id: Option<String>,
+    /// Register and call the Python function FUNCTION in FILE.py
+    #[arg(long, value_name = "FILE.py:FUNCTION", conflicts_with = "function_id")]
+    python: Option<String>,
+    /// Register and call a shell command; {name} placeholders come from --kwargs
+    #[arg(long, value_name = "COMMAND", conflicts_with_all = ["function_id", "python"])]
+    shell: Option<String>,
+    /// The endpoint's name or id
+    #[arg(long)]
+    endpoint: String,
+    /// Positional arguments, a JSON array
+    #[arg(long, default_value = "[]")]
+    args: String,
+    /// Keyword arguments, a JSON object
+    #[arg(long, default_value = "{}")]
+    kwargs: String,
+    /// How many identical tasks to submit
+    #[arg(long, default_value_t = 1)]
+    count: usize,
+    /// Retries after system failures under a running function [default: the service's, 3]
+    #[arg(long)]
+    max_retries: Option<u32>,
+    #[command(flatten)]
+    pub(crate) connection: crate::Connection,
 }
 
 /// `lifeline submit`: prints one task id per line (the task group on stderr).
-pub(crate) async fn submit(client: &Client, s: Submission<'_>) -> CliResult<()> {
-    let args = parse_json("--args", s.args)?;
-    let kwargs = parse_json("--kwargs", s.kwargs)?;
+pub(crate) async fn submit(client: &Client, s: &SubmitArgs) -> CliResult<()> {
+    let args = parse_json("--args", &s.args)?;
+    let kwargs = parse_json("--kwargs", &s.kwargs)?;
     if !args.is_array() {
         return Err(CliError::usage(format!(
             "--args must be a JSON array, such as '[1, 2]'; got {}",
@@ -128,7 +145,11 @@ pub(crate) async fn submit(client: &Client, s: Submission<'_>) -> CliResult<()> 
     if s.count == 0 {
         return Err(CliError::usage("--count must be at least 1"));
     }
-    let function = match (s.function, s.python, s.shell) {
+    let function = match (
+        s.function_id.as_deref(),
+        s.python.as_deref(),
+        s.shell.as_deref(),
+    ) {
         (Some(id), None, None) => id
             .parse()
             .map_err(|e: lifeline_model::IdError| CliError::usage(e.to_string()))?,
@@ -143,7 +164,7 @@ pub(crate) async fn submit(client: &Client, s: Submission<'_>) -> CliResult<()> 
             ));
         }
     };
-    let endpoint = endpoint_id(client, s.endpoint).await?;
+    let endpoint = endpoint_id(client, &s.endpoint).await?;
     let task = TaskSpec {
         function_id: function,
         args: Some(args),

@@ -40,8 +40,8 @@ struct Cli {
 }
 
 /// Where the service is and how to authenticate (flags, environment, or what `lifeline up` saved).
-#[derive(Debug, Args)]
-struct Connection {
+#[derive(Clone, Debug, Args)]
+pub(crate) struct Connection {
     /// The service's URL [env: LIFELINE_URL; default: what `lifeline up` saved]
     #[arg(long, env = "LIFELINE_URL", hide_env = true, global = true)]
     url: Option<String>,
@@ -62,38 +62,12 @@ enum Command {
     #[command(
         after_help = "Examples:\n  lifeline up\n  lifeline up --demo\n  lifeline up --data-dir ./my-lifeline --bind 127.0.0.1:9000"
     )]
-    Up {
-        /// The store's directory [default: ~/.local/share/lifeline]
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Address to listen on [default: 127.0.0.1:8080]
-        #[arg(long)]
-        bind: Option<SocketAddr>,
-        /// The dashboard's built files [default: ./dist, or the repository's dist/]
-        #[arg(long)]
-        dashboard_dir: Option<PathBuf>,
-        /// Also submit a small workload that shows the whole life cycle
-        #[arg(long)]
-        demo: bool,
-    },
+    Up(up::UpArgs),
     /// Run the service: the REST API, the forwarder, the SQLite store and the dashboard.
     #[command(
         after_help = "Examples:\n  lifeline serve\n  lifeline serve --bind 0.0.0.0:8080 --data-dir /var/lib/lifeline\n  LIFELINE_HEARTBEAT_THRESHOLD=60 lifeline serve --config lifeline.toml"
     )]
-    Serve {
-        /// Address to listen on [default: 127.0.0.1:8080]
-        #[arg(long)]
-        bind: Option<SocketAddr>,
-        /// Directory of the store and the user token, created on first start [default: ./lifeline-data]
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// A TOML configuration file; LIFELINE_* environment variables override it.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// The dashboard's built files, served at / [default: ./dist]
-        #[arg(long)]
-        dashboard_dir: Option<PathBuf>,
-    },
+    Serve(ServeArgs),
     /// Endpoints: run one here, register one, list them.
     #[command(subcommand)]
     Endpoint(EndpointCommand),
@@ -104,33 +78,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  lifeline submit 0190a1b2-... --endpoint local --args '[1, 2]'\n  lifeline submit --python analysis.py:run --kwargs '{\"sample\": 3}' --endpoint local --count 100\n  lifeline submit --shell 'echo hello {name}' --kwargs '{\"name\": \"World\"}' --endpoint local"
     )]
-    Submit {
-        /// A registered function's id (or use --python / --shell)
-        function_id: Option<String>,
-        /// Register and call the Python function FUNCTION in FILE.py
-        #[arg(long, value_name = "FILE.py:FUNCTION", conflicts_with = "function_id")]
-        python: Option<String>,
-        /// Register and call a shell command; {name} placeholders come from --kwargs
-        #[arg(long, value_name = "COMMAND", conflicts_with_all = ["function_id", "python"])]
-        shell: Option<String>,
-        /// The endpoint's name or id
-        #[arg(long)]
-        endpoint: String,
-        /// Positional arguments, a JSON array
-        #[arg(long, default_value = "[]")]
-        args: String,
-        /// Keyword arguments, a JSON object
-        #[arg(long, default_value = "{}")]
-        kwargs: String,
-        /// How many identical tasks to submit
-        #[arg(long, default_value_t = 1)]
-        count: usize,
-        /// Retries after system failures [default: the service's, 3]
-        #[arg(long)]
-        max_retries: Option<u32>,
-        #[command(flatten)]
-        connection: Connection,
-    },
+    Submit(commands::SubmitArgs),
     /// Show tasks' status: result or exception, and every transition.
     #[command(
         after_help = "Examples:\n  lifeline status 0190a1b2-...\n  lifeline status --json 0190a1b2-... | jq .status"
@@ -168,35 +116,67 @@ enum Command {
     },
 }
 
+/// `lifeline serve`.
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long)]
+    bind: Option<SocketAddr>,
+    /// Directory of the store and the user token, created on first start [default: ./lifeline-data]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// A TOML configuration file; LIFELINE_* environment variables override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The dashboard's built files, served at / [default: ./dist]
+    #[arg(long)]
+    dashboard_dir: Option<PathBuf>,
+}
+
+/// `lifeline endpoint start`.
+#[derive(Debug, Args)]
+struct StartArgs {
+    /// The service's URL
+    #[arg(long, env = "LIFELINE_URL")]
+    service: String,
+    /// A file holding the endpoint's token, from `lifeline endpoint register`
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// The endpoint's token itself. Other users of the machine can read it in `ps`: prefer
+    /// --token-file or the environment variable
+    #[arg(
+        long,
+        env = "LIFELINE_ENDPOINT_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
+    token: Option<String>,
+    /// Executors, providers, nodes and workers (TOML); default: one local executor sized to this machine
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The agent's directory, where undelivered results wait [default: ./lifeline-endpoint]
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+/// `lifeline endpoint manager`, which providers run.
+#[derive(Debug, Args)]
+struct ManagerArgs {
+    #[arg(long)]
+    workers: usize,
+    #[arg(long, default_value_t = 1.0)]
+    heartbeat_period: f64,
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    max_result_bytes: usize,
+}
+
 #[derive(Debug, Subcommand)]
 enum EndpointCommand {
     /// Start the endpoint agent: it connects to the service and runs the endpoint's tasks.
     #[command(
         after_help = "Examples:\n  lifeline endpoint start --service http://127.0.0.1:8080 --token-file endpoint.token\n  LIFELINE_ENDPOINT_TOKEN=... lifeline endpoint start --service https://lifeline.example.org --config endpoint.toml\n\nendpoint.toml:\n  [[executor]]\n  label = \"cpu\"\n  provider = \"local\"\n  nodes = 2\n  workers_per_node = 4\n  walltime_secs = 3600"
     )]
-    Start {
-        /// The service's URL
-        #[arg(long, env = "LIFELINE_URL")]
-        service: String,
-        /// A file holding the endpoint's token, from `lifeline endpoint register`
-        #[arg(long, value_name = "FILE")]
-        token_file: Option<PathBuf>,
-        /// The endpoint's token itself. Other users of the machine can read it in `ps`: prefer
-        /// --token-file or the environment variable
-        #[arg(
-            long,
-            env = "LIFELINE_ENDPOINT_TOKEN",
-            hide_env_values = true,
-            conflicts_with = "token_file"
-        )]
-        token: Option<String>,
-        /// Executors, providers, nodes and workers (TOML); default: one local executor sized to this machine
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// The agent's directory, where undelivered results wait [default: ./lifeline-endpoint]
-        #[arg(long)]
-        dir: Option<PathBuf>,
-    },
+    Start(StartArgs),
     /// Register an endpoint; prints its id and its token.
     #[command(after_help = "Example:\n  lifeline endpoint register my-cluster")]
     Register {
@@ -214,14 +194,7 @@ enum EndpointCommand {
     },
     /// Run a manager on this node (started by the agent's providers, not by hand).
     #[command(hide = true)]
-    Manager {
-        #[arg(long)]
-        workers: usize,
-        #[arg(long, default_value_t = 1.0)]
-        heartbeat_period: f64,
-        #[arg(long, default_value_t = 10 * 1024 * 1024)]
-        max_result_bytes: usize,
-    },
+    Manager(ManagerArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -275,93 +248,35 @@ fn client(c: Connection) -> CliResult<lifeline_client::Client> {
 
 async fn run(cli: Cli) -> CliResult<()> {
     match cli.command {
-        Command::Up {
-            data_dir,
-            bind,
-            dashboard_dir,
-            demo,
-        } => Ok(up::up(
-            up::UpOptions {
-                data_dir,
-                bind,
-                dashboard_dir,
-                demo,
-            },
-            shutdown_signal(),
-        )
-        .await?),
-        Command::Serve {
-            bind,
-            data_dir,
-            config,
-            dashboard_dir,
-        } => {
-            let mut settings = Settings::load(config.as_deref(), std::env::vars())
+        Command::Up(args) => Ok(up::up(args, shutdown_signal()).await?),
+        Command::Serve(args) => {
+            let mut settings = Settings::load(args.config.as_deref(), std::env::vars())
                 .map_err(|e| CliError::usage(format!("{e:#}")))?;
-            if let Some(bind) = bind {
+            if let Some(bind) = args.bind {
                 settings.bind = bind;
             }
-            if let Some(dir) = data_dir {
+            if let Some(dir) = args.data_dir {
                 settings.data_dir = dir;
             }
-            if let Some(dir) = dashboard_dir {
+            if let Some(dir) = args.dashboard_dir {
                 settings.dashboard_dir = dir;
             }
             Ok(serve(settings).await?)
         }
-        Command::Endpoint(EndpointCommand::Start {
-            service,
-            token_file,
-            token,
-            config,
-            dir,
-        }) => {
-            let token = match (token, token_file) {
-                (Some(token), _) => token,
-                (None, Some(file)) => std::fs::read_to_string(&file)
-                    .map_err(|e| {
-                        CliError::usage(format!(
-                            "cannot read the token file {}: {e}",
-                            file.display()
-                        ))
-                    })?
-                    .trim()
-                    .to_owned(),
-                (None, None) => {
-                    return Err(CliError::usage(
-                        "give the endpoint's token: --token-file FILE, or the environment variable LIFELINE_ENDPOINT_TOKEN",
-                    ));
-                }
-            };
-            let config = match config {
-                Some(path) => lifeline_endpoint::config::EndpointConfig::load(&path)
-                    .map_err(|e| CliError::usage(format!("{e:#}")))?,
-                None => lifeline_endpoint::config::EndpointConfig::for_this_machine(),
-            };
-            let options = lifeline_endpoint::AgentOptions {
-                service,
-                token,
-                dir: dir.unwrap_or_else(|| PathBuf::from("lifeline-endpoint")),
-                config,
-                program: std::env::current_exe().context("cannot find the lifeline binary")?,
-            };
-            Ok(lifeline_endpoint::run_agent(options, shutdown_signal()).await?)
-        }
+        Command::Endpoint(EndpointCommand::Start(args)) => start(args).await,
         Command::Endpoint(EndpointCommand::Register { name, connection }) => {
             commands::endpoint_register(&client(connection)?, &name).await
         }
         Command::Endpoint(EndpointCommand::List { json, connection }) => {
             commands::endpoint_list(&client(connection)?, json).await
         }
-        Command::Endpoint(EndpointCommand::Manager {
-            workers,
-            heartbeat_period,
-            max_result_bytes,
-        }) => {
+        Command::Endpoint(EndpointCommand::Manager(args)) => {
             let options = lifeline_endpoint::ManagerOptions {
-                workers,
-                heartbeat_period: std::time::Duration::from_secs_f64(heartbeat_period.max(0.01)),
-                max_result_bytes,
+                workers: args.workers,
+                heartbeat_period: std::time::Duration::from_secs_f64(
+                    args.heartbeat_period.max(0.01),
+                ),
+                max_result_bytes: args.max_result_bytes,
             };
             Ok(lifeline_endpoint::run_manager(options).await?)
         }
@@ -375,29 +290,7 @@ async fn run(cli: Cli) -> CliResult<()> {
                 commands::function_body(python.as_deref(), shell.as_deref(), name.as_deref())?;
             commands::function_register(&client(connection)?, &body).await
         }
-        Command::Submit {
-            function_id,
-            python,
-            shell,
-            endpoint,
-            args,
-            kwargs,
-            count,
-            max_retries,
-            connection,
-        } => {
-            let submission = commands::Submission {
-                function: function_id.as_deref(),
-                python: python.as_deref(),
-                shell: shell.as_deref(),
-                endpoint: &endpoint,
-                args: &args,
-                kwargs: &kwargs,
-                count,
-                max_retries,
-            };
-            commands::submit(&client(connection)?, submission).await
-        }
+        Command::Submit(args) => commands::submit(&client(args.connection.clone())?, &args).await,
         Command::Status {
             task_ids,
             json,
@@ -413,6 +306,42 @@ async fn run(cli: Cli) -> CliResult<()> {
             connection,
         } => watch::watch(&client(connection)?, &endpoint, task_group.as_deref()).await,
     }
+}
+
+/// `lifeline endpoint start`: the agent, with its token from a file or the environment.
+async fn start(args: StartArgs) -> CliResult<()> {
+    let token = match (args.token, args.token_file) {
+        (Some(token), _) => token,
+        (None, Some(file)) => std::fs::read_to_string(&file)
+            .map_err(|e| {
+                CliError::usage(format!(
+                    "cannot read the token file {}: {e}",
+                    file.display()
+                ))
+            })?
+            .trim()
+            .to_owned(),
+        (None, None) => {
+            return Err(CliError::usage(
+                "give the endpoint's token: --token-file FILE, or the environment variable LIFELINE_ENDPOINT_TOKEN",
+            ));
+        }
+    };
+    let config = match args.config {
+        Some(path) => lifeline_endpoint::config::EndpointConfig::load(&path)
+            .map_err(|e| CliError::usage(format!("{e:#}")))?,
+        None => lifeline_endpoint::config::EndpointConfig::for_this_machine(),
+    };
+    let options = lifeline_endpoint::AgentOptions {
+        service: args.service,
+        token,
+        dir: args
+            .dir
+            .unwrap_or_else(|| PathBuf::from("lifeline-endpoint")),
+        config,
+        program: std::env::current_exe().context("cannot find the lifeline binary")?,
+    };
+    Ok(lifeline_endpoint::run_agent(options, shutdown_signal()).await?)
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -19,13 +19,21 @@ use tokio::sync::watch;
 
 use crate::client::{CliConfig, write_config};
 
-/// Options of `lifeline up`.
-#[derive(Debug)]
-pub(crate) struct UpOptions {
-    pub(crate) data_dir: Option<PathBuf>,
-    pub(crate) bind: Option<SocketAddr>,
-    pub(crate) dashboard_dir: Option<PathBuf>,
-    pub(crate) demo: bool,
+/// `lifeline up`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct UpArgs {
+    /// The store's directory [default: ~/.local/share/lifeline]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long)]
+    bind: Option<SocketAddr>,
+    /// The dashboard's built files [default: ./dist, or the repository's dist/]
+    #[arg(long)]
+    dashboard_dir: Option<PathBuf>,
+    /// Also submit a small workload that shows the whole life cycle
+    #[arg(long)]
+    demo: bool,
 }
 
 /// `$XDG_DATA_HOME/lifeline`, or `~/.local/share/lifeline`.
@@ -95,7 +103,7 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-pub(crate) async fn up(options: UpOptions, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub(crate) async fn up(options: UpArgs, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
     let mut settings = Settings::load(None, std::env::vars())?;
     settings.data_dir = options.data_dir.unwrap_or_else(default_data_dir);
     if let Some(bind) = options.bind {
