@@ -1,14 +1,20 @@
 //! Settings of the service: a TOML file, then `LIFELINE_*` environment overrides.
+//!
+//! Every field of [`Settings`] can be set from the environment as `LIFELINE_` + its name in
+//! capitals (`max_batch_tasks` → `LIFELINE_MAX_BATCH_TASKS`; a `_secs` field also without the
+//! suffix, `LIFELINE_HEARTBEAT_PERIOD`); the names are derived from the struct, not listed by
+//! hand. A `LIFELINE_*` variable that is neither a setting nor one the other commands read is an
+//! error naming it, as is an unknown key in the file.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything the service can be told. Tests build it directly with [`Settings::for_data_dir`].
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Address the HTTP server listens on.
@@ -53,6 +59,55 @@ impl Default for Settings {
     }
 }
 
+/// `LIFELINE_*` variables read by other parts of the `lifeline` command (the CLI, the agent,
+/// logging, tests and benchmarks), which the service leaves alone.
+fn is_other_variable(name: &str) -> bool {
+    const OTHERS: &[&str] = &[
+        "URL",
+        "TOKEN",
+        "ENDPOINT_TOKEN",
+        "LOG",
+        "TEST_LOG",
+        "BLESS",
+        "PRINT_OPENAPI",
+    ];
+    OTHERS.contains(&name) || name.starts_with("BENCH_") || name.starts_with("FUZZ_")
+}
+
+/// The settings field a variable name (after `LIFELINE_`) sets, if any.
+fn setting_for(table: &toml::Table, name: &str) -> Option<String> {
+    let field = name.to_lowercase();
+    [field.clone(), format!("{field}_secs")]
+        .into_iter()
+        .find(|f| table.contains_key(f))
+}
+
+/// Reads `text` as a value of the same kind as `current`: numbers, booleans, strings, and lists
+/// as comma-separated items.
+fn parse_like(current: &toml::Value, text: &str) -> anyhow::Result<toml::Value> {
+    fn parse<T: std::str::FromStr>(text: &str) -> anyhow::Result<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        text.trim().parse().map_err(|e| anyhow::anyhow!("{e}"))
+    }
+    Ok(match current {
+        toml::Value::Integer(_) => toml::Value::Integer(parse(text)?),
+        toml::Value::Float(_) => toml::Value::Float(parse(text)?),
+        toml::Value::Boolean(_) => toml::Value::Boolean(parse(text)?),
+        toml::Value::Array(_) => toml::Value::Array(
+            text.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        ),
+        toml::Value::String(_) | toml::Value::Datetime(_) | toml::Value::Table(_) => {
+            toml::Value::String(text.to_owned())
+        }
+    })
+}
+
 impl Settings {
     /// Defaults with the given data directory.
     pub fn for_data_dir(dir: impl Into<PathBuf>) -> Self {
@@ -77,48 +132,37 @@ impl Settings {
             }
             None => Settings::default(),
         };
-        for (key, value) in env {
+        let mut table = match toml::Value::try_from(&settings)? {
+            toml::Value::Table(table) => table,
+            _ => bail!("the settings are not a table"),
+        };
+        for (key, text) in env {
             let Some(name) = key.strip_prefix("LIFELINE_") else {
                 continue;
             };
-            settings
-                .set(name, &value)
-                .with_context(|| format!("environment variable {key}={value:?}"))?;
+            if is_other_variable(name) {
+                continue;
+            }
+            let field = setting_for(&table, name).ok_or_else(|| {
+                let known: Vec<String> = table
+                    .keys()
+                    .map(|k| format!("LIFELINE_{}", k.trim_end_matches("_secs").to_uppercase()))
+                    .collect();
+                anyhow::anyhow!(
+                    "environment variable {key} is not a setting of the service (settings: {})",
+                    known.join(", ")
+                )
+            })?;
+            let context = || format!("environment variable {key}={text:?}");
+            let value = parse_like(&table[&field], &text).with_context(context)?;
+            table.insert(field, value);
+            // Read back at once, so that a value of the wrong form names its variable.
+            settings = toml::Value::Table(table.clone())
+                .try_into()
+                .with_context(context)?;
         }
         settings.check()?;
         Ok(settings)
-    }
-
-    fn set(&mut self, name: &str, value: &str) -> anyhow::Result<()> {
-        fn parse<T: std::str::FromStr>(value: &str) -> anyhow::Result<T>
-        where
-            T::Err: std::fmt::Display,
-        {
-            value.parse().map_err(|e| anyhow::anyhow!("{e}"))
-        }
-        match name {
-            "BIND" => self.bind = parse(value)?,
-            "DATA_DIR" => self.data_dir = value.into(),
-            "HEARTBEAT_PERIOD" => self.heartbeat_period_secs = parse(value)?,
-            "HEARTBEAT_THRESHOLD" => self.heartbeat_threshold_secs = parse(value)?,
-            "DISPATCH_ACK_TIMEOUT" => self.dispatch_ack_timeout_secs = parse(value)?,
-            "DEFAULT_MAX_RETRIES" => self.default_max_retries = parse(value)?,
-            "MAX_PAYLOAD_BYTES" => self.max_payload_bytes = parse(value)?,
-            "MAX_RESULT_BYTES" => self.max_result_bytes = parse(value)?,
-            "MAX_BATCH_TASKS" => self.max_batch_tasks = parse(value)?,
-            "CORS_ORIGINS" => {
-                self.cors_origins = value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
-            }
-            "DASHBOARD_DIR" => self.dashboard_dir = value.into(),
-            // Variables read by other parts of the command line (LIFELINE_URL, LIFELINE_TOKEN, LIFELINE_LOG...).
-            _ => {}
-        }
-        Ok(())
     }
 
     fn check(&self) -> anyhow::Result<()> {
@@ -186,5 +230,51 @@ mod tests {
         std::fs::write(&file, "colour = 1").expect("write");
         let err = Settings::load(Some(&file), []).expect_err("bad");
         assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+    }
+
+    #[test]
+    fn every_setting_comes_from_the_environment_and_nothing_else_does() {
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let s = Settings::load(
+            None,
+            env(&[
+                ("LIFELINE_MAX_BATCH_TASKS", "500"),
+                ("LIFELINE_HEARTBEAT_THRESHOLD", "60"),
+                ("LIFELINE_HEARTBEAT_PERIOD_SECS", "2.5"),
+                (
+                    "LIFELINE_CORS_ORIGINS",
+                    "https://a.example, https://b.example",
+                ),
+                ("LIFELINE_BIND", "0.0.0.0:9000"),
+                ("LIFELINE_DATA_DIR", "/var/lib/lifeline"),
+                // Read by other commands: left alone.
+                ("LIFELINE_URL", "http://x"),
+                ("LIFELINE_TOKEN", "t"),
+                ("LIFELINE_BENCH_SIZES", "1"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(s.max_batch_tasks, 500);
+        assert_eq!(s.heartbeat_threshold_secs, 60.0);
+        assert_eq!(s.heartbeat_period_secs, 2.5);
+        assert_eq!(s.cors_origins, ["https://a.example", "https://b.example"]);
+        assert_eq!(s.bind.port(), 9000);
+        assert_eq!(s.data_dir, PathBuf::from("/var/lib/lifeline"));
+
+        let err = Settings::load(None, env(&[("LIFELINE_HEARTBEAT_TRESHOLD", "60")]))
+            .expect_err("a misspelt setting");
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("LIFELINE_HEARTBEAT_TRESHOLD")
+                && message.contains("LIFELINE_HEARTBEAT_THRESHOLD"),
+            "{message}"
+        );
+        let err = Settings::load(None, env(&[("LIFELINE_BIND", "nowhere")])).expect_err("bad");
+        assert!(format!("{err:#}").contains("LIFELINE_BIND"), "{err:#}");
     }
 }
