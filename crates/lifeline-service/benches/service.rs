@@ -9,34 +9,27 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use lifeline_model::{Actor, State, TaskId};
+use lifeline_model::api::{
+    FunctionSpec, RegisterFunction, StatsQuery, SubmitRequest, TaskListQuery, TaskSpec,
+};
+use lifeline_model::{Actor, EndpointId, FunctionId, State, TaskId};
 use lifeline_protocol::{FromEndpoint, Reported, ToEndpoint};
 use lifeline_service::Service;
 use lifeline_service::config::Settings;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 struct Bench {
     base: String,
     token: String,
+    /// Raw HTTP, for timing requests and counting streamed bytes.
     client: reqwest::Client,
+    /// Typed calls, for everything the benchmark reads.
+    api: lifeline_client::Client,
 }
 
 impl Bench {
-    async fn post(&self, path: &str, body: Value) -> Value {
-        let resp = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .expect("post");
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
-        resp.json().await.expect("json")
-    }
-
     async fn get_latency(&self, path: &str) -> Duration {
         let t = Instant::now();
         let resp = self
@@ -171,24 +164,30 @@ where
     }
 }
 
-async fn submit_all(bench: &Bench, endpoint: &str, function: &str, n: usize) -> (Vec<TaskId>, f64) {
+async fn submit_all(
+    bench: &Bench,
+    endpoint: EndpointId,
+    function: FunctionId,
+    n: usize,
+) -> (Vec<TaskId>, f64) {
     let start = Instant::now();
     let mut ids = Vec::with_capacity(n);
     let mut left = n;
     while left > 0 {
         let batch = left.min(10_000);
-        let tasks: Vec<Value> = (0..batch)
-            .map(|i| json!({ "function_id": function, "args": [i] }))
+        let tasks = (0..batch)
+            .map(|i| TaskSpec {
+                function_id: function,
+                args: Some(json!([i])),
+                kwargs: None,
+            })
             .collect();
-        let answer = bench
-            .post(
-                &format!("/v1/endpoints/{endpoint}/submit"),
-                json!({ "tasks": tasks }),
-            )
-            .await;
-        for id in answer["task_ids"].as_array().expect("ids") {
-            ids.push(id.as_str().expect("id").parse().expect("task id"));
-        }
+        let request = SubmitRequest {
+            tasks,
+            max_retries: None,
+        };
+        let answer = bench.api.submit(endpoint, &request).await.expect("submit");
+        ids.extend(answer.task_ids);
         left -= batch;
     }
     (ids, n as f64 / start.elapsed().as_secs_f64())
@@ -232,29 +231,34 @@ async fn main() {
     tokio::spawn(service.run(listener, std::future::pending()));
     let bench = Bench {
         base: format!("http://{addr}"),
+        api: lifeline_client::Client::new(format!("http://{addr}"), token.clone()),
         token,
         client: reqwest::Client::new(),
     };
 
-    let f = bench.post("/v1/functions", json!({ "name": "noop", "kind": "python", "source": "def noop(*a):\n    return None\n", "entrypoint": "noop" })).await;
-    let f = f["function_id"].as_str().expect("id").to_owned();
+    let noop = FunctionSpec::Python {
+        source: "def noop(*a):\n    return None\n".into(),
+        entrypoint: "noop".into(),
+    };
+    let f = bench
+        .api
+        .register_function(&RegisterFunction::new("noop", noop))
+        .await
+        .expect("function");
     println!(
         "Lifeline service benchmark: {n} tasks in all (half per ingest run), {} cores",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
     for (label, dashboards) in [("ingest", 0), ("ingest with 10 dashboards streaming", 10)] {
-        let ep = bench.post("/v1/endpoints", json!({ "name": label })).await;
-        let (ep_id, ep_token) = (
-            ep["endpoint_id"].as_str().expect("id").to_owned(),
-            ep["token"].as_str().expect("token").to_owned(),
-        );
+        let ep = bench.api.register_endpoint(label).await.expect("endpoint");
+        let (ep_id, ep_token) = (ep.endpoint_id, ep.token);
         let mut subscribers = Vec::new();
         for _ in 0..dashboards {
             subscribers.push(subscribe(&bench).await);
         }
         // Submitted while offline; dispatched when the connection below opens.
-        let (ids, submit_rate) = submit_all(&bench, &ep_id, &f, n / 2).await;
+        let (ids, submit_rate) = submit_all(&bench, ep_id, f, n / 2).await;
         let ws_url = format!("ws://{addr}/v1/endpoints/{ep_id}/connect");
         let rate = ingest(&bench, &ws_url, &ep_token, &ids, 500).await;
         println!("metric: {label} = {rate:.0} transitions/s");
@@ -263,38 +267,20 @@ async fn main() {
     }
 
     // Read latencies with everything above stored.
-    let page: Value = bench
-        .client
-        .get(format!("{}/v1/tasks?limit=1000", bench.base))
-        .bearer_auth(&bench.token)
-        .send()
+    let query = TaskListQuery {
+        limit: Some(1000),
+        ..TaskListQuery::default()
+    };
+    let page = bench.api.tasks(&query).await.expect("list");
+    let some: Vec<String> = page.tasks.iter().map(|t| t.task_id.to_string()).collect();
+    let stats = bench
+        .api
+        .stats(&StatsQuery::default())
         .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
-    let some: Vec<String> = page["tasks"]
-        .as_array()
-        .expect("tasks")
-        .iter()
-        .map(|t| t["task_id"].as_str().expect("id").to_owned())
-        .collect();
-    let stats: Value = bench
-        .client
-        .get(format!("{}/v1/stats", bench.base))
-        .bearer_auth(&bench.token)
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json");
-    println!("metric: tasks stored = {} tasks", stats["total"]);
-    println!("metric: events stored = {} events", stats["seq"]);
-    let ep = page["tasks"][0]["endpoint_id"]
-        .as_str()
-        .expect("endpoint")
-        .to_owned();
+        .expect("stats");
+    println!("metric: tasks stored = {} tasks", stats.total);
+    println!("metric: events stored = {} events", stats.seq);
+    let ep = page.tasks[0].endpoint_id;
     latencies(
         &bench,
         "GET /v1/tasks/{id}",
