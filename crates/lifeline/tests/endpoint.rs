@@ -4,6 +4,7 @@
 mod common;
 
 use common::{no_args, path, serve};
+use lifeline_model::State;
 use serde_json::json;
 
 const HELLO: &str = "def hello():\n    return 'Hello World!'\n";
@@ -13,16 +14,16 @@ async fn hello_world_succeeds_with_its_result_and_completion_time() {
     let l = serve().await;
     let (ep, token) = l.endpoint("local").await;
     let _agent = l.agent(&token, None).await;
-    l.wait_endpoint(&ep, "online", |e| e["online"] == true)
-        .await;
+    l.wait_endpoint(&ep, "online", |e| e.online).await;
     let f = l.python(HELLO, "hello").await;
     let ids = l.submit(&ep, &f, &[no_args()], None).await;
     let doc = l.finished(&ids[0]).await;
-    assert_eq!(doc["status"], "success", "{doc:#}");
-    assert_eq!(doc["pending"], false);
-    assert_eq!(doc["result"], "Hello World!");
-    let completion: f64 = doc["completion_t"]
-        .as_str()
+    assert_eq!(doc.status.wire(), "success", "{doc:#?}");
+    assert!(!doc.pending);
+    assert_eq!(doc.result, Some(json!("Hello World!")), "{doc:#?}");
+    let completion: f64 = doc
+        .completion_t
+        .as_deref()
         .expect("completion_t")
         .parse()
         .expect("seconds");
@@ -39,11 +40,11 @@ async fn hello_world_succeeds_with_its_result_and_completion_time() {
             "success"
         ]
     );
-    let actors: Vec<&str> = doc["details"]["task_transitions"]
-        .as_array()
-        .expect("log")
+    let actors: Vec<&str> = doc
+        .details
+        .task_transitions
         .iter()
-        .map(|t| t["actor"].as_str().expect("a"))
+        .map(|t| t.actor.wire())
         .collect();
     assert_eq!(
         actors,
@@ -56,13 +57,12 @@ async fn hello_world_succeeds_with_its_result_and_completion_time() {
             "worker"
         ]
     );
-    let placed = &doc["details"]["task_transitions"][3]["reason"];
+    let placed = doc.details.task_transitions[3].reason.as_deref();
     assert!(
         placed
-            .as_str()
             .expect("placement")
             .starts_with("executor default, manager "),
-        "{placed}"
+        "{placed:?}"
     );
 }
 
@@ -73,14 +73,11 @@ async fn a_task_for_an_offline_endpoint_completes_once_the_agent_starts() {
     let f = l.python("def add(a, b):\n    return a + b\n", "add").await;
     let ids = l.submit(&ep, &f, &[(json!([2, 3]), json!({}))], None).await;
     let doc = l.task(&ids[0]).await;
-    assert_eq!(
-        (doc["pending"].clone(), doc["status"].clone()),
-        (json!(true), json!("waiting-for-ep"))
-    );
+    assert_eq!((doc.pending, doc.status), (true, State::WaitingForEp));
     let _agent = l.agent(&token, None).await;
     let doc = l.finished(&ids[0]).await;
-    assert_eq!(doc["status"], "success", "{doc:#}");
-    assert_eq!(doc["result"], 5);
+    assert_eq!(doc.status.wire(), "success", "{doc:#?}");
+    assert_eq!(doc.result, Some(json!(5)));
     assert_eq!(path(&doc)[1].0, "waiting-for-ep");
 }
 
@@ -106,9 +103,9 @@ async fn exceptions_fail_the_task_with_their_traceback() {
     let set = l.submit(&ep, &odd, &[no_args()], None).await;
 
     let doc = l.finished(&zero[0]).await;
-    assert_eq!(doc["status"], "failed");
-    assert!(doc["completion_t"].is_string());
-    let exception = doc["exception"].as_str().expect("exception");
+    assert_eq!(doc.status.wire(), "failed");
+    assert!(doc.completion_t.is_some());
+    let exception = doc.exception.as_deref().expect("exception");
     assert!(
         exception.starts_with("Traceback (most recent call last):"),
         "{exception}"
@@ -121,28 +118,25 @@ async fn exceptions_fail_the_task_with_their_traceback() {
         exception.ends_with("ZeroDivisionError: division by zero"),
         "{exception}"
     );
-    assert_eq!(
-        doc["details"]["attempt"], 1,
-        "user exceptions are not retried"
-    );
+    assert_eq!(doc.details.attempt, 1, "user exceptions are not retried");
 
     let doc = l.finished(&import[0]).await;
-    assert_eq!(doc["status"], "failed");
+    assert_eq!(doc.status.wire(), "failed");
     assert!(
-        doc["exception"]
-            .as_str()
+        doc.exception
+            .as_deref()
             .expect("exception")
             .ends_with("ModuleNotFoundError: No module named 'nonexistent_module'")
     );
 
     let doc = l.finished(&set[0]).await;
-    assert_eq!(doc["status"], "failed");
+    assert_eq!(doc.status.wire(), "failed");
     assert!(
-        doc["exception"]
-            .as_str()
+        doc.exception
+            .as_deref()
             .expect("exception")
             .contains("not JSON-serialisable"),
-        "{doc:#}"
+        "{doc:#?}"
     );
 }
 
@@ -163,14 +157,14 @@ async fn shell_commands_run_with_their_placeholders_filled() {
         .await;
     let bad = l.submit(&ep, &fail, &[no_args()], None).await;
     let doc = l.finished(&ok[0]).await;
-    assert_eq!(doc["status"], "success", "{doc:#}");
+    assert_eq!(doc.status.wire(), "success", "{doc:#?}");
     assert_eq!(
-        doc["result"],
-        json!({ "returncode": 0, "stdout": "Hello World\n", "stderr": "" })
+        doc.result,
+        Some(json!({ "returncode": 0, "stdout": "Hello World\n", "stderr": "" }))
     );
     let doc = l.finished(&bad[0]).await;
-    assert_eq!(doc["status"], "failed");
-    let exception = doc["exception"].as_str().expect("exception");
+    assert_eq!(doc.status.wire(), "failed");
+    let exception = doc.exception.as_deref().expect("exception");
     assert!(
         exception.contains("exit code 2") && exception.ends_with("no such file\n"),
         "{exception}"
@@ -193,28 +187,29 @@ async fn a_worker_killed_mid_task_is_retried_and_succeeds_on_attempt_two() {
         .submit(&ep, &f, &[(json!([marker]), json!({}))], None)
         .await;
     let doc = l.finished(&ids[0]).await;
-    assert_eq!(doc["status"], "success", "{doc:#}");
-    assert_eq!(doc["result"], "survived");
-    assert_eq!(doc["details"]["attempt"], 2);
+    assert_eq!(doc.status.wire(), "success", "{doc:#?}");
+    assert_eq!(doc.result, Some(json!("survived")), "{doc:#?}");
+    assert_eq!(doc.details.attempt, 2);
     let p = path(&doc);
     assert!(
         p.contains(&("running".into(), 1)) && p.contains(&("running".into(), 2)),
         "{p:?}"
     );
-    let retry = doc["details"]["task_transitions"]
-        .as_array()
-        .expect("log")
+    let retry = doc
+        .details
+        .task_transitions
         .iter()
-        .find(|t| t["state"] == "waiting-for-nodes" && t["attempt"] == 2)
+        .find(|t| t.state == State::WaitingForNodes && t.attempt == 2)
         .expect("the retry")
         .clone();
-    assert_eq!(retry["actor"], "endpoint");
+    assert_eq!(retry.actor.wire(), "endpoint");
     assert!(
-        retry["reason"]
-            .as_str()
+        retry
+            .reason
+            .as_deref()
             .expect("reason")
             .contains("worker lost"),
-        "{retry}"
+        "{retry:?}"
     );
 }
 
@@ -228,9 +223,9 @@ async fn exhausted_retries_fail_with_every_attempt_s_reason() {
         .await;
     let ids = l.submit(&ep, &f, &[no_args()], Some(1)).await;
     let doc = l.finished(&ids[0]).await;
-    assert_eq!(doc["status"], "failed", "{doc:#}");
-    assert_eq!(doc["details"]["attempt"], 2);
-    let exception = doc["exception"].as_str().expect("exception");
+    assert_eq!(doc.status.wire(), "failed", "{doc:#?}");
+    assert_eq!(doc.details.attempt, 2);
+    let exception = doc.exception.as_deref().expect("exception");
     assert!(
         exception.starts_with("failed after 2 attempts"),
         "{exception}"
@@ -258,17 +253,20 @@ async fn walltime_kills_the_worker_and_fails_the_task() {
     let quick = l.python(HELLO, "hello").await;
     let ids = l.submit(&ep, &slow, &[no_args()], None).await;
     let doc = l.finished(&ids[0]).await;
-    assert_eq!(doc["status"], "failed");
+    assert_eq!(doc.status.wire(), "failed");
     assert!(
-        doc["exception"]
-            .as_str()
+        doc.exception
+            .as_deref()
             .expect("exception")
             .starts_with("walltime exceeded"),
-        "{doc:#}"
+        "{doc:#?}"
     );
     // The worker was replaced: the next task runs.
     let ids = l.submit(&ep, &quick, &[no_args()], None).await;
-    assert_eq!(l.finished(&ids[0]).await["result"], "Hello World!");
+    assert_eq!(
+        l.finished(&ids[0]).await.result,
+        Some(json!("Hello World!"))
+    );
 }
 
 #[tokio::test]
@@ -284,25 +282,18 @@ async fn cancelling_queued_and_running_tasks() {
     let ids = l
         .submit(&ep, &slow, &[no_args(), no_args(), no_args()], None)
         .await;
-    l.wait_for(&ids[0], "running", |d| d["status"] == "running")
+    l.wait_for(&ids[0], "running", |d| d.status == State::Running)
         .await;
     for id in ids.iter().rev() {
-        let (status, doc) = l
-            .call(
-                reqwest::Method::POST,
-                &format!("/v1/tasks/{id}/cancel"),
-                Some(json!({})),
-            )
-            .await;
-        assert_eq!(status, 200, "{doc}");
-        assert_eq!(doc["status"], "cancelled");
+        let doc = l.api.cancel(*id).await.expect("cancelled");
+        assert_eq!(doc.status.wire(), "cancelled");
     }
     // The running task's worker was stopped and replaced: a new task runs at once.
     let next = l.submit(&ep, &quick, &[no_args()], None).await;
     let doc = l.finished(&next[0]).await;
-    assert_eq!(doc["result"], "Hello World!", "{doc:#}");
+    assert_eq!(doc.result, Some(json!("Hello World!")), "{doc:#?}");
     for id in &ids {
-        assert_eq!(l.task(id).await["status"], "cancelled");
+        assert_eq!(l.task(id).await.status.wire(), "cancelled");
     }
 }
 
@@ -325,26 +316,24 @@ async fn a_killed_agent_s_tasks_wait_for_the_endpoint_and_a_new_agent_finishes_t
             None,
         )
         .await;
-    l.wait_for(&ids[0], "running", |d| d["status"] == "running")
+    l.wait_for(&ids[0], "running", |d| d.status == State::Running)
         .await;
-    l.wait_endpoint(&ep, "online", |e| e["online"] == true)
-        .await;
+    l.wait_endpoint(&ep, "online", |e| e.online).await;
     agent.kill9().await;
-    l.wait_endpoint(&ep, "offline", |e| e["online"] == false)
-        .await;
+    l.wait_endpoint(&ep, "offline", |e| !e.online).await;
     for id in &ids {
         let doc = l
             .wait_for(id, "back in the forwarder's queue", |d| {
-                d["status"] == "waiting-for-ep"
+                d.status == State::WaitingForEp
             })
             .await;
-        assert_eq!(doc["details"]["attempt"], 2);
+        assert_eq!(doc.details.attempt, 2);
     }
     let _agent = l.agent(&token, None).await;
     for id in &ids {
         let doc = l.finished(id).await;
-        assert_eq!(doc["status"], "success", "{doc:#}");
-        assert_eq!(doc["details"]["attempt"], 2);
+        assert_eq!(doc.status.wire(), "success", "{doc:#?}");
+        assert_eq!(doc.details.attempt, 2);
     }
 }
 
@@ -358,25 +347,23 @@ async fn two_executors_report_separately() {
     let calls: Vec<_> = (0..8).map(|_| no_args()).collect();
     let ids = l.submit(&ep, &f, &calls, None).await;
     for id in &ids {
-        assert_eq!(l.finished(id).await["status"], "success");
+        assert_eq!(l.finished(id).await.status.wire(), "success");
     }
     let endpoint = l
         .wait_endpoint(&ep, "both executors reported", |e| {
-            e["report"]["executors"]
-                .as_array()
-                .is_some_and(|x| x.len() == 2 && x[0]["managers"] == 2)
+            e.report
+                .as_ref()
+                .is_some_and(|r| r.executors.len() == 2 && r.executors[0].managers == 2)
         })
         .await;
-    let executors = endpoint["report"]["executors"]
-        .as_array()
-        .expect("executors");
-    assert_eq!(executors[0]["label"], "cpu");
-    assert_eq!(executors[0]["provider"], "local");
-    assert_eq!(executors[0]["managers"], 2);
-    assert_eq!(executors[0]["total_workers"], 4);
-    assert_eq!(executors[1]["label"], "io");
-    assert_eq!(executors[1]["managers"], 1);
-    assert_eq!(executors[1]["total_workers"], 1);
+    let executors = endpoint.report.expect("report").executors;
+    assert_eq!(executors[0].label, "cpu");
+    assert_eq!(executors[0].provider, "local");
+    assert_eq!(executors[0].managers, 2);
+    assert_eq!(executors[0].total_workers, 4);
+    assert_eq!(executors[1].label, "io");
+    assert_eq!(executors[1].managers, 1);
+    assert_eq!(executors[1].total_workers, 1);
 }
 
 #[tokio::test]
@@ -384,8 +371,7 @@ async fn a_result_finished_while_the_service_was_down_is_delivered_after_it_rest
     let mut l = serve().await;
     let (ep, token) = l.endpoint("local").await;
     let _agent = l.agent(&token, None).await;
-    l.wait_endpoint(&ep, "online", |e| e["online"] == true)
-        .await;
+    l.wait_endpoint(&ep, "online", |e| e.online).await;
     let f = l
         .python(
             "def nap(s):\n    import time\n    time.sleep(s)\n    return 'slept'\n",
@@ -393,19 +379,16 @@ async fn a_result_finished_while_the_service_was_down_is_delivered_after_it_rest
         )
         .await;
     let ids = l.submit(&ep, &f, &[(json!([1.5]), json!({}))], None).await;
-    l.wait_for(&ids[0], "running", |d| d["status"] == "running")
+    l.wait_for(&ids[0], "running", |d| d.status == State::Running)
         .await;
     l.kill9().await;
     // The task finishes while nobody listens; its result waits in the agent's outbox.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     l.restart().await;
     let doc = l.finished(&ids[0]).await;
-    assert_eq!(doc["status"], "success", "{doc:#}");
-    assert_eq!(doc["result"], "slept");
-    assert_eq!(
-        doc["details"]["attempt"], 1,
-        "delivered, not rerun: {doc:#}"
-    );
+    assert_eq!(doc.status.wire(), "success", "{doc:#?}");
+    assert_eq!(doc.result, Some(json!("slept")), "{doc:#?}");
+    assert_eq!(doc.details.attempt, 1, "delivered, not rerun: {doc:#?}");
 }
 
 #[tokio::test]
@@ -421,28 +404,29 @@ async fn a_manager_that_stops_heartbeating_is_replaced_and_its_task_retried() {
         )
         .await;
     let ids = l.submit(&ep, &f, &[(json!([1]), json!({}))], None).await;
-    l.wait_for(&ids[0], "running", |d| d["status"] == "running")
+    l.wait_for(&ids[0], "running", |d| d.status == State::Running)
         .await;
     let managers = agent.managers();
     assert_eq!(managers.len(), 1, "{managers:?}");
     // Freeze the manager: it stops heart-beating but does not exit.
     assert_eq!(unsafe_kill(managers[0], 19), 0);
     let doc = l.finished(&ids[0]).await;
-    assert_eq!(doc["status"], "success", "{doc:#}");
-    assert_eq!(doc["details"]["attempt"], 2);
-    let retry = doc["details"]["task_transitions"]
-        .as_array()
-        .expect("log")
+    assert_eq!(doc.status.wire(), "success", "{doc:#?}");
+    assert_eq!(doc.details.attempt, 2);
+    let retry = doc
+        .details
+        .task_transitions
         .iter()
-        .find(|t| t["attempt"] == 2)
+        .find(|t| t.attempt == 2)
         .expect("retry")
         .clone();
     assert!(
-        retry["reason"]
-            .as_str()
+        retry
+            .reason
+            .as_deref()
             .expect("reason")
             .contains("manager lost"),
-        "{retry}"
+        "{retry:?}"
     );
     assert!(
         !agent.managers().contains(&managers[0]),

@@ -6,6 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use lifeline_client::{Client, TaskStatus};
+use lifeline_model::api::{
+    EndpointSummary, FunctionSpec, RegisterFunction, SubmitRequest, TaskSpec,
+};
+use lifeline_model::{EndpointId, FunctionId, TaskId};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -17,7 +22,7 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 pub struct Lifeline {
     pub url: String,
     pub token: String,
-    pub client: reqwest::Client,
+    pub api: Client,
     pub tmp: tempfile::TempDir,
     serve: Child,
 }
@@ -31,9 +36,9 @@ pub async fn serve() -> Lifeline {
         .trim()
         .to_owned();
     Lifeline {
+        api: Client::new(url.clone(), token.clone()),
         url,
         token,
-        client: reqwest::Client::new(),
         tmp,
         serve,
     }
@@ -126,89 +131,56 @@ impl Lifeline {
         self.serve = serve;
     }
 
-    pub async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    pub async fn get(&self, path: &str) -> Value {
-        let (status, body) = self.call(reqwest::Method::GET, path, None).await;
-        assert_eq!(status, 200, "{path}: {body}");
-        body
-    }
-
-    pub async fn post(&self, path: &str, body: Value) -> Value {
-        let (status, answer) = self.call(reqwest::Method::POST, path, Some(body)).await;
-        assert!((200..300).contains(&status), "{path}: {status} {answer}");
-        answer
-    }
-
     /// Registers an endpoint: (id, token).
-    pub async fn endpoint(&self, name: &str) -> (String, String) {
-        let body = self.post("/v1/endpoints", json!({ "name": name })).await;
-        (
-            body["endpoint_id"].as_str().expect("id").into(),
-            body["token"].as_str().expect("token").into(),
-        )
+    pub async fn endpoint(&self, name: &str) -> (EndpointId, String) {
+        let answer = self.api.register_endpoint(name).await.expect("endpoint");
+        (answer.endpoint_id, answer.token)
     }
 
-    pub async fn python(&self, source: &str, entrypoint: &str) -> String {
-        let body = self.post("/v1/functions", json!({ "name": entrypoint, "kind": "python", "source": source, "entrypoint": entrypoint })).await;
-        body["function_id"].as_str().expect("id").into()
+    async fn function(&self, name: &str, spec: FunctionSpec) -> FunctionId {
+        self.api
+            .register_function(&RegisterFunction::new(name, spec))
+            .await
+            .expect("function")
     }
 
-    pub async fn shell(&self, command: &str) -> String {
-        let body = self
-            .post(
-                "/v1/functions",
-                json!({ "name": "sh", "kind": "shell", "command": command }),
-            )
-            .await;
-        body["function_id"].as_str().expect("id").into()
+    pub async fn python(&self, source: &str, entrypoint: &str) -> FunctionId {
+        let spec = FunctionSpec::Python {
+            source: source.into(),
+            entrypoint: entrypoint.into(),
+        };
+        self.function(entrypoint, spec).await
+    }
+
+    pub async fn shell(&self, command: &str) -> FunctionId {
+        let spec = FunctionSpec::Shell {
+            command: command.into(),
+        };
+        self.function("sh", spec).await
     }
 
     /// Submits one task per `(args, kwargs)`; returns their ids.
     pub async fn submit(
         &self,
-        endpoint: &str,
-        function: &str,
+        endpoint: &EndpointId,
+        function: &FunctionId,
         calls: &[(Value, Value)],
         max_retries: Option<u32>,
-    ) -> Vec<String> {
-        let tasks: Vec<Value> = calls
+    ) -> Vec<TaskId> {
+        let tasks = calls
             .iter()
-            .map(|(a, k)| json!({ "function_id": function, "args": a, "kwargs": k }))
+            .map(|(args, kwargs)| TaskSpec {
+                function_id: *function,
+                args: Some(args.clone()),
+                kwargs: Some(kwargs.clone()),
+            })
             .collect();
-        let mut body = json!({ "tasks": tasks });
-        if let Some(r) = max_retries {
-            body["max_retries"] = json!(r);
-        }
-        let answer = self
-            .post(&format!("/v1/endpoints/{endpoint}/submit"), body)
-            .await;
-        answer["task_ids"]
-            .as_array()
-            .expect("ids")
-            .iter()
-            .map(|v| v.as_str().expect("id").to_owned())
-            .collect()
+        let request = SubmitRequest { tasks, max_retries };
+        self.api
+            .submit(*endpoint, &request)
+            .await
+            .expect("submit")
+            .task_ids
     }
 
     /// Starts an endpoint agent for `token`, with `config` (TOML) if given.
@@ -240,12 +212,17 @@ impl Lifeline {
         Agent { child }
     }
 
-    pub async fn task(&self, id: &str) -> Value {
-        self.get(&format!("/v1/tasks/{id}")).await
+    pub async fn task(&self, id: &TaskId) -> TaskStatus {
+        self.api.task(*id).await.expect("task")
     }
 
     /// Polls until `check` holds, failing after [`PATIENCE`] with the last document.
-    pub async fn wait_for(&self, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_for(
+        &self,
+        id: &TaskId,
+        what: &str,
+        check: impl Fn(&TaskStatus) -> bool,
+    ) -> TaskStatus {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let doc = self.task(id).await;
@@ -254,32 +231,31 @@ impl Lifeline {
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "task {id} never got {what}: {doc:#}"
+                "task {id} never got {what}: {doc:#?}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    pub async fn finished(&self, id: &str) -> Value {
-        self.wait_for(id, "finished", |d| d["pending"] == false)
-            .await
+    pub async fn finished(&self, id: &TaskId) -> TaskStatus {
+        self.wait_for(id, "finished", |d| !d.pending).await
     }
 
     pub async fn wait_endpoint(
         &self,
-        id: &str,
+        id: &EndpointId,
         what: &str,
-        check: impl Fn(&Value) -> bool,
-    ) -> Value {
+        check: impl Fn(&EndpointSummary) -> bool,
+    ) -> EndpointSummary {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let doc = self.get(&format!("/v1/endpoints/{id}")).await;
-            if check(&doc) {
-                return doc;
+            let summary = self.api.endpoint(*id).await.expect("endpoint");
+            if check(&summary) {
+                return summary;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "endpoint {id} never got {what}: {doc:#}"
+                "endpoint {id} never got {what}: {summary:#?}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -295,17 +271,11 @@ impl Lifeline {
 }
 
 /// The states of a status document's transitions, with their attempts.
-pub fn path(doc: &Value) -> Vec<(String, u64)> {
-    doc["details"]["task_transitions"]
-        .as_array()
-        .expect("transitions")
+pub fn path(doc: &TaskStatus) -> Vec<(String, u64)> {
+    doc.details
+        .task_transitions
         .iter()
-        .map(|t| {
-            (
-                t["state"].as_str().expect("state").to_owned(),
-                t["attempt"].as_u64().expect("attempt"),
-            )
-        })
+        .map(|t| (t.state.wire().to_owned(), u64::from(t.attempt)))
         .collect()
 }
 
