@@ -8,7 +8,10 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use common::{BIN, PATIENCE};
-use serde_json::Value;
+use lifeline_client::{Client, TaskStatus};
+use lifeline_model::api::{StatsQuery, StatsSummary};
+use lifeline_model::{State, TaskId};
+use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -88,28 +91,29 @@ impl Up {
             .expect("lifeline runs")
     }
 
-    async fn get(&self, path: &str) -> Value {
-        reqwest::Client::new()
-            .get(format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("json")
+    /// The service `up` started, through the typed client.
+    fn api(&self) -> Client {
+        Client::new(self.url.clone(), self.token.clone())
     }
 
-    async fn finished(&self, id: &str) -> Value {
+    async fn stats(&self) -> StatsSummary {
+        self.api()
+            .stats(&StatsQuery::default())
+            .await
+            .expect("stats")
+    }
+
+    async fn finished(&self, id: &str) -> TaskStatus {
+        let id: TaskId = id.parse().expect("a task id");
         let deadline = tokio::time::Instant::now() + PATIENCE * 2;
         loop {
-            let doc = self.get(&format!("/v1/tasks/{id}")).await;
-            if doc["pending"] == false {
+            let doc = self.api().task(id).await.expect("task");
+            if !doc.pending {
                 return doc;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "{id} never finished: {doc:#}"
+                "{id} never finished: {doc:#?}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -148,41 +152,42 @@ async fn up_demo_shows_the_whole_life_cycle_and_resumes_its_store() {
     let up = up(None, true).await;
     let doc = up.finished(up.demo_task("hello")).await;
     assert_eq!(
-        (doc["status"].as_str(), doc["result"].as_str()),
-        (Some("success"), Some("Hello World!"))
+        (doc.status, doc.result),
+        (State::Success, Some(json!("Hello World!")))
     );
     let doc = up.finished(up.demo_task("greet")).await;
     assert!(
-        doc["result"]["stdout"]
-            .as_str()
+        doc.result
+            .as_ref()
+            .and_then(|r| r["stdout"].as_str())
             .expect("stdout")
             .starts_with("Hello Lifeline from "),
-        "{doc:#}"
+        "{doc:#?}"
     );
     let doc = up.finished(up.demo_task("divide by zero")).await;
-    assert_eq!(doc["status"], "failed");
+    assert_eq!(doc.status, State::Failed);
     assert!(
-        doc["exception"]
-            .as_str()
+        doc.exception
+            .as_deref()
             .expect("exception")
             .ends_with("ZeroDivisionError: division by zero")
     );
     let doc = up.finished(up.demo_task("worker crash")).await;
     assert_eq!(
-        (doc["status"].as_str(), doc["details"]["attempt"].as_u64()),
-        (Some("success"), Some(2)),
-        "{doc:#}"
+        (doc.status, doc.details.attempt),
+        (State::Success, 2),
+        "{doc:#?}"
     );
     let doc = up.finished(up.demo_task("cancelled")).await;
-    assert_eq!(doc["status"], "cancelled");
+    assert_eq!(doc.status, State::Cancelled);
     let late = up.demo_task("6 tasks waiting");
     let doc = up.finished(late).await;
-    assert_eq!(doc["status"], "success", "{doc:#}");
-    let states: Vec<&str> = doc["details"]["task_transitions"]
-        .as_array()
-        .expect("log")
+    assert_eq!(doc.status, State::Success, "{doc:#?}");
+    let states: Vec<&str> = doc
+        .details
+        .task_transitions
         .iter()
-        .map(|t| t["state"].as_str().expect("s"))
+        .map(|t| t.state.wire())
         .collect();
     assert_eq!(
         states[1], "waiting-for-ep",
@@ -191,29 +196,23 @@ async fn up_demo_shows_the_whole_life_cycle_and_resumes_its_store() {
     // The other tasks of the late endpoint finish about now too.
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let stats = loop {
-        let stats = up.get("/v1/stats").await;
-        if stats["pending"] == 0 || tokio::time::Instant::now() > deadline {
+        let stats = up.stats().await;
+        if stats.pending == 0 || tokio::time::Instant::now() > deadline {
             break stats;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
-    assert_eq!(stats["pending"], 0, "{stats:#}");
-    assert_eq!(stats["tasks"]["failed"], 1);
-    assert_eq!(stats["tasks"]["cancelled"], 1);
-    let total = stats["total"].as_u64().expect("total");
+    assert_eq!(stats.pending, 0, "{stats:#?}");
+    assert_eq!(stats.tasks.get(State::Failed), 1);
+    assert_eq!(stats.tasks.get(State::Cancelled), 1);
+    let total = stats.total;
 
     // Ctrl-C, then up again on the same store: nothing lost, no second local endpoint.
     let home = up.interrupt().await;
     let again = self::up(Some(home), false).await;
-    let stats = again.get("/v1/stats").await;
-    assert_eq!(stats["total"].as_u64(), Some(total));
-    let endpoints = again.get("/v1/endpoints").await;
-    let names: Vec<&str> = endpoints
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|e| e["name"].as_str().expect("name"))
-        .collect();
+    assert_eq!(again.stats().await.total, total);
+    let endpoints = again.api().endpoints().await.expect("endpoints");
+    let names: Vec<&str> = endpoints.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["local", "demo-late"]);
 }
 
@@ -266,11 +265,8 @@ async fn submit_watch_and_status_round_trip() {
     );
     assert!(shown.contains("waiting-for-launch  by manager"), "{shown}");
     let out = up.run(&["status", "--json", &ids[1]]).await;
-    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(
-        (doc["status"].as_str(), doc["result"].as_u64()),
-        (Some("success"), Some(49))
-    );
+    let doc: TaskStatus = serde_json::from_slice(&out.stdout).expect("a status document");
+    assert_eq!((doc.status, doc.result), (State::Success, Some(json!(49))));
 
     // Shell, with a placeholder.
     let out = up
@@ -287,7 +283,10 @@ async fn submit_watch_and_status_round_trip() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let id = text(&out.stdout).trim().to_owned();
     let doc = up.finished(&id).await;
-    assert_eq!(doc["result"]["stdout"], "hello shell\n");
+    assert_eq!(
+        doc.result.as_ref().map(|r| &r["stdout"]),
+        Some(&json!("hello shell\n"))
+    );
 
     // A failing submission makes watch exit 1, and status shows the exception.
     let out = up
