@@ -8,6 +8,8 @@
 
 mod agent;
 pub mod config;
+mod connection;
+mod interchange;
 mod manager;
 mod node;
 mod outbox;

@@ -23,6 +23,7 @@ use crate::stats::StatsBook;
 
 pub use read::{
     TaskFilter, events_after, list_tasks, status_document, task_payload, tasks_in_states,
+    tasks_since,
 };
 pub use writer::{Ctx, NewTask, Outcome, Proposal};
 

@@ -292,6 +292,30 @@ pub fn tasks_in_states(
     Ok(rows)
 }
 
+/// Up to `limit` tasks (of every endpoint) that have been in `state` since before `cutoff`,
+/// oldest first.
+pub fn tasks_since(
+    conn: &Connection,
+    state: State,
+    cutoff: Timestamp,
+    limit: usize,
+) -> StoreResult<Vec<TaskId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM tasks WHERE state = ?1 AND since < ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let ids = stmt
+        .query_map(
+            params![
+                i64::from(state.storage_code()),
+                cutoff.as_micros(),
+                limit as i64
+            ],
+            |r| Ok(TaskId::from_u128(id_from(r.get(0)?)?)),
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(ids)
+}
+
 /// Args and kwargs of a stored task, as JSON text.
 pub fn task_payload(conn: &Connection, seq: i64) -> StoreResult<(String, String)> {
     Ok(conn

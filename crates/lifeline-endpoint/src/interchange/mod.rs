@@ -1,0 +1,351 @@
+//! The interchange: one task that owns every piece of an endpoint's state, the tasks it holds,
+//! each executor's queue and managers, and the outbox.
+//!
+//! It reacts to messages from the service (through the connection task), to lines from managers
+//! (through one reader task per manager) and to timers. Every transition it reports is first
+//! applied to the task's [`TaskView`], which validates it with the shared model: the agent never
+//! reports a transition the model forbids.
+//!
+//! The concerns live in their own files: `placement.rs` decides where a task goes,
+//! `managers.rs` starts managers and hears from them, `reports.rs` says what the endpoint
+//! holds. This file holds the loop and the bookkeeping they share.
+
+mod managers;
+mod placement;
+mod reports;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use lifeline_model::{
+    Actor, FunctionId, State, TaskId, TaskView, Timestamp, TransitionError, TransitionRecord,
+    system_failure, validate,
+};
+use lifeline_protocol::{Assignment, FunctionSpec, Reported, ToEndpoint};
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::config::{EndpointConfig, ExecutorConfig};
+use crate::connection::FromConn;
+use crate::node::ToManager;
+use crate::outbox::Outbox;
+use crate::provider::Provider;
+
+pub(crate) use managers::ManagerEvent;
+use managers::{MANAGER_HEARTBEAT, Manager, ManagerId};
+
+/// Transitions wait at most this long to be reported while more events keep arriving.
+const FLUSH_DELAY: Duration = Duration::from_millis(3);
+/// Least time between two reports sent because the interchange was idle.
+const FLUSH_GAP: Duration = Duration::from_millis(1);
+/// A batch is reported at once when it reaches this size.
+const FLUSH_SIZE: usize = 4000;
+/// Heartbeat period until the service says otherwise.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// Where a held task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// In its executor's queue (waiting-for-nodes).
+    Queued,
+    /// Sent to a manager (waiting-for-launch once accepted, then running).
+    OnManager(ManagerId),
+}
+
+#[derive(Debug)]
+struct Held {
+    view: TaskView,
+    assignment: Assignment,
+    executor: usize,
+    place: Place,
+}
+
+/// One executor of `endpoint.toml`: its configuration, the provider that starts its nodes and
+/// the tasks waiting for one of its managers.
+#[derive(Debug)]
+pub(crate) struct Executor {
+    config: ExecutorConfig,
+    provider: Box<dyn Provider>,
+    queue: VecDeque<TaskId>,
+}
+
+impl Executor {
+    pub(crate) fn new(config: ExecutorConfig, provider: Box<dyn Provider>) -> Self {
+        Self {
+            config,
+            provider,
+            queue: VecDeque::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Interchange {
+    executors: Vec<Executor>,
+    managers: HashMap<ManagerId, Manager>,
+    next_manager: ManagerId,
+    tasks: HashMap<TaskId, Held>,
+    functions: HashMap<FunctionId, FunctionSpec>,
+    pending: Vec<Reported>,
+    flush_at: Option<Instant>,
+    last_flush: Instant,
+    outbox: Outbox,
+    to_conn: mpsc::UnboundedSender<String>,
+    connected: bool,
+    heartbeat_period: Duration,
+    manager_timeout: Duration,
+    max_result_bytes: usize,
+    events: mpsc::UnboundedSender<ManagerEvent>,
+}
+
+impl Interchange {
+    /// An interchange for `executors` that sends through `to_conn` and hears from its managers
+    /// through `events`; it starts each executor's nodes at once.
+    pub(crate) fn start(
+        config: &EndpointConfig,
+        executors: Vec<Executor>,
+        outbox: Outbox,
+        to_conn: mpsc::UnboundedSender<String>,
+        events: mpsc::UnboundedSender<ManagerEvent>,
+    ) -> Self {
+        let mut interchange = Interchange {
+            executors,
+            managers: HashMap::new(),
+            next_manager: 1,
+            tasks: HashMap::new(),
+            functions: HashMap::new(),
+            pending: Vec::new(),
+            flush_at: None,
+            last_flush: Instant::now(),
+            outbox,
+            to_conn,
+            connected: false,
+            heartbeat_period: DEFAULT_HEARTBEAT,
+            manager_timeout: config.manager_timeout(MANAGER_HEARTBEAT),
+            max_result_bytes: config.max_result_bytes,
+            events,
+        };
+        for executor in 0..interchange.executors.len() {
+            for _ in 0..interchange.executors[executor].config.nodes {
+                interchange.start_manager(executor);
+            }
+        }
+        interchange
+    }
+
+    /// Runs the loop until `shutdown` completes; reports still pending are flushed first.
+    pub(crate) async fn run(
+        &mut self,
+        mut conn: mpsc::UnboundedReceiver<FromConn>,
+        mut events: mpsc::UnboundedReceiver<ManagerEvent>,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        let mut heartbeat = tokio::time::interval(self.heartbeat_period);
+        let mut check = tokio::time::interval(MANAGER_HEARTBEAT);
+        loop {
+            let flush_at = self.flush_at;
+            tokio::select! {
+                _ = &mut shutdown => {
+                    self.flush()?;
+                    return Ok(());
+                }
+                Some(message) = conn.recv() => match message {
+                    FromConn::Connected(reply) => {
+                        let _ = reply.send((self.hello()?, self.outbox.pending()));
+                    }
+                    FromConn::Welcome { heartbeat_period } => {
+                        self.connected = true;
+                        if heartbeat_period != self.heartbeat_period {
+                            self.heartbeat_period = heartbeat_period;
+                            heartbeat = tokio::time::interval(heartbeat_period);
+                        }
+                        self.send_heartbeat();
+                    }
+                    FromConn::Message(message) => self.on_service_message(message),
+                    FromConn::Disconnected => self.connected = false,
+                },
+                Some(event) = events.recv() => match event {
+                    ManagerEvent::Line(id, line) => self.on_manager_line(id, &line),
+                    ManagerEvent::Exited(id, why) => self.manager_lost(id, &format!("manager lost: {why}")),
+                },
+                _ = heartbeat.tick() => self.send_heartbeat(),
+                _ = check.tick() => self.check_managers(),
+                _ = async move {
+                    match flush_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
+            }
+            self.schedule();
+            // Report as soon as nothing else is waiting, at most once per FLUSH_GAP: alone, a
+            // transition leaves at once (or when the gap ends); under load, everything that
+            // arrives within FLUSH_DELAY leaves in one batch.
+            let idle = conn.is_empty() && events.is_empty();
+            let rested = self.last_flush.elapsed() >= FLUSH_GAP;
+            if (idle && rested)
+                || self.pending.len() >= FLUSH_SIZE
+                || self.flush_at.is_some_and(|at| at <= Instant::now())
+            {
+                self.flush()?;
+            } else if idle && let Some(at) = self.flush_at.as_mut() {
+                *at = (*at).min(self.last_flush + FLUSH_GAP);
+            }
+        }
+    }
+
+    /// Applies a transition to a held task after checking it with the model, and queues it
+    /// for the service. Returns the attempt it was applied to.
+    fn transition(
+        &mut self,
+        id: TaskId,
+        to: State,
+        actor: Actor,
+        at: Timestamp,
+        reason: Option<String>,
+        result: Option<Box<RawValue>>,
+    ) -> Result<u32, TransitionError> {
+        let Some(task) = self.tasks.get_mut(&id) else {
+            return Err(TransitionError::NoSuchEdge { from: to, to });
+        };
+        let accepted = validate(
+            task.view.state,
+            to,
+            actor,
+            task.view.attempt,
+            task.view.max_retries,
+        )?;
+        let record = TransitionRecord {
+            state: to,
+            actor,
+            attempt: accepted.attempt,
+            at,
+            reason: reason.clone(),
+        };
+        task.view.apply(&record)?;
+        self.pending.push(Reported {
+            task_id: id,
+            state: to,
+            actor,
+            attempt: accepted.attempt,
+            at,
+            reason,
+            result,
+        });
+        if self.flush_at.is_none() {
+            // Under load, a batch gathers for FLUSH_DELAY; an idle interchange flushes sooner.
+            self.flush_at = Some(Instant::now() + FLUSH_DELAY);
+        }
+        if to.is_terminal() {
+            self.forget(id);
+        }
+        Ok(accepted.attempt)
+    }
+
+    /// Drops a task from the interchange's books (its manager is told separately).
+    fn forget(&mut self, id: TaskId) {
+        if let Some(task) = self.tasks.remove(&id) {
+            match task.place {
+                Place::Queued => self.executors[task.executor].queue.retain(|t| *t != id),
+                Place::OnManager(m) => {
+                    if let Some(m) = self.managers.get_mut(&m) {
+                        m.tasks.remove(&id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reports queued transitions as one durable batch.
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.flush_at = None;
+        self.last_flush = Instant::now();
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let text = self.outbox.push(std::mem::take(&mut self.pending))?;
+        if self.connected {
+            let _ = self.to_conn.send(text);
+        }
+        Ok(())
+    }
+
+    fn on_service_message(&mut self, message: ToEndpoint) {
+        match message {
+            ToEndpoint::Tasks { functions, tasks } => {
+                for f in functions {
+                    self.functions.insert(f.function_id, f.spec);
+                }
+                for assignment in tasks {
+                    self.accept(assignment);
+                }
+            }
+            ToEndpoint::Cancel { task_ids } => {
+                for id in task_ids {
+                    if let Some(task) = self.tasks.get(&id)
+                        && let Place::OnManager(m) = task.place
+                    {
+                        self.tell(m, &ToManager::Cancel { task_id: id });
+                    }
+                    self.forget(id);
+                }
+            }
+            ToEndpoint::Ack { batch, rejected } => {
+                self.outbox.acknowledged(batch);
+                for r in rejected {
+                    tracing::warn!(task = %r.task_id, state = %r.state, message = %r.message, "the service refused a transition");
+                    // The service knows better: stop working on this attempt.
+                    if self
+                        .tasks
+                        .get(&r.task_id)
+                        .is_some_and(|t| t.view.attempt == r.attempt)
+                    {
+                        if let Some(Place::OnManager(m)) =
+                            self.tasks.get(&r.task_id).map(|t| t.place)
+                        {
+                            self.tell(m, &ToManager::Cancel { task_id: r.task_id });
+                        }
+                        self.forget(r.task_id);
+                    }
+                }
+            }
+            ToEndpoint::Welcome { .. } => {}
+            ToEndpoint::Error { message } => {
+                tracing::warn!(%message, "the service reported an error")
+            }
+        }
+    }
+
+    /// A system failure under a task, decided by the model's one rule: back to
+    /// waiting-for-nodes (requeued, or retried if it was running), or failed with no retry left.
+    fn retry(&mut self, id: TaskId, at: Timestamp, reason: String) -> Result<u32, TransitionError> {
+        let Some(view) = self.tasks.get(&id).map(|t| t.view.clone()) else {
+            return Ok(0);
+        };
+        let recovery = system_failure(
+            view.state,
+            State::WaitingForNodes,
+            Actor::Endpoint,
+            view.attempt,
+            view.max_retries,
+            &reason,
+        )?;
+        let attempt = self.transition(
+            id,
+            recovery.to,
+            Actor::Endpoint,
+            at,
+            Some(recovery.reason),
+            None,
+        )?;
+        if recovery.to == State::WaitingForNodes
+            && let Some(task) = self.tasks.get_mut(&id)
+        {
+            task.place = Place::Queued;
+            self.executors[task.executor].queue.push_back(id);
+        }
+        Ok(attempt)
+    }
+}
