@@ -340,6 +340,10 @@ pub struct EventsQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "schema", schemars(with = "Option<EndpointId>"))]
     pub endpoint_id: Option<String>,
+    /// Only the transitions of these submissions' tasks: one task group id or several,
+    /// comma-separated (at most 1,000). Endpoint status events are left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_group_id: Option<String>,
     /// Start after this sequence number (as `Last-Event-ID`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<u64>,

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use common::{EventReader, FakeEndpoint, run_to_success, spawn_app, spawn_with};
 use lifeline_model::{Actor, State};
 use serde_json::json;
@@ -181,4 +183,136 @@ async fn a_restart_in_the_middle_of_a_run_loses_nothing() {
         previous = e.id;
     }
     drop(dir);
+}
+
+/// Submits `n` calls of `function`; returns the submission's group and its task ids.
+async fn submit_group(
+    app: &common::TestApp,
+    endpoint: &str,
+    function: &str,
+    n: usize,
+) -> (String, Vec<String>) {
+    let tasks: Vec<serde_json::Value> = (0..n)
+        .map(|i| json!({ "function_id": function, "args": [i] }))
+        .collect();
+    let (status, body) = app
+        .post(
+            &format!("/v1/endpoints/{endpoint}/submit"),
+            json!({ "tasks": tasks }),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let ids = body["task_ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|v| v.as_str().expect("id").to_owned())
+        .collect();
+    (
+        body["task_group_id"].as_str().expect("group").to_owned(),
+        ids,
+    )
+}
+
+/// Reads `n` events and returns, per task, the states it entered in order (checking that the
+/// events come in sequence order), and the groups named by `received` events.
+async fn paths(
+    stream: &mut EventReader,
+    n: usize,
+) -> (BTreeMap<String, Vec<String>>, BTreeSet<String>) {
+    let mut paths = BTreeMap::<String, Vec<String>>::new();
+    let mut groups = BTreeSet::new();
+    let mut previous = 0;
+    for _ in 0..n {
+        let e = stream.next().await;
+        assert!(e.id > previous, "in sequence order");
+        previous = e.id;
+        assert_eq!(e.data["type"], "transition", "{}", e.data);
+        if e.data["to"] == "received" {
+            groups.insert(e.data["task_group_id"].as_str().expect("group").to_owned());
+        }
+        paths
+            .entry(e.data["task_id"].as_str().expect("task").to_owned())
+            .or_default()
+            .push(e.data["to"].as_str().expect("state").to_owned());
+    }
+    (paths, groups)
+}
+
+#[tokio::test]
+async fn the_stream_filters_by_task_group_live_and_replayed() {
+    let app = spawn_app().await;
+    let (ep, token) = app.endpoint("e").await;
+    let f = app.python_function().await;
+    let (a, a_ids) = submit_group(&app, &ep, &f, 3).await;
+    let (b, b_ids) = submit_group(&app, &ep, &f, 2).await;
+    let (_, health) = app.get("/healthz").await;
+    let head = health["seq"].as_u64().expect("seq");
+    assert_eq!(head, 10, "received and waiting-for-ep for each of 5 tasks");
+
+    // Subscribed after both submissions: `a`'s tasks are known from the store, since their
+    // `received` events lie before the stream's start.
+    let mut only_a = EventReader::open(&app, &format!("?task_group_id={a}"), None).await;
+    let mut agent = FakeEndpoint::connect(&app, &ep, &token).await;
+    agent.heartbeat().await;
+    let mut dispatched = 0;
+    while dispatched < 5 {
+        dispatched += agent.recv_tasks().await.len();
+    }
+    // `b` finishes first: were any of its events let through, they would come before `a`'s.
+    for id in b_ids.iter().chain(&a_ids) {
+        assert!(agent.report(run_to_success(id, 1, "1")).await.is_empty());
+    }
+    let (live, _) = paths(&mut only_a, 3 * 5).await;
+    let after_head = [
+        "dispatched-to-ep",
+        "waiting-for-nodes",
+        "waiting-for-launch",
+        "running",
+        "success",
+    ];
+    let mut a_sorted = a_ids.clone();
+    a_sorted.sort();
+    assert_eq!(live.keys().cloned().collect::<Vec<_>>(), a_sorted);
+    assert!(live.values().all(|p| p == &after_head), "{live:?}");
+
+    // Replayed from the log: several groups at once from a resume point, and one group from
+    // the start, with the `received` events that name it.
+    let mut both = EventReader::open(&app, &format!("?task_group_id={a},{b}"), Some(head)).await;
+    let (replayed, _) = paths(&mut both, 5 * 5).await;
+    assert_eq!(replayed.len(), 5);
+    assert!(replayed.values().all(|p| p == &after_head), "{replayed:?}");
+    let mut only_b = EventReader::open(&app, &format!("?task_group_id={b}&after=0"), None).await;
+    let (whole, groups) = paths(&mut only_b, 2 * 7).await;
+    let mut b_sorted = b_ids.clone();
+    b_sorted.sort();
+    assert_eq!(whole.keys().cloned().collect::<Vec<_>>(), b_sorted);
+    assert!(
+        whole
+            .values()
+            .all(|p| p.len() == 7 && p[0] == "received" && p[6] == "success")
+    );
+    assert_eq!(groups, BTreeSet::from([b.clone()]));
+
+    // With the endpoint's filter too, both must hold.
+    let mut a_here = EventReader::open(
+        &app,
+        &format!("?task_group_id={a}&endpoint_id={ep}&after=0"),
+        None,
+    )
+    .await;
+    let (whole, _) = paths(&mut a_here, 3 * 7).await;
+    assert_eq!(whole.keys().cloned().collect::<Vec<_>>(), a_sorted);
+
+    // Bad filters are refused before the stream opens.
+    let (status, body) = app.get("/v1/events?task_group_id=nope").await;
+    assert_eq!(status, 400, "{body}");
+    let many: Vec<String> = (0..1001)
+        .map(|i| format!("0192f0a0-0000-7000-8000-{i:012x}"))
+        .collect();
+    let (status, body) = app
+        .get(&format!("/v1/events?task_group_id={}", many.join(",")))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    agent.close().await;
 }

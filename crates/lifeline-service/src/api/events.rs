@@ -4,7 +4,14 @@
 //! A client resumes with `Last-Event-ID` (or `?after=`): it first gets what it missed from the
 //! durable log, then live events. A subscriber that falls behind the live channel goes back to the
 //! log, so nothing is lost or repeated either way.
+//!
+//! `?task_group_id=` narrows the stream to the transitions of some submissions' tasks. Only a
+//! task's first event, `received`, names its group, so the subscriber's [`Groups`] learns the
+//! groups' tasks twice over: from the store when the subscription begins (tasks whose `received`
+//! lies before the resume point), and from every later `received` event it reads, replayed or
+//! live. Events are read in sequence order, so a task is known before its next event is judged.
 
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -12,8 +19,9 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use lifeline_model::EndpointId;
 use lifeline_model::api::EventsQuery;
+use lifeline_model::{EndpointId, TaskGroupId, TaskId};
+use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -21,10 +29,14 @@ use super::AppState;
 use super::auth::User;
 use super::endpoints::parse_endpoint_id;
 use super::error::{ApiError, ApiResult};
-use crate::store::{self, StoredEvent};
+use crate::store::{self, StoreResult, StoredEvent, TaskFilter};
 
 /// Events read from the log per query while catching up.
 const CATCH_UP_PAGE: usize = 2000;
+/// The most task groups one subscription may follow.
+const MAX_GROUPS: usize = 1000;
+/// Tasks read per query while looking up the groups' tasks.
+const MEMBERS_PAGE: usize = 10_000;
 
 pub(super) async fn stream(
     _: User,
@@ -52,18 +64,133 @@ pub(super) async fn stream(
         ),
         None => None,
     };
+    let groups = q.task_group_id.as_deref().map(parse_groups).transpose()?;
     // Subscribe before reading the head so that no event falls between the two.
     let live = state.store().subscribe();
     let start = last_event_id
         .or(q.after)
         .unwrap_or_else(|| state.store().head());
+    // The groups' tasks are read after the head: a task stored later has its `received` event
+    // after `start`, so the stream itself introduces it.
+    let groups = match groups {
+        Some(wanted) => Some(Groups::load(&state, wanted).await?),
+        None => None,
+    };
+    let filter = Filter { endpoint, groups };
     let (tx, rx) = mpsc::channel(256);
-    tokio::spawn(pump(state, endpoint, start, live, tx));
+    tokio::spawn(pump(state, filter, start, live, tx));
     Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(
         KeepAlive::new()
             .interval(Duration::from_secs(15))
             .text("keep-alive"),
     ))
+}
+
+/// Task group ids, comma-separated.
+fn parse_groups(text: &str) -> ApiResult<HashSet<TaskGroupId>> {
+    let groups = text
+        .split(',')
+        .map(|g| {
+            g.trim()
+                .parse()
+                .map_err(|e: lifeline_model::IdError| ApiError::bad("invalid_id", e.to_string()))
+        })
+        .collect::<ApiResult<HashSet<TaskGroupId>>>()?;
+    if groups.len() > MAX_GROUPS {
+        return Err(ApiError::bad(
+            "too_many_groups",
+            format!(
+                "a stream follows at most {MAX_GROUPS} task groups, not {}",
+                groups.len()
+            ),
+        ));
+    }
+    Ok(groups)
+}
+
+/// What one subscriber wants: one endpoint's events, some groups' transitions, or both.
+struct Filter {
+    endpoint: Option<EndpointId>,
+    groups: Option<Groups>,
+}
+
+impl Filter {
+    /// Whether the subscriber wants `event`. Called once per event, in sequence order.
+    fn wants(&mut self, event: &StoredEvent) -> bool {
+        if self.endpoint.is_some_and(|id| event.endpoint_id != id) {
+            return false;
+        }
+        match &mut self.groups {
+            Some(groups) => groups.wants(&event.json),
+            None => true,
+        }
+    }
+}
+
+/// The task groups a subscriber follows, and the tasks known to belong to them.
+#[derive(Debug, Default)]
+struct Groups {
+    wanted: HashSet<TaskGroupId>,
+    tasks: HashSet<TaskId>,
+}
+
+/// The fields of an event that place it in a group: every transition names its task, and a
+/// task's first one names its group too. Endpoint status events have neither.
+#[derive(Deserialize)]
+struct Routing {
+    #[serde(default)]
+    task_id: Option<TaskId>,
+    #[serde(default)]
+    task_group_id: Option<TaskGroupId>,
+}
+
+impl Groups {
+    /// The groups with the tasks the store holds for them now.
+    async fn load(state: &AppState, wanted: HashSet<TaskGroupId>) -> ApiResult<Self> {
+        let groups: Vec<TaskGroupId> = wanted.iter().copied().collect();
+        let tasks = state.store().read(move |c| tasks_of(c, &groups)).await?;
+        Ok(Self { wanted, tasks })
+    }
+
+    /// Whether an event (its JSON) is a transition of one of the groups' tasks; a `received`
+    /// event of a wanted group adds its task.
+    fn wants(&mut self, json: &str) -> bool {
+        let Ok(Routing {
+            task_id: Some(task),
+            task_group_id,
+        }) = serde_json::from_str::<Routing>(json)
+        else {
+            return false;
+        };
+        if task_group_id.is_some_and(|g| self.wanted.contains(&g)) {
+            self.tasks.insert(task);
+            return true;
+        }
+        self.tasks.contains(&task)
+    }
+}
+
+/// Every stored task of `groups`, a page at a time along the task list's group index.
+fn tasks_of(conn: &rusqlite::Connection, groups: &[TaskGroupId]) -> StoreResult<HashSet<TaskId>> {
+    let mut tasks = HashSet::new();
+    for &group in groups {
+        let mut before = None;
+        loop {
+            let filter = TaskFilter {
+                group: Some(group),
+                before,
+                limit: MEMBERS_PAGE,
+                ..TaskFilter::default()
+            };
+            let page = store::list_tasks(conn, &filter)?;
+            tasks.extend(page.tasks.iter().map(|t| t.task_id));
+            match page.next_cursor.and_then(|c| c.parse().ok()) {
+                Some(cursor) => before = Some(cursor),
+                None => break,
+            }
+        }
+    }
+    Ok(tasks)
 }
 
 fn sse(event: &StoredEvent) -> Result<SseEvent, Infallible> {
@@ -75,13 +202,13 @@ fn sse(event: &StoredEvent) -> Result<SseEvent, Infallible> {
 /// Feeds one subscriber until it goes away or the service shuts down.
 async fn pump(
     state: AppState,
-    endpoint: Option<EndpointId>,
+    mut filter: Filter,
     mut sent: u64,
     mut live: broadcast::Receiver<std::sync::Arc<StoredEvent>>,
     tx: mpsc::Sender<Result<SseEvent, Infallible>>,
 ) {
     let mut shutdown = state.shutdown();
-    let wanted = |e: &StoredEvent| endpoint.is_none_or(|id| e.endpoint_id == id);
+    let endpoint = filter.endpoint;
     loop {
         // Catch up from the log until it holds nothing newer than what was sent.
         loop {
@@ -99,7 +226,7 @@ async fn pump(
             };
             let caught_up = page.len() < CATCH_UP_PAGE;
             for event in &page {
-                if tx.send(sse(event)).await.is_err() {
+                if filter.wants(event) && tx.send(sse(event)).await.is_err() {
                     return;
                 }
                 sent = event.seq;
@@ -118,16 +245,63 @@ async fn pump(
             };
             match event {
                 Ok(event) if event.seq <= sent => {}
-                Ok(event) if wanted(&event) => {
-                    if tx.send(sse(&event)).await.is_err() {
+                Ok(event) => {
+                    if filter.wants(&event) && tx.send(sse(&event)).await.is_err() {
                         return;
                     }
                     sent = event.seq;
                 }
-                Ok(event) => sent = event.seq,
                 Err(broadcast::error::RecvError::Lagged(_)) => break,
                 Err(broadcast::error::RecvError::Closed) => return,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "0192f0a0-0000-7000-8000-00000000000a";
+    const B: &str = "0192f0a0-0000-7000-8000-00000000000b";
+    const T1: &str = "0192f0a0-0000-7000-8000-000000000001";
+    const T2: &str = "0192f0a0-0000-7000-8000-000000000002";
+    const T3: &str = "0192f0a0-0000-7000-8000-000000000003";
+
+    fn transition(task: &str, group: Option<&str>, to: &str) -> String {
+        let group = group.map_or(String::new(), |g| format!(r#""task_group_id":"{g}","#));
+        format!(
+            r#"{{"seq":1,"type":"transition","task_id":"{task}",{group}"endpoint_id":"{B}","function_id":"{B}","to":"{to}","actor":"web-service","attempt":1,"max_retries":0,"at":"2026-01-01T00:00:00Z"}}"#
+        )
+    }
+
+    #[test]
+    fn a_received_event_of_a_wanted_group_introduces_its_task() {
+        let mut groups = Groups {
+            wanted: parse_groups(A).expect("ids"),
+            tasks: HashSet::new(),
+        };
+        assert!(groups.wants(&transition(T1, Some(A), "received")));
+        assert!(groups.wants(&transition(T1, None, "waiting-for-ep")));
+        assert!(!groups.wants(&transition(T2, Some(B), "received")));
+        assert!(!groups.wants(&transition(T2, None, "waiting-for-ep")));
+        // Known from the store: its `received` came before the stream began.
+        groups.tasks.insert(T3.parse().expect("id"));
+        assert!(groups.wants(&transition(T3, None, "running")));
+        let endpoint = format!(
+            r#"{{"seq":9,"type":"endpoint","endpoint_id":"{B}","name":"e","online":true}}"#
+        );
+        assert!(!groups.wants(&endpoint));
+    }
+
+    #[test]
+    fn group_lists_are_comma_separated_ids_and_bounded() {
+        assert_eq!(parse_groups(&format!("{A}, {B}")).expect("ids").len(), 2);
+        assert!(parse_groups("nope").is_err());
+        assert!(parse_groups(&format!("{A},")).is_err());
+        let many: Vec<String> = (0..=MAX_GROUPS)
+            .map(|i| format!("0192f0a0-0000-7000-8000-{i:012x}"))
+            .collect();
+        assert!(parse_groups(&many.join(",")).is_err());
     }
 }
