@@ -5,12 +5,12 @@ mod common;
 
 use std::path::Path;
 use std::process::{Output, Stdio};
-use std::time::Duration;
 
-use common::{BIN, PATIENCE};
+use common::{BIN, PATIENCE, eventually};
 use lifeline_client::{Client, TaskStatus};
 use lifeline_model::api::{StatsQuery, StatsSummary};
 use lifeline_model::{State, TaskId};
+use lifeline_testkit::eventually_within;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -105,18 +105,11 @@ impl Up {
 
     async fn finished(&self, id: &str) -> TaskStatus {
         let id: TaskId = id.parse().expect("a task id");
-        let deadline = tokio::time::Instant::now() + PATIENCE * 2;
-        loop {
-            let doc = self.api().task(id).await.expect("task");
-            if !doc.pending {
-                return doc;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{id} never finished: {doc:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let probe = || async { self.api().task(id).await.expect("task") };
+        eventually_within(PATIENCE * 2, &format!("{id} finished"), probe, |d| {
+            !d.pending
+        })
+        .await
     }
 
     fn demo_task(&self, prefix: &str) -> &str {
@@ -194,14 +187,12 @@ async fn up_demo_shows_the_whole_life_cycle_and_resumes_its_store() {
         "it waited for the late endpoint"
     );
     // The other tasks of the late endpoint finish about now too.
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let stats = loop {
-        let stats = up.stats().await;
-        if stats.pending == 0 || tokio::time::Instant::now() > deadline {
-            break stats;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let stats = eventually(
+        "every demo task finished",
+        || up.stats(),
+        |s| s.pending == 0,
+    )
+    .await;
     assert_eq!(stats.pending, 0, "{stats:#?}");
     assert_eq!(stats.tasks.get(State::Failed), 1);
     assert_eq!(stats.tasks.get(State::Cancelled), 1);

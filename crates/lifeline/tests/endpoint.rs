@@ -370,7 +370,7 @@ async fn two_executors_report_separately() {
 async fn a_result_finished_while_the_service_was_down_is_delivered_after_it_restarts() {
     let mut l = serve().await;
     let (ep, token) = l.endpoint("local").await;
-    let _agent = l.agent(&token, None).await;
+    let agent = l.agent(&token, None).await;
     l.wait_endpoint(&ep, "online", |e| e.online).await;
     let f = l
         .python(
@@ -383,7 +383,12 @@ async fn a_result_finished_while_the_service_was_down_is_delivered_after_it_rest
         .await;
     l.kill9().await;
     // The task finishes while nobody listens; its result waits in the agent's outbox.
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    common::eventually(
+        "the result in the agent's outbox",
+        || async { agent.outbox_holds(&ids[0], "success") },
+        |held| *held,
+    )
+    .await;
     l.restart().await;
     let doc = l.finished(&ids[0]).await;
     assert_eq!(doc.status.wire(), "success", "{doc:#?}");

@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use lifeline_model::{Actor, EndpointReport, State, TaskId, Timestamp};
@@ -18,8 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// How long a test waits for something that should happen promptly.
-pub const PATIENCE: Duration = Duration::from_secs(15);
+pub use lifeline_testkit::{PATIENCE, eventually};
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -249,34 +247,18 @@ impl TestApp {
 
     /// Polls a task until `check` holds, failing after [`PATIENCE`].
     pub async fn wait_task(&self, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let doc = self.task(id).await;
-            if check(&doc) {
-                return doc;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "task {id} never became {what}: {doc:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        eventually(&format!("task {id} {what}"), || self.task(id), check).await
     }
 
     /// Waits until the endpoint shows as online.
     pub async fn wait_task_endpoint_online(&self, endpoint: &str) {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let (_, body) = self.get(&format!("/v1/endpoints/{endpoint}")).await;
-            if body["online"] == true {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "endpoint {endpoint} never came online: {body}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let path = format!("/v1/endpoints/{endpoint}");
+        eventually(
+            &format!("endpoint {endpoint} online"),
+            || self.get(&path),
+            |(_, body)| body["online"] == true,
+        )
+        .await;
     }
 
     pub async fn wait_status(&self, id: &str, status: &str) -> Value {

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
 use lifeline_client::{Client, TaskStatus};
 use lifeline_model::api::{
@@ -16,8 +15,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_lifeline");
-/// How long a test waits for something that should happen promptly.
-pub const PATIENCE: Duration = Duration::from_secs(30);
+pub use lifeline_testkit::{PATIENCE, eventually};
 
 pub struct Lifeline {
     pub url: String,
@@ -77,6 +75,8 @@ async fn start_serve(dir: &Path, bind: &str, heartbeat_threshold: &str) -> (Chil
 /// A running endpoint agent.
 pub struct Agent {
     pub child: Child,
+    /// The agent's directory (its outbox is in `outbox/`).
+    pub dir: PathBuf,
 }
 
 impl Agent {
@@ -106,6 +106,17 @@ impl Agent {
             }
         }
         children
+    }
+
+    /// Whether a report batch waiting in the agent's outbox says `task` reached `state`.
+    pub fn outbox_holds(&self, task: &TaskId, state: &str) -> bool {
+        let (task, state) = (format!("\"{task}\""), format!("\"{state}\""));
+        std::fs::read_dir(self.dir.join("outbox"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+            .any(|text| text.contains(&task) && text.contains(&state))
     }
 
     /// Kills the agent with SIGKILL (its managers notice their closed stdin and stop).
@@ -209,7 +220,7 @@ impl Lifeline {
             .kill_on_drop(true)
             .spawn()
             .expect("the agent starts");
-        Agent { child }
+        Agent { child, dir }
     }
 
     pub async fn task(&self, id: &TaskId) -> TaskStatus {
@@ -223,18 +234,7 @@ impl Lifeline {
         what: &str,
         check: impl Fn(&TaskStatus) -> bool,
     ) -> TaskStatus {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let doc = self.task(id).await;
-            if check(&doc) {
-                return doc;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "task {id} never got {what}: {doc:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        eventually(&format!("task {id} {what}"), || self.task(id), check).await
     }
 
     pub async fn finished(&self, id: &TaskId) -> TaskStatus {
@@ -247,18 +247,8 @@ impl Lifeline {
         what: &str,
         check: impl Fn(&EndpointSummary) -> bool,
     ) -> EndpointSummary {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let summary = self.api.endpoint(*id).await.expect("endpoint");
-            if check(&summary) {
-                return summary;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "endpoint {id} never got {what}: {summary:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let probe = || async { self.api.endpoint(*id).await.expect("endpoint") };
+        eventually(&format!("endpoint {id} {what}"), probe, check).await
     }
 
     pub fn data_dir(&self) -> PathBuf {
