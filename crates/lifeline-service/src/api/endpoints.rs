@@ -36,6 +36,7 @@ fn view(state: &AppState, row: registry::EndpointRow) -> EndpointSummary {
     }
 }
 
+#[tracing::instrument(skip_all)]
 pub(super) async fn register(
     _: User,
     State(state): State<AppState>,
@@ -68,6 +69,7 @@ pub(super) async fn register(
     ))
 }
 
+#[tracing::instrument(skip_all)]
 pub(super) async fn list(
     _: User,
     State(state): State<AppState>,
@@ -76,6 +78,7 @@ pub(super) async fn list(
     Ok(Json(rows.into_iter().map(|r| view(&state, r)).collect()))
 }
 
+#[tracing::instrument(skip_all, fields(endpoint_id = %id))]
 pub(super) async fn get_one(
     _: User,
     State(state): State<AppState>,
@@ -92,6 +95,7 @@ pub(super) async fn get_one(
 
 /// Deletes an endpoint: its unfinished tasks are cancelled, its token stops working and its
 /// connection is closed. The tasks and their logs stay readable.
+#[tracing::instrument(skip_all, fields(endpoint_id = %id))]
 pub(super) async fn delete(
     _: User,
     State(state): State<AppState>,
@@ -144,6 +148,7 @@ pub(super) async fn delete(
 }
 
 /// The endpoint agent's WebSocket, authenticated by the endpoint's own token.
+#[tracing::instrument(skip_all, fields(endpoint_id = %id))]
 pub(super) async fn connect(
     EndpointAuth(who): EndpointAuth,
     State(state): State<AppState>,
@@ -160,6 +165,7 @@ pub(super) async fn connect(
 }
 
 /// The endpoint agent's WebSocket for the endpoint its token belongs to.
+#[tracing::instrument(skip_all)]
 pub(super) async fn connect_self(
     EndpointAuth(who): EndpointAuth,
     State(state): State<AppState>,

@@ -12,6 +12,7 @@ use super::error::{ApiError, ApiResult, JsonBody};
 use crate::store::registry;
 use crate::{new_id, now};
 
+#[tracing::instrument(skip_all)]
 pub(super) async fn register(
     _: User,
     State(state): State<AppState>,
@@ -40,6 +41,7 @@ pub(super) async fn register(
     ))
 }
 
+#[tracing::instrument(skip_all, fields(function_id = %id))]
 pub(super) async fn get_one(
     _: User,
     State(state): State<AppState>,

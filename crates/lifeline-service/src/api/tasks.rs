@@ -60,6 +60,7 @@ fn json_kind(
     }
 }
 
+#[tracing::instrument(skip_all, fields(endpoint_id = %endpoint, tasks = body.tasks.len()))]
 pub(super) async fn submit(
     _: User,
     State(state): State<AppState>,
@@ -195,6 +196,7 @@ fn parse_task_id(text: &str) -> ApiResult<TaskId> {
         .map_err(|e: lifeline_model::IdError| ApiError::bad("invalid_id", e.to_string()))
 }
 
+#[tracing::instrument(skip_all, fields(task_id = %id))]
 pub(super) async fn get_one(
     _: User,
     State(state): State<AppState>,
@@ -215,6 +217,7 @@ type Document = lifeline_model::StatusDocument<Box<RawValue>>;
 /// Most ids in one batch status request.
 const MAX_BATCH_STATUS: usize = 10_000;
 
+#[tracing::instrument(skip_all)]
 pub(super) async fn batch_status(
     _: User,
     State(state): State<AppState>,
@@ -275,6 +278,7 @@ fn query_error(e: axum::extract::rejection::QueryRejection) -> ApiError {
     ApiError::bad("invalid_query", e.body_text())
 }
 
+#[tracing::instrument(skip_all)]
 pub(super) async fn list(
     _: User,
     State(state): State<AppState>,
@@ -353,6 +357,7 @@ pub(super) async fn list(
     ))
 }
 
+#[tracing::instrument(skip_all, fields(task_id = %id))]
 pub(super) async fn cancel(
     _: User,
     State(state): State<AppState>,
@@ -398,6 +403,7 @@ pub(super) async fn cancel(
     get_one(User, State(state), Path(id.to_string())).await
 }
 
+#[tracing::instrument(skip_all)]
 pub(super) async fn stats(
     _: User,
     State(state): State<AppState>,

@@ -65,6 +65,7 @@ impl Forwarder {
     }
 
     /// Dispatches every task of a connected endpoint waiting in `waiting-for-ep`.
+    #[tracing::instrument(skip_all, fields(endpoint_id = %endpoint))]
     pub async fn dispatch_waiting(&self, endpoint: EndpointId) -> StoreResult<()> {
         let mut after = 0;
         while self.is_connected(endpoint) {

@@ -18,6 +18,7 @@ pub(super) const REPORT_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Forwarder {
     /// Stores a report batch and answers it with an acknowledgement listing what was refused.
+    #[tracing::instrument(skip_all, fields(endpoint_id = %endpoint, batch, transitions = transitions.len()))]
     pub(super) async fn report(
         &self,
         endpoint: EndpointId,

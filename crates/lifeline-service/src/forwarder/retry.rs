@@ -13,6 +13,7 @@ impl Forwarder {
     /// Retries (or, with no retries left, fails) every unfinished task the endpoint held,
     /// except those in `keep`: after it was lost, nothing is kept; after its agent reconnected,
     /// what the agent still holds.
+    #[tracing::instrument(skip_all, fields(endpoint_id = %endpoint, %reason))]
     pub(super) async fn retry_in_flight(
         &self,
         endpoint: EndpointId,

@@ -53,6 +53,7 @@ async fn hello(
 }
 
 /// One endpoint's WebSocket session, until it closes or the service shuts down.
+#[tracing::instrument(skip_all, fields(endpoint_id = %endpoint))]
 pub(crate) async fn session(
     forwarder: std::sync::Arc<Forwarder>,
     endpoint: EndpointId,
