@@ -60,9 +60,9 @@ async fn diagram_shows_live_counts_for_every_state() {
 
 #[wasm_bindgen_test]
 async fn a_selected_task_s_path_is_drawn_and_clicks_reach_the_callbacks() {
-    use lifeline_dashboard::components::diagram::PathStep;
+    use lifeline_model::{Timestamp, TransitionRecord};
     let counts = RwSignal::new(StateCounts::default());
-    let path = RwSignal::new(Vec::<PathStep>::new());
+    let path = RwSignal::new(Vec::<TransitionRecord>::new());
     let clicked = RwSignal::new(None::<State>);
     let mount = document().create_element("div").expect("div");
     mount.set_id("second");
@@ -88,11 +88,12 @@ async fn a_selected_task_s_path_is_drawn_and_clicks_reach_the_callbacks() {
         steps
             .iter()
             .enumerate()
-            .map(|(i, s)| PathStep {
+            .map(|(i, s)| TransitionRecord {
                 state: *s,
                 actor: s.lane(),
                 attempt: 1,
-                at: 1_700_000_000.0 + i as f64,
+                at: Timestamp::from_secs_f64(1_700_000_000.0 + i as f64),
+                reason: None,
             })
             .collect(),
     );

@@ -4,25 +4,24 @@
 
 use leptos::prelude::*;
 use lifeline_model::diagram::{self, Route};
-use lifeline_model::{Actor, EdgeKind, State, StateCounts, human_duration};
-
-/// One step of a selected task's path: the state it entered, by whom, on which attempt and
-/// when (epoch seconds).
-#[derive(Clone, Debug, PartialEq)]
-pub struct PathStep {
-    pub state: State,
-    pub actor: Actor,
-    pub attempt: u32,
-    pub at: f64,
-}
+use lifeline_model::{EdgeKind, State, StateCounts, TransitionRecord, human_duration};
 
 /// A step in words: when, by whom, on which attempt, and how long the task stayed.
-fn describe_step(number: usize, step: &PathStep, next: Option<&PathStep>) -> String {
+fn describe_step(
+    number: usize,
+    step: &TransitionRecord,
+    next: Option<&TransitionRecord>,
+) -> String {
     let stay = match next {
-        Some(n) => format!("{} there", human_duration(n.at - step.at)),
+        Some(n) => format!(
+            "{} there",
+            human_duration(n.at.as_secs_f64() - step.at.as_secs_f64())
+        ),
         None => "still there".to_owned(),
     };
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(step.at * 1000.0));
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(
+        step.at.as_secs_f64() * 1000.0,
+    ));
     let time: String = date.to_iso_string().into();
     format!(
         "step {number}: {} by {}, attempt {}, at {}; {stay}",
@@ -85,13 +84,13 @@ fn rate_text(rate: f64) -> String {
 /// The life cycle with the number of tasks in each state.
 ///
 /// `flows` gives transitions per second per edge, in the order of
-/// [`lifeline_model::edges`]; `path` draws a selected task's steps; `on_state` and `on_edge`
-/// receive clicks (and Enter on a focused state).
+/// [`lifeline_model::edges`]; `path` draws a selected task's steps (its transition log);
+/// `on_state` and `on_edge` receive clicks (and Enter on a focused state).
 #[component]
 pub fn LifecycleDiagram(
     counts: Signal<StateCounts>,
     #[prop(optional, into)] flows: Option<Signal<Vec<f64>>>,
-    #[prop(optional, into)] path: Option<Signal<Vec<PathStep>>>,
+    #[prop(optional, into)] path: Option<Signal<Vec<TransitionRecord>>>,
     #[prop(optional, into)] highlighted: Option<Signal<Vec<State>>>,
     #[prop(optional, into)] on_state: Option<Callback<State>>,
     #[prop(optional, into)] on_edge: Option<Callback<(State, State)>>,

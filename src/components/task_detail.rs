@@ -2,10 +2,9 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use lifeline_model::TaskId;
+use lifeline_model::{TaskId, TransitionRecord};
 use serde_json::Value;
 
-use crate::components::diagram::PathStep;
 use crate::components::task_table::age;
 use crate::session::Session;
 
@@ -43,21 +42,9 @@ pub fn use_task_document(session: Session) -> RwSignal<Option<Value>> {
     doc
 }
 
-/// The steps of a status document, for the diagram.
-pub fn path_of(doc: &Value) -> Vec<PathStep> {
-    doc["details"]["task_transitions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| {
-            Some(PathStep {
-                state: t["state"].as_str()?.parse().ok()?,
-                actor: t["actor"].as_str()?.parse().ok()?,
-                attempt: t["attempt"].as_u64()? as u32,
-                at: t["at"].as_f64()?,
-            })
-        })
-        .collect()
+/// The steps of a status document, for the diagram: its transition log.
+pub fn path_of(doc: &Value) -> Vec<TransitionRecord> {
+    serde_json::from_value(doc["details"]["task_transitions"].clone()).unwrap_or_default()
 }
 
 fn time(epoch: f64) -> String {
