@@ -1,10 +1,24 @@
 //! Every call the dashboard makes to the service, and the one error type they share.
+//!
+//! Requests go through `gloo-net`'s fetch wrapper and every answer is read into its type from
+//! `lifeline_model::api`, error bodies included, so that a renamed field fails to compile here
+//! rather than showing nothing on screen. Query strings are written from the model's query types
+//! too. The event stream itself is read by [`crate::event_stream`]; this module only says where
+//! it is.
 
 use std::fmt;
 
+use gloo_net::http::{QueryParams, Request, Response};
+use lifeline_model::api::{
+    ErrorBody, EventsQuery, FunctionInfo, StatsQuery, StatusDocument, TaskListQuery,
+};
+use lifeline_model::{EndpointId, EndpointSummary, FunctionId, StatsSummary, TaskId, TaskPage};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
+
+/// A task's status document as the dashboard reads it: the function's result is whatever JSON
+/// the function returned, so it stays a JSON value.
+pub type TaskStatus = StatusDocument<serde_json::Value>;
 
 /// Why a call failed.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,6 +46,8 @@ impl fmt::Display for ApiError {
     }
 }
 
+impl std::error::Error for ApiError {}
+
 /// Where the service is and the token to send.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Api {
@@ -40,15 +56,45 @@ pub struct Api {
     pub token: String,
 }
 
-fn js_error(value: wasm_bindgen::JsValue) -> String {
-    value
-        .as_string()
-        .or_else(|| {
-            js_sys::JSON::stringify(&value)
-                .ok()
-                .and_then(|s| s.as_string())
-        })
-        .unwrap_or_else(|| "unknown error".into())
+/// A query type's fields as `(name, value)` pairs, absent ones left out. The model's query types
+/// are flat structs of strings and numbers, which is all this needs to handle.
+fn query_pairs<Q: Serialize>(query: &Q) -> Vec<(String, String)> {
+    match serde_json::to_value(query) {
+        Ok(serde_json::Value::Object(fields)) => fields
+            .into_iter()
+            .filter_map(|(name, value)| match value {
+                serde_json::Value::String(s) => Some((name, s)),
+                serde_json::Value::Number(n) => Some((name, n.to_string())),
+                serde_json::Value::Bool(b) => Some((name, b.to_string())),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The `endpoint_id` filter of `/v1/tasks` and `/v1/stats`: none for all endpoints.
+fn endpoint_filter(endpoints: &[EndpointId]) -> Option<String> {
+    (!endpoints.is_empty()).then(|| {
+        endpoints
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+/// The error an answer that is not a success stands for.
+async fn failure(response: Response) -> ApiError {
+    let status = response.status();
+    if status == 401 {
+        return ApiError::Unauthorized;
+    }
+    let text = response.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<ErrorBody>(&text)
+        .map(|body| body.message)
+        .unwrap_or(text);
+    ApiError::Http { status, message }
 }
 
 impl Api {
@@ -56,74 +102,106 @@ impl Api {
         format!("{}{path}", self.base)
     }
 
-    /// The event stream's URL (EventSource cannot send headers, so the token rides along).
+    /// The event stream's URL, resuming after sequence number `after`. EventSource cannot send
+    /// headers, so the token rides in the query.
     pub fn events_url(&self, after: u64) -> String {
-        self.url(&format!(
-            "/v1/events?after={after}&access_token={}",
-            self.token
-        ))
-    }
-
-    async fn fetch(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<String>,
-    ) -> Result<String, ApiError> {
-        let init = web_sys::RequestInit::new();
-        init.set_method(method);
-        let headers = web_sys::Headers::new().map_err(|e| ApiError::Network(js_error(e)))?;
-        headers
-            .set("Authorization", &format!("Bearer {}", self.token))
-            .map_err(|e| ApiError::Network(js_error(e)))?;
-        if let Some(body) = &body {
-            headers
-                .set("Content-Type", "application/json")
-                .map_err(|e| ApiError::Network(js_error(e)))?;
-            init.set_body(&wasm_bindgen::JsValue::from_str(body));
+        let query = EventsQuery {
+            after: Some(after),
+            access_token: Some(self.token.clone()),
+            ..EventsQuery::default()
+        };
+        let params = QueryParams::new();
+        for (name, value) in query_pairs(&query) {
+            params.append(&name, &value);
         }
-        init.set_headers(&headers);
-        let request = web_sys::Request::new_with_str_and_init(&self.url(path), &init)
-            .map_err(|e| ApiError::Network(js_error(e)))?;
-        let window = web_sys::window().ok_or_else(|| ApiError::Network("no window".into()))?;
-        let response: web_sys::Response = JsFuture::from(window.fetch_with_request(&request))
-            .await
-            .map_err(|e| ApiError::Network(js_error(e)))?
-            .dyn_into()
-            .map_err(|_| ApiError::Decode("not a response".into()))?;
-        let text = JsFuture::from(
-            response
-                .text()
-                .map_err(|e| ApiError::Network(js_error(e)))?,
-        )
-        .await
-        .map_err(|e| ApiError::Network(js_error(e)))?
-        .as_string()
-        .unwrap_or_default();
-        match response.status() {
-            200..=299 => Ok(text),
-            401 => Err(ApiError::Unauthorized),
-            status => {
-                let message = serde_json::from_str::<serde_json::Value>(&text)
-                    .ok()
-                    .and_then(|v| v["message"].as_str().map(str::to_owned))
-                    .unwrap_or(text);
-                Err(ApiError::Http { status, message })
-            }
-        }
+        self.url(&format!("/v1/events?{params}"))
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
-        let text = self.fetch("GET", path, None).await?;
-        serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()))
-    }
-
-    pub async fn post<T: DeserializeOwned>(
+    /// `GET path` with `query`, read as `T`.
+    async fn get<T: DeserializeOwned>(
         &self,
         path: &str,
-        body: &serde_json::Value,
+        query: Vec<(String, String)>,
     ) -> Result<T, ApiError> {
-        let text = self.fetch("POST", path, Some(body.to_string())).await?;
-        serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()))
+        let response = Request::get(&self.url(path))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .query(query.iter().map(|(name, value)| (name.as_str(), value)))
+            .send()
+            .await
+            .map_err(|e| ApiError::Network(e.to_string()))?;
+        if !response.ok() {
+            return Err(failure(response).await);
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| ApiError::Decode(e.to_string()))
+    }
+
+    /// `GET /v1/stats` for the endpoints (all of them when none is given).
+    pub async fn stats(&self, endpoints: &[EndpointId]) -> Result<StatsSummary, ApiError> {
+        let query = StatsQuery {
+            endpoint_id: endpoint_filter(endpoints),
+        };
+        self.get("/v1/stats", query_pairs(&query)).await
+    }
+
+    /// One page of `GET /v1/tasks`, newest first, for the endpoints (all when none is given).
+    pub async fn tasks(
+        &self,
+        endpoints: &[EndpointId],
+        limit: usize,
+        cursor: Option<String>,
+    ) -> Result<TaskPage, ApiError> {
+        let query = TaskListQuery {
+            endpoint_id: endpoint_filter(endpoints),
+            cursor,
+            limit: Some(limit),
+            ..TaskListQuery::default()
+        };
+        self.get("/v1/tasks", query_pairs(&query)).await
+    }
+
+    /// `GET /v1/tasks/{id}`: the task's status document.
+    pub async fn task(&self, id: TaskId) -> Result<TaskStatus, ApiError> {
+        self.get(&format!("/v1/tasks/{id}"), Vec::new()).await
+    }
+
+    /// `GET /v1/functions/{id}`.
+    pub async fn function(&self, id: FunctionId) -> Result<FunctionInfo, ApiError> {
+        self.get(&format!("/v1/functions/{id}"), Vec::new()).await
+    }
+
+    /// `GET /v1/endpoints`.
+    pub async fn endpoints(&self) -> Result<Vec<EndpointSummary>, ApiError> {
+        self.get("/v1/endpoints", Vec::new()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_written_from_the_model_s_types() {
+        let query = TaskListQuery {
+            endpoint_id: endpoint_filter(&[EndpointId::from_u128(1), EndpointId::from_u128(2)]),
+            limit: Some(5000),
+            ..TaskListQuery::default()
+        };
+        let mut pairs = query_pairs(&query);
+        pairs.sort();
+        assert_eq!(
+            pairs,
+            vec![
+                (
+                    "endpoint_id".to_owned(),
+                    "00000000-0000-0000-0000-000000000001,00000000-0000-0000-0000-000000000002"
+                        .to_owned()
+                ),
+                ("limit".to_owned(), "5000".to_owned()),
+            ]
+        );
+        assert!(query_pairs(&StatsQuery::default()).is_empty());
     }
 }

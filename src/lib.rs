@@ -1,12 +1,14 @@
 //! Lifeline's dashboard: a Leptos single-page app, compiled to WebAssembly and built with trunk,
 //! that shows each task's live position in its life cycle.
 //!
-//! `main.rs` only mounts [`App`]. [`session`] holds the shared state and talks to the service
-//! through [`api`]; [`live`] and [`url_state`] are plain logic, tested natively; `components/`
-//! and `pages/` draw.
+//! `main.rs` only mounts [`App`]. [`session`] is the data layer: it loads through [`api`],
+//! follows the service's events through the [`event_stream`] hook and provides what the views
+//! read as small contexts; [`live`] and [`url_state`] are plain logic, tested natively;
+//! `components/` and `pages/` draw.
 
 pub mod api;
 pub mod components;
+pub mod event_stream;
 pub mod live;
 pub mod pages;
 pub mod session;
@@ -20,10 +22,10 @@ use crate::components::signin::SignIn;
 use crate::pages::endpoints::EndpointsPage;
 use crate::pages::lifecycle::LifecyclePage;
 use crate::pages::overview::OverviewPage;
-use crate::session::{Session, now_secs};
+use crate::session::{Auth, provide_session};
 use crate::url_state::{Page, ViewState, from_fragment};
 
-const TOKEN_KEY: &str = "lifeline-token";
+pub(crate) const TOKEN_KEY: &str = "lifeline-token";
 const SERVICE_KEY: &str = "lifeline-service";
 
 /// The service and token from `#token=...&service=...` (then removed from the address bar),
@@ -83,55 +85,18 @@ pub fn App() -> impl IntoView {
     let query = web_sys::window()
         .and_then(|w| w.location().search().ok())
         .unwrap_or_default();
-    let session = Session::new(initial_api(), ViewState::from_query(&query));
-    provide_context(session);
+    provide_session(initial_api(), ViewState::from_query(&query));
+    let auth = expect_context::<Auth>();
+    let view_state = expect_context::<RwSignal<ViewState>>();
 
     // The address bar follows the view.
-    Effect::new(move |_| session.view.with(write_url));
-    // A new session or endpoint filter loads everything again.
-    let filter = Memo::new(move |_| {
-        (
-            session.api.get(),
-            session.view.with(|v| v.endpoints.clone()),
-        )
-    });
-    Effect::new(move |_| {
-        if filter.with(|(api, _)| api.is_some()) {
-            session.reload();
-        }
-    });
-    // Endpoint heartbeats and time-in-state figures refresh every few seconds.
-    Effect::new(move |_| {
-        if session.api.with(Option::is_some) {
-            leptos::task::spawn_local(async move {
-                session.refresh_endpoints().await;
-            });
-        }
-    });
-    let ticker = set_interval_with_handle(
-        move || {
-            session.clock.set(now_secs());
-            let tick = session.clock.get_untracked() as u64;
-            if session.api.with_untracked(Option::is_some) && tick.is_multiple_of(3) {
-                leptos::task::spawn_local(async move {
-                    session.refresh_endpoints().await;
-                    session.refresh_stats().await;
-                });
-            }
-        },
-        std::time::Duration::from_secs(1),
-    );
-    on_cleanup(move || {
-        if let Ok(t) = ticker {
-            t.clear();
-        }
-    });
+    Effect::new(move |_| view_state.with(write_url));
 
     view! {
-        <Show when=move || session.api.with(Option::is_some) fallback=|| view! { <SignIn/> }>
+        <Show when=move || auth.api.with(Option::is_some) fallback=|| view! { <SignIn/> }>
             <Header/>
             <main>
-                {move || match session.view.with(|v| v.page) {
+                {move || match view_state.with(|v| v.page) {
                     Page::Lifecycle => view! { <LifecyclePage/> }.into_any(),
                     Page::Endpoints => view! { <EndpointsPage/> }.into_any(),
                     Page::Overview => view! { <OverviewPage/> }.into_any(),

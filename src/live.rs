@@ -228,7 +228,7 @@ impl Live {
                 self.transition(event.seq, t, now)
             }
             EventBody::Transition(_) => {}
-            // Endpoint changes reach the endpoints page through its periodic refresh.
+            // Endpoint changes are the endpoint list's (see `session::endpoints`).
             EventBody::Endpoint(_) => {}
         }
         Ok(())

@@ -2,37 +2,40 @@
 
 use leptos::prelude::*;
 
-use crate::session::Session;
-use crate::url_state::Page;
+use crate::session::{Auth, Connection, Endpoints};
+use crate::url_state::{Page, ViewState};
 
 #[component]
 pub fn Header() -> impl IntoView {
-    let session = expect_context::<Session>();
+    let auth = expect_context::<Auth>();
+    let view_state = expect_context::<RwSignal<ViewState>>();
+    let endpoints = expect_context::<Endpoints>();
+    let connection = expect_context::<Signal<Connection>>();
     let tabs = Page::ALL
         .into_iter()
         .map(|page| {
-            let current = move || session.view.with(|v| v.page == page);
+            let current = move || view_state.with(|v| v.page == page);
             view! {
                 <button class="tab" class:active=current aria-current=move || if current() { "page" } else { "false" }
                     data-page=page.wire()
-                    on:click=move |_| session.view.update(|v| v.page = page)>
+                    on:click=move |_| view_state.update(|v| v.page = page)>
                     {page.label()}
                 </button>
             }
         })
         .collect_view();
     let chips = move || {
-        session.endpoints.with(|list| {
+        endpoints.with(|list| {
             list.iter()
                 .map(|e| {
                     let id = e.endpoint_id;
-                    let selected = move || session.view.with(|v| v.endpoints.contains(&id));
+                    let selected = move || view_state.with(|v| v.endpoints.contains(&id));
                     let dot = if e.online { "dot online" } else { "dot offline" };
                     let status = if e.online { "online" } else { "offline" };
                     view! {
                         <button class="chip" class:selected=selected aria-pressed=move || selected().to_string()
                             data-endpoint=id.to_string() title=format!("{} ({status})", e.name)
-                            on:click=move |_| session.view.update(|v| {
+                            on:click=move |_| view_state.update(|v| {
                                 if let Some(i) = v.endpoints.iter().position(|x| *x == id) {
                                     v.endpoints.remove(i);
                                 } else {
@@ -54,21 +57,21 @@ pub fn Header() -> impl IntoView {
             <div class="filters" role="group" aria-label="Endpoints shown">
                 <span class="filter-label">"Endpoints:"</span>
                 {chips}
-                <Show when=move || session.view.with(|v| !v.endpoints.is_empty())>
-                    <button class="chip clear" on:click=move |_| session.view.update(|v| v.endpoints.clear())>"all"</button>
+                <Show when=move || view_state.with(|v| !v.endpoints.is_empty())>
+                    <button class="chip clear" on:click=move |_| view_state.update(|v| v.endpoints.clear())>"all"</button>
                 </Show>
             </div>
-            <span class="connection" data-connection=move || session.connection.get().wire()
+            <span class="connection" data-connection=move || connection.get().wire()
                 role="status" aria-live="polite">
                 <span class="dot" aria-hidden="true"></span>
-                {move || session.connection.get().label()}
+                {move || connection.get().label()}
             </span>
-            <button class="signout" on:click=move |_| session.sign_out("Signed out.")>"Sign out"</button>
+            <button class="signout" on:click=move |_| auth.sign_out("Signed out.")>"Sign out"</button>
         </header>
-        {move || session.notice.get().map(|n| view! {
+        {move || auth.notice.get().map(|n| view! {
             <div class="notice" role="alert">
                 {n}
-                <button aria-label="Dismiss" on:click=move |_| session.notice.set(None)>"×"</button>
+                <button aria-label="Dismiss" on:click=move |_| auth.notice.set(None)>"×"</button>
             </div>
         })}
     }

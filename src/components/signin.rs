@@ -3,27 +3,27 @@
 use leptos::prelude::*;
 
 use crate::api::Api;
-use crate::session::Session;
+use crate::session::Auth;
 
 #[component]
 pub fn SignIn() -> impl IntoView {
-    let session = expect_context::<Session>();
+    let auth = expect_context::<Auth>();
     let token = RwSignal::new(String::new());
     let service = RwSignal::new(String::new());
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let value = token.get_untracked().trim().to_owned();
         if value.is_empty() {
-            session.notice.set(Some(
+            auth.notice.set(Some(
                 "Paste the token that `lifeline up` or `lifeline serve` printed.".into(),
             ));
             return;
         }
         if let Some(storage) = web_sys::window().and_then(|w| w.session_storage().ok().flatten()) {
-            let _ = storage.set_item("lifeline-token", &value);
+            let _ = storage.set_item(crate::TOKEN_KEY, &value);
         }
-        session.notice.set(None);
-        session.api.set(Some(Api {
+        auth.notice.set(None);
+        auth.api.set(Some(Api {
             base: String::new(),
             token: value,
         }));
@@ -41,7 +41,7 @@ pub fn SignIn() -> impl IntoView {
                 <input id="service" type="url" placeholder="http://127.0.0.1:8080" prop:value=move || service.get()
                     on:input=move |ev| service.set(event_target_value(&ev))/>
                 <button type="submit">"Sign in"</button>
-                {move || session.notice.get().map(|n| view! { <p class="notice" role="alert">{n}</p> })}
+                {move || auth.notice.get().map(|n| view! { <p class="notice" role="alert">{n}</p> })}
             </form>
         </main>
     }

@@ -1,134 +1,172 @@
 //! One task in full: its status document, result or exception, and every transition.
+//!
+//! The document is a [`LocalResource`] keyed by the selected task and its row in the live
+//! picture, so it is fetched again whenever the task moves; the detail shows it through a
+//! `<Transition>` (the previous document stays up while the next loads) and an
+//! `<ErrorBoundary>`.
 
 use leptos::prelude::*;
-use leptos::task::spawn_local;
-use lifeline_model::{TaskId, TransitionRecord};
-use serde_json::Value;
+use lifeline_model::{State, TaskId, Timestamp, TransitionRecord, human_duration};
 
+use crate::api::{ApiError, TaskStatus};
 use crate::components::task_table::age;
-use crate::session::Session;
+use crate::session::{Auth, Clock, Endpoints, LiveTasks};
+use crate::url_state::ViewState;
 
-/// A selected task's status document, fetched again whenever its row changes.
-pub fn use_task_document(session: Session) -> RwSignal<Option<Value>> {
-    let doc = RwSignal::new(None::<Value>);
+/// The selected task's status document: `Ok(None)` while no task is selected.
+pub type TaskDocument = LocalResource<Result<Option<TaskStatus>, ApiError>>;
+
+/// The selected task's status document, fetched again whenever its row changes.
+pub fn use_task_document(task: Memo<Option<TaskId>>) -> TaskDocument {
+    let auth = expect_context::<Auth>();
+    let live = expect_context::<LiveTasks>();
     // The row's (state, attempt, since) changes when the task moves.
     let key = Memo::new(move |_| {
-        session.version.track();
-        let task = session.view.with(|v| v.task)?;
-        let row = session.live.with_value(|l| {
-            l.as_ref()
-                .and_then(|l| l.task(task).map(|t| (t.state, t.attempt, t.since)))
+        let task = task.get()?;
+        let row = live.with(|l| {
+            l.and_then(|l| l.task(task))
+                .map(|t| (t.state, t.attempt, t.since))
         });
         Some((task, row))
     });
-    Effect::new(move |_| {
-        let Some((task, _)) = key.get() else {
-            doc.set(None);
-            return;
-        };
-        let Some(api) = session.api.get_untracked() else {
-            return;
-        };
-        spawn_local(async move {
-            match api.get::<Value>(&format!("/v1/tasks/{task}")).await {
-                Ok(value) if session.view.with_untracked(|v| v.task == Some(task)) => {
-                    doc.set(Some(value))
+    LocalResource::new(move || {
+        let key = key.get();
+        let api = auth.api.get_untracked();
+        async move {
+            let (Some((task, _)), Some(api)) = (key, api) else {
+                return Ok(None);
+            };
+            match api.task(task).await {
+                Ok(doc) => Ok(Some(doc)),
+                Err(error) => {
+                    if error == ApiError::Unauthorized {
+                        auth.fail(&error);
+                    }
+                    Err(error)
                 }
-                Ok(_) => {}
-                Err(error) => session.fail(&error),
             }
-        });
-    });
-    doc
+        }
+    })
 }
 
-/// The steps of a status document, for the diagram: its transition log.
-pub fn path_of(doc: &Value) -> Vec<TransitionRecord> {
-    serde_json::from_value(doc["details"]["task_transitions"].clone()).unwrap_or_default()
+/// The transitions of the selected task, for the diagram (empty while none is loaded).
+pub fn path_of(doc: TaskDocument, task: Memo<Option<TaskId>>) -> Signal<Vec<TransitionRecord>> {
+    Signal::derive(move || {
+        let selected = task.get();
+        doc.map(|d| match d {
+            Ok(Some(d)) if Some(d.task_id) == selected => d.details.task_transitions.clone(),
+            Ok(_) | Err(_) => Vec::new(),
+        })
+        .unwrap_or_default()
+    })
 }
 
-fn time(epoch: f64) -> String {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(epoch * 1000.0));
+fn time(at: Timestamp) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at.as_secs_f64() * 1000.0));
     let iso: String = date.to_iso_string().into();
     iso.replace('T', " ")
 }
 
 #[component]
-pub fn TaskDetail(doc: RwSignal<Option<Value>>, task: TaskId) -> impl IntoView {
-    let session = expect_context::<Session>();
-    let endpoint_name = move |id: &str| {
-        session
-            .endpoints
-            .with(|list| {
-                list.iter()
-                    .find(|e| e.endpoint_id.to_string() == id)
-                    .map(|e| e.name.clone())
-            })
-            .unwrap_or_else(|| id.to_owned())
-    };
+pub fn TaskDetail(doc: TaskDocument, task: TaskId) -> impl IntoView {
+    let view_state = expect_context::<RwSignal<ViewState>>();
     view! {
         <aside class="detail" aria-label="Task detail" data-task-detail=task.to_string()>
             <header>
                 <h2>"Task " <span class="mono">{task.to_string()}</span></h2>
-                <button aria-label="Close (Escape)" on:click=move |_| session.view.update(|v| v.task = None)>"×"</button>
+                <button aria-label="Close (Escape)" on:click=move |_| view_state.update(|v| v.task = None)>"×"</button>
             </header>
-            {move || match doc.get() {
-                None => view! { <p class="muted">"Loading…"</p> }.into_any(),
-                Some(d) => {
-                    let status = d["status"].as_str().unwrap_or_default().to_owned();
-                    let label = status.parse::<lifeline_model::State>().map(|s| s.label()).unwrap_or("unknown");
-                    let log = d["details"]["task_transitions"].as_array().cloned().unwrap_or_default();
-                    let endpoint = endpoint_name(d["details"]["endpoint_id"].as_str().unwrap_or_default());
-                    // Where each attempt ran: the endpoint records it when a manager takes the task.
-                    let ran_on = log
-                        .iter()
-                        .filter(|t| t["state"] == "waiting-for-launch")
-                        .map(|t| format!("attempt {}: {} ({})", t["attempt"], endpoint, t["reason"].as_str().unwrap_or("?")))
-                        .collect::<Vec<_>>();
-                    let rows = log
-                        .iter()
-                        .enumerate()
-                        .map(|(i, t)| {
-                            let at = t["at"].as_f64().unwrap_or_default();
-                            let stay = log.get(i + 1).and_then(|n| n["at"].as_f64()).map(|n| lifeline_model::human_duration(n - at)).unwrap_or_else(|| "now".into());
-                            view! {
-                                <tr data-step=i + 1>
-                                    <td>{i + 1}</td>
-                                    <td class=format!("state-label state-{}", t["state"].as_str().unwrap_or_default())>{t["state"].as_str().unwrap_or_default().to_owned()}</td>
-                                    <td>{t["actor"].as_str().unwrap_or_default().to_owned()}</td>
-                                    <td>{t["attempt"].as_u64().unwrap_or_default()}</td>
-                                    <td class="mono">{time(at)}</td>
-                                    <td>{stay}</td>
-                                    <td class="reason">{t["reason"].as_str().unwrap_or_default().lines().next().unwrap_or_default().to_owned()}</td>
-                                </tr>
-                            }
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                <ErrorBoundary fallback=|errors| view! {
+                    <p class="notice" role="alert">
+                        {move || errors.with(|e| e.iter().map(|(_, e)| e.to_string()).collect::<Vec<_>>().join("; "))}
+                    </p>
+                }>
+                    {move || Suspend::new(async move {
+                        doc.await.map(|d| match d {
+                            Some(d) if d.task_id == task => view! { <Document doc=d/> }.into_any(),
+                            // The previous task's document, until this one's arrives.
+                            Some(_) | None => view! { <p class="muted">"Loading…"</p> }.into_any(),
                         })
-                        .collect_view();
-                    view! {
-                        <dl class="facts">
-                            <dt>"status"</dt><dd class=format!("state-label state-{status}") data-status=status.clone()>{label}</dd>
-                            <dt>"pending"</dt><dd>{d["pending"].to_string()}</dd>
-                            <dt>"attempt"</dt><dd>{format!("{} of at most {}", d["details"]["attempt"], d["details"]["max_retries"].as_u64().unwrap_or(0) + 1)}</dd>
-                            <dt>"endpoint"</dt><dd>{endpoint.clone()}</dd>
-                            {(!ran_on.is_empty()).then(|| view! {
-                                <dt>"ran on"</dt><dd data-ran-on="">{ran_on.into_iter().map(|r| view! { <div>{r}</div> }).collect_view()}</dd>
-                            })}
-                            {d["completion_t"].as_str().map(|c| view! { <dt>"completion_t"</dt><dd class="mono">{c.to_owned()}</dd> })}
-                            {d["details"]["task_transitions"].as_array().and_then(|l| l.first()).and_then(|f| f["at"].as_f64()).map(|t0| view! {
-                                <dt>"age"</dt><dd>{move || age(session.clock.get() - t0)}</dd>
-                            })}
-                        </dl>
-                        {d.get("result").map(|r| view! { <h3>"Result"</h3><pre class="result">{serde_json::to_string_pretty(r).unwrap_or_default()}</pre> })}
-                        {d["exception"].as_str().map(|e| view! { <h3>"Exception"</h3><pre class="exception">{e.to_owned()}</pre> })}
-                        <h3>"Transitions"</h3>
-                        <table class="transitions">
-                            <thead><tr><th>"#"</th><th>"state"</th><th>"actor"</th><th>"attempt"</th><th>"at (UTC)"</th><th>"time there"</th><th>"reason"</th></tr></thead>
-                            <tbody>{rows}</tbody>
-                        </table>
-                    }
-                    .into_any()
-                }
-            }}
+                    })}
+                </ErrorBoundary>
+            </Transition>
         </aside>
+    }
+}
+
+/// A status document's facts, result or exception, and transitions.
+#[component]
+fn Document(doc: TaskStatus) -> impl IntoView {
+    let endpoints = expect_context::<Endpoints>();
+    let clock = expect_context::<Clock>();
+    let status = doc.status;
+    let log = doc.details.task_transitions;
+    let endpoint_id = doc.details.endpoint_id;
+    let endpoint = move || {
+        endpoints
+            .name(endpoint_id)
+            .unwrap_or_else(|| endpoint_id.to_string())
+    };
+    // Where each attempt ran: the endpoint records it when a manager takes the task.
+    let launches = log
+        .iter()
+        .filter(|t| t.state == State::WaitingForLaunch)
+        .map(|t| (t.attempt, t.reason.clone().unwrap_or_else(|| "?".into())))
+        .collect::<Vec<_>>();
+    let started = log.first().map(|first| first.at.as_secs_f64());
+    let rows = log
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let stay = log
+                .get(i + 1)
+                .map(|n| human_duration(n.at.as_secs_f64() - t.at.as_secs_f64()))
+                .unwrap_or_else(|| "now".into());
+            let reason = t
+                .reason
+                .as_deref()
+                .and_then(|r| r.lines().next())
+                .unwrap_or_default()
+                .to_owned();
+            view! {
+                <tr data-step=i + 1>
+                    <td>{i + 1}</td>
+                    <td class=format!("state-label state-{}", t.state.wire())>{t.state.wire()}</td>
+                    <td>{t.actor.wire()}</td>
+                    <td>{t.attempt}</td>
+                    <td class="mono">{time(t.at)}</td>
+                    <td>{stay}</td>
+                    <td class="reason">{reason}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    // A function that returned nothing succeeded with `null`.
+    let result = (status == State::Success)
+        .then(|| serde_json::to_string_pretty(&doc.result.unwrap_or_default()).unwrap_or_default());
+    view! {
+        <dl class="facts">
+            <dt>"status"</dt><dd class=format!("state-label state-{}", status.wire()) data-status=status.wire()>{status.label()}</dd>
+            <dt>"pending"</dt><dd>{doc.pending.to_string()}</dd>
+            <dt>"attempt"</dt><dd>{format!("{} of at most {}", doc.details.attempt, doc.details.max_retries + 1)}</dd>
+            <dt>"endpoint"</dt><dd>{endpoint}</dd>
+            {(!launches.is_empty()).then(|| view! {
+                <dt>"ran on"</dt><dd data-ran-on="">{launches.into_iter().map(|(attempt, node)| view! {
+                    <div>{move || format!("attempt {attempt}: {} ({node})", endpoint())}</div>
+                }).collect_view()}</dd>
+            })}
+            {doc.completion_t.map(|c| view! { <dt>"completion_t"</dt><dd class="mono">{c}</dd> })}
+            {started.map(|t0| view! {
+                <dt>"age"</dt><dd>{move || age(clock.get() - t0)}</dd>
+            })}
+        </dl>
+        {result.map(|r| view! { <h3>"Result"</h3><pre class="result">{r}</pre> })}
+        {doc.exception.map(|e| view! { <h3>"Exception"</h3><pre class="exception">{e}</pre> })}
+        <h3>"Transitions"</h3>
+        <table class="transitions">
+            <thead><tr><th>"#"</th><th>"state"</th><th>"actor"</th><th>"attempt"</th><th>"at (UTC)"</th><th>"time there"</th><th>"reason"</th></tr></thead>
+            <tbody>{rows}</tbody>
+        </table>
     }
 }

@@ -5,7 +5,8 @@ use leptos::prelude::*;
 use lifeline_model::{State, TaskId};
 
 use crate::live::TaskRow;
-use crate::session::{Session, short};
+use crate::session::{Clock, Endpoints, FunctionNames, LiveTasks, short};
+use crate::url_state::ViewState;
 
 /// Row height in pixels (kept in step with `.task-row` in the style sheet).
 const ROW: f64 = 30.0;
@@ -73,17 +74,19 @@ fn keep(
 
 #[component]
 pub fn TaskTable() -> impl IntoView {
-    let session = expect_context::<Session>();
+    let live = expect_context::<LiveTasks>();
+    let view_state = expect_context::<RwSignal<ViewState>>();
+    let functions = expect_context::<FunctionNames>();
+    let endpoints = expect_context::<Endpoints>();
+    let clock = expect_context::<Clock>();
     let scroll = RwSignal::new(0.0_f64);
     let list = NodeRef::<leptos::html::Div>::new();
     // The filtered rows, newest first, as indices into the loaded tasks.
     let filtered = Memo::new(move |_| {
-        session.version.track();
-        let view = session.view.get();
+        let view = view_state.get();
         let needle = view.search.trim().to_lowercase();
-        session.live.with_value(|l| {
-            l.as_ref()
-                .map(|l| l.select(|t, came_from| keep(&view, t, came_from, &needle)))
+        live.with(|l| {
+            l.map(|l| l.select(|t, came_from| keep(&view, t, came_from, &needle)))
                 .unwrap_or_default()
         })
     });
@@ -92,10 +95,9 @@ pub fn TaskTable() -> impl IntoView {
     let visible = move || {
         let first = ((scroll.get() / ROW).floor() as usize).saturating_sub(OVERSCAN);
         let count = (HEIGHT / ROW).ceil() as usize + 2 * OVERSCAN;
-        session.version.track();
         let rows: Vec<(usize, TaskRow)> = filtered.with(|f| {
-            session.live.with_value(|l| {
-                let Some(l) = l.as_ref() else {
+            live.with(|l| {
+                let Some(l) = l else {
                     return Vec::new();
                 };
                 f.iter()
@@ -106,11 +108,11 @@ pub fn TaskTable() -> impl IntoView {
                     .collect()
             })
         });
-        session.want_functions(rows.iter().map(|(_, t)| t.function_id).collect());
+        functions.want(rows.iter().map(|(_, t)| t.function_id).collect());
         rows
     };
 
-    let select = move |id: TaskId| session.view.update(|v| v.task = Some(id));
+    let select = move |id: TaskId| view_state.update(|v| v.task = Some(id));
     // Arrow keys move the selection through the filtered list, keeping it in view.
     let on_key = move |ev: leptos::ev::KeyboardEvent| {
         let step: isize = match ev.key().as_str() {
@@ -121,10 +123,10 @@ pub fn TaskTable() -> impl IntoView {
             _ => return,
         };
         ev.prevent_default();
-        let current = session.view.with_untracked(|v| v.task);
+        let current = view_state.with_untracked(|v| v.task);
         let (ids, position) = filtered.with_untracked(|f| {
-            session.live.with_value(|l| {
-                let Some(l) = l.as_ref() else {
+            live.with_untracked(|l| {
+                let Some(l) = l else {
                     return (Vec::new(), None);
                 };
                 let ids: Vec<TaskId> = f
@@ -154,15 +156,8 @@ pub fn TaskTable() -> impl IntoView {
         }
     };
 
-    let endpoint_name = move |id| {
-        session
-            .endpoints
-            .with(|list| {
-                list.iter()
-                    .find(|e| e.endpoint_id == id)
-                    .map(|e| e.name.clone())
-            })
-            .unwrap_or_else(|| short(&id.to_string()))
+    let endpoint_name = move |id: lifeline_model::EndpointId| {
+        endpoints.name(id).unwrap_or_else(|| short(&id.to_string()))
     };
 
     view! {
@@ -186,13 +181,13 @@ pub fn TaskTable() -> impl IntoView {
                 on:keydown=on_key>
                 <div class="task-space" style=move || format!("height: {}px", total() as f64 * ROW)>
                     {move || {
-                        let now = session.clock.get();
+                        let now = clock.get();
                         visible()
                             .into_iter()
                             .map(|(pos, t)| {
                                 let id = t.task_id;
-                                let selected = move || session.view.with(|v| v.task == Some(id));
-                                let function = session.functions.with(|f| f.get(&t.function_id).cloned()).unwrap_or_default();
+                                let selected = move || view_state.with(|v| v.task == Some(id));
+                                let function = functions.with(|f| f.get(&t.function_id).cloned()).unwrap_or_default();
                                 view! {
                                     <div class="task-row" role="row" data-task-id=id.to_string() data-state=t.state.wire()
                                         class:selected=selected aria-selected=move || selected().to_string()

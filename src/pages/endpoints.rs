@@ -1,25 +1,36 @@
 //! Endpoints: online or offline with the age of their last heartbeat, each executor's managers,
 //! workers and tasks, and unfinished tasks stranded on an endpoint that went silent.
+//!
+//! Online and offline follow the event stream everywhere; heartbeat ages and executor reports
+//! are not streamed, so this page asks for the list again every few seconds while it is open.
 
 use leptos::prelude::*;
 use lifeline_model::State;
 
 use crate::components::task_table::age;
-use crate::session::Session;
-use crate::url_state::Page;
+use crate::session::{Clock, Endpoints, LiveTasks};
+use crate::url_state::{Page, ViewState};
+
+/// How often the page asks for heartbeats and executor reports.
+const REFRESH: std::time::Duration = std::time::Duration::from_secs(3);
 
 #[component]
 pub fn EndpointsPage() -> impl IntoView {
-    let session = expect_context::<Session>();
+    let live = expect_context::<LiveTasks>();
+    let clock = expect_context::<Clock>();
+    let endpoints = expect_context::<Endpoints>();
+    let view_state = expect_context::<RwSignal<ViewState>>();
+    endpoints.refresh();
+    let refresher = set_interval_with_handle(move || endpoints.refresh(), REFRESH);
+    on_cleanup(move || {
+        if let Ok(r) = refresher {
+            r.clear();
+        }
+    });
     let rows = move || {
-        session.version.track();
-        let now = session.clock.get();
-        let pending = session.live.with_value(|l| {
-            l.as_ref()
-                .map(|l| l.pending_by_endpoint())
-                .unwrap_or_default()
-        });
-        session.endpoints.with(|list| {
+        let now = clock.get();
+        let pending = live.with(|l| l.map(|l| l.pending_by_endpoint()).unwrap_or_default());
+        endpoints.with(|list| {
             list.iter()
                 .map(|e| {
                     let id = e.endpoint_id;
@@ -50,7 +61,7 @@ pub fn EndpointsPage() -> impl IntoView {
                     view! {
                         <tr data-endpoint-row=id.to_string() data-online=e.online.to_string()>
                             <td>
-                                <button class="link" on:click=move |_| session.view.update(|v| { v.endpoints = vec![id]; v.page = Page::Lifecycle; })>
+                                <button class="link" on:click=move |_| view_state.update(|v| { v.endpoints = vec![id]; v.page = Page::Lifecycle; })>
                                     {e.name.clone()}
                                 </button>
                                 <div class="mono muted">{id.to_string()}</div>
@@ -78,7 +89,7 @@ pub fn EndpointsPage() -> impl IntoView {
                 <thead><tr><th>"Endpoint"</th><th>"Status"</th><th>"Last heartbeat"</th><th>"Executors"</th><th></th></tr></thead>
                 <tbody>{rows}</tbody>
             </table>
-            <Show when=move || session.endpoints.with(Vec::is_empty)>
+            <Show when=move || endpoints.with(<[_]>::is_empty)>
                 <p class="muted">"No endpoint yet. " <code>"lifeline endpoint register NAME"</code> " creates one."</p>
             </Show>
         </section>

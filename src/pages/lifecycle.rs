@@ -7,33 +7,32 @@ use lifeline_model::{State, StateCounts, edges};
 use crate::components::diagram::LifecycleDiagram;
 use crate::components::task_detail::{TaskDetail, path_of, use_task_document};
 use crate::components::task_table::TaskTable;
-use crate::session::{Session, now_secs};
+use crate::session::{Clock, FunctionNames, LiveTasks, now_secs, short};
+use crate::url_state::ViewState;
 
 #[component]
 pub fn LifecyclePage() -> impl IntoView {
-    let session = expect_context::<Session>();
+    let live = expect_context::<LiveTasks>();
+    let clock = expect_context::<Clock>();
+    let functions = expect_context::<FunctionNames>();
+    let view_state = expect_context::<RwSignal<ViewState>>();
     let counts = Signal::derive(move || {
-        session.version.track();
-        session.live.with_value(|l| {
-            l.as_ref()
-                .map(|l| l.counts)
-                .unwrap_or_else(StateCounts::default)
-        })
+        live.with(|l| l.map(|l| l.counts).unwrap_or_else(StateCounts::default))
     });
     let flows = Signal::derive(move || {
-        session.version.track();
-        session.clock.track();
+        clock.track();
         let now = now_secs();
-        session.live.with_value(|l| match l {
+        live.with(|l| match l {
             Some(l) => edges().map(|e| l.flow(e.from, e.to, now)).collect(),
             None => Vec::new(),
         })
     });
-    let doc = use_task_document(session);
-    let path = Signal::derive(move || doc.with(|d| d.as_ref().map(path_of).unwrap_or_default()));
-    let highlighted = Signal::derive(move || session.view.with(|v| v.states.clone()));
+    let task = Memo::new(move |_| view_state.with(|v| v.task));
+    let doc = use_task_document(task);
+    let path = path_of(doc, task);
+    let highlighted = Signal::derive(move || view_state.with(|v| v.states.clone()));
     let on_state = Callback::new(move |state: State| {
-        session.view.update(|v| {
+        view_state.update(|v| {
             v.edge = None;
             v.states = if v.states == [state] {
                 Vec::new()
@@ -43,7 +42,7 @@ pub fn LifecyclePage() -> impl IntoView {
         })
     });
     let on_edge = Callback::new(move |edge: (State, State)| {
-        session.view.update(|v| {
+        view_state.update(|v| {
             v.states.clear();
             v.edge = if v.edge == Some(edge) {
                 None
@@ -68,14 +67,14 @@ pub fn LifecyclePage() -> impl IntoView {
                     let _ = input.focus();
                 }
             }
-            "Escape" => session.view.update(|v| v.task = None),
+            "Escape" => view_state.update(|v| v.task = None),
             _ => {}
         }
     });
     on_cleanup(move || keys.remove());
 
     let filter_text = move || {
-        session.view.with(|v| {
+        view_state.with(|v| {
             let mut parts = Vec::new();
             if !v.states.is_empty() {
                 parts.push(format!(
@@ -94,17 +93,15 @@ pub fn LifecyclePage() -> impl IntoView {
         })
     };
     let function_options = move || {
-        session.functions.with(|f| {
+        functions.with(|f| {
             let mut all: Vec<(String, String)> = f.iter().map(|(id, name)| (id.to_string(), name.clone())).collect();
             all.sort_by(|a, b| a.1.cmp(&b.1));
-            all.into_iter().map(|(id, name)| view! { <option value=id.clone()>{format!("{name} ({})", crate::session::short(&id))}</option> }).collect_view()
+            all.into_iter().map(|(id, name)| view! { <option value=id.clone()>{format!("{name} ({})", short(&id))}</option> }).collect_view()
         })
     };
     let warnings = move || {
-        session.version.track();
-        session.live.with_value(|l| {
-            l.as_ref()
-                .map(|l| l.warnings.iter().rev().cloned().collect::<Vec<_>>())
+        live.with(|l| {
+            l.map(|l| l.warnings.iter().rev().cloned().collect::<Vec<_>>())
                 .unwrap_or_default()
         })
     };
@@ -127,7 +124,7 @@ pub fn LifecyclePage() -> impl IntoView {
                         <summary>{move || format!("{} transitions refused by the life cycle model", warnings().len())}</summary>
                         <ul>
                             {move || warnings().into_iter().map(|w| view! {
-                                <li data-warning-seq=w.seq><span class="mono">{format!("#{} {}", w.seq, crate::session::short(&w.task_id.to_string()))}</span>" "{w.message}</li>
+                                <li data-warning-seq=w.seq><span class="mono">{format!("#{} {}", w.seq, short(&w.task_id.to_string()))}</span>" "{w.message}</li>
                             }).collect_view()}
                         </ul>
                     </details>
@@ -138,28 +135,28 @@ pub fn LifecyclePage() -> impl IntoView {
                     <div class="toolbar">
                         <h2 id="tasks-title">"Tasks"</h2>
                         <input id="search" type="search" placeholder="Search ids  (press /)" aria-label="Search task ids"
-                            prop:value=move || session.view.with(|v| v.search.clone())
-                            on:input=move |ev| { let text = event_target_value(&ev); session.view.update(|v| v.search = text) }/>
+                            prop:value=move || view_state.with(|v| v.search.clone())
+                            on:input=move |ev| { let text = event_target_value(&ev); view_state.update(|v| v.search = text) }/>
                         <select aria-label="State" on:change=move |ev| {
                             let value = event_target_value(&ev);
-                            session.view.update(|v| { v.edge = None; v.states = value.parse().map(|s| vec![s]).unwrap_or_default(); });
-                        } prop:value=move || session.view.with(|v| v.states.first().map(|s| s.wire().to_owned()).unwrap_or_default())>
+                            view_state.update(|v| { v.edge = None; v.states = value.parse().map(|s| vec![s]).unwrap_or_default(); });
+                        } prop:value=move || view_state.with(|v| v.states.first().map(|s| s.wire().to_owned()).unwrap_or_default())>
                             <option value="">"any state"</option>
                             {State::ALL.into_iter().map(|s| view! { <option value=s.wire()>{s.label()}</option> }).collect_view()}
                         </select>
                         <select aria-label="Function" on:change=move |ev| {
                             let value = event_target_value(&ev);
-                            session.view.update(|v| v.function = value.parse().ok());
-                        } prop:value=move || session.view.with(|v| v.function.map(|f| f.to_string()).unwrap_or_default())>
+                            view_state.update(|v| v.function = value.parse().ok());
+                        } prop:value=move || view_state.with(|v| v.function.map(|f| f.to_string()).unwrap_or_default())>
                             <option value="">"any function"</option>
                             {function_options}
                         </select>
                         <span class="active-filter">{filter_text}</span>
-                        <button on:click=move |_| session.view.update(|v| { v.states.clear(); v.edge = None; v.function = None; v.search.clear(); })>"Clear filters"</button>
+                        <button on:click=move |_| view_state.update(|v| { v.states.clear(); v.edge = None; v.function = None; v.search.clear(); })>"Clear filters"</button>
                     </div>
                     <TaskTable/>
                 </section>
-                {move || session.view.with(|v| v.task).map(|task| view! { <TaskDetail doc=doc task=task/> })}
+                {move || task.get().map(|task| view! { <TaskDetail doc=doc task=task/> })}
             </div>
         </div>
     }

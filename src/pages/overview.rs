@@ -2,22 +2,17 @@
 //! percentiles, for the current endpoint filter, drawn as small SVG plots.
 
 use leptos::prelude::*;
-use lifeline_model::{State, StateCounts, human_duration as seconds};
+use lifeline_model::{State, StateCounts, StatsSummary, human_duration as seconds};
 
 use crate::live::{THROUGHPUT_BUCKET_SECS, THROUGHPUT_BUCKETS};
-use crate::session::{Session, now_secs};
+use crate::session::{Clock, LiveTasks, now_secs};
 
 #[component]
 pub fn OverviewPage() -> impl IntoView {
-    let session = expect_context::<Session>();
-    let counts = move || {
-        session.version.track();
-        session.live.with_value(|l| {
-            l.as_ref()
-                .map(|l| l.counts)
-                .unwrap_or_else(StateCounts::default)
-        })
-    };
+    let live = expect_context::<LiveTasks>();
+    let clock = expect_context::<Clock>();
+    let stats = expect_context::<Signal<StatsSummary>>();
+    let counts = move || live.with(|l| l.map(|l| l.counts).unwrap_or_else(StateCounts::default));
     let totals = move || {
         let c = counts();
         State::ALL
@@ -34,13 +29,8 @@ pub fn OverviewPage() -> impl IntoView {
     };
     let (w, h) = (600.0_f64, 140.0_f64);
     let bars = move || {
-        session.version.track();
-        session.clock.track();
-        let series = session.live.with_value(|l| {
-            l.as_ref()
-                .map(|l| l.throughput(now_secs()))
-                .unwrap_or_default()
-        });
+        clock.track();
+        let series = live.with(|l| l.map(|l| l.throughput(now_secs())).unwrap_or_default());
         let peak = series
             .iter()
             .map(|(_, ok, bad)| ok + bad)
@@ -67,7 +57,7 @@ pub fn OverviewPage() -> impl IntoView {
             .collect_view()
     };
     let dwell = move || {
-        let stats = session.stats.get();
+        let stats = stats.get();
         let rows: Vec<_> = stats
             .dwell
             .iter()
@@ -100,7 +90,7 @@ pub fn OverviewPage() -> impl IntoView {
             })
             .collect_view()
     };
-    let dwell_height = move || session.stats.with(|s| s.dwell.len().max(1) as f64 * 26.0);
+    let dwell_height = move || stats.with(|s| s.dwell.len().max(1) as f64 * 26.0);
     view! {
         <section class="panel" aria-labelledby="overview-title">
             <h2 id="overview-title">"Overview"</h2>

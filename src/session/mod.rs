@@ -1,32 +1,35 @@
-//! The dashboard's shared state: the session (service and token), the view in the URL, the
-//! live picture of the tasks and the connection to the event stream.
+//! The dashboard's data layer: who is signed in, the live picture of the tasks, the endpoint
+//! list, function names, statistics, the clock and the connection indicator, each provided as
+//! its own small context so that a view asks only for what it reads.
 //!
-//! Data flows one way. Loading builds a [`Live`] from `/v1/stats` and `/v1/tasks`; the stream's
-//! events are buffered and applied once per animation frame; each applied batch bumps
-//! `version`, which is what the views depend on. A gap in the sequence, or a dropped stream,
-//! reopens it after the last applied event.
+//! Data flows one way. Loading builds a [`Live`] from `/v1/stats` and `/v1/tasks` at a sequence
+//! number; [`use_event_stream`] then hands over every later event in batches, which are applied
+//! (each transition checked by the model) and bump the version the views depend on. A gap in the
+//! sequence reopens the stream after the last applied event. When the stream cannot be had,
+//! the dashboard polls, and tries the stream again every few rounds.
 
-use std::cell::RefCell;
+mod endpoints;
+mod load;
+
 use std::collections::{HashMap, HashSet};
-use std::rc::Rc;
 use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use lifeline_model::{EndpointId, EndpointSummary, Event, FunctionId, StatsSummary, TaskPage};
-use wasm_bindgen::JsCast;
-use wasm_bindgen::prelude::Closure;
+use lifeline_model::{EventBody, FunctionId, StatsSummary};
 
 use crate::api::{Api, ApiError};
-use crate::live::{Live, TaskRow};
-
-/// `/v1/endpoints` entries.
-pub type EndpointInfo = EndpointSummary;
-/// `/v1/stats`.
-pub type Stats = StatsSummary;
+use crate::event_stream::{
+    Applied, StreamState, UseEventStreamOptions, UseEventStreamReturn,
+    use_event_stream_with_options,
+};
+use crate::live::Live;
 use crate::url_state::ViewState;
 
-/// The stream's state, shown by the connection indicator (`data-connection`).
+pub use endpoints::{Endpoints, apply_status};
+pub use load::TASK_CAP;
+
+/// The connection indicator's states (`data-connection`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Connection {
     Live,
@@ -53,310 +56,164 @@ impl Connection {
             Connection::Offline => "Offline",
         }
     }
-}
 
-/// Most tasks the list loads for one filter.
-pub const TASK_CAP: usize = crate::live::MAX_ROWS;
-/// Tasks per request while loading: few requests, each still quick to parse.
-const PAGE: usize = 5000;
-/// Stream errors in a row, without it ever opening, before falling back to polling.
-const ERRORS_BEFORE_POLLING: u32 = 3;
-
-/// Everything the views share, cheap to copy.
-#[derive(Copy, Clone, Debug)]
-pub struct Session {
-    pub api: RwSignal<Option<Api>>,
-    pub view: RwSignal<ViewState>,
-    pub live: StoredValue<Option<Live>>,
-    /// Bumped whenever `live` changes.
-    pub version: RwSignal<u64>,
-    pub connection: RwSignal<Connection>,
-    pub notice: RwSignal<Option<String>>,
-    pub endpoints: RwSignal<Vec<EndpointInfo>>,
-    pub stats: RwSignal<Stats>,
-    pub functions: RwSignal<HashMap<FunctionId, String>>,
-    /// Wall clock in epoch seconds, ticking every second for ages and rates.
-    pub clock: RwSignal<f64>,
-    /// Which load the running stream belongs to; older streams stop themselves.
-    generation: StoredValue<u64>,
-    stream: StoredValue<Option<web_sys::EventSource>, LocalStorage>,
-    buffer: StoredValue<Rc<RefCell<Vec<Event>>>, LocalStorage>,
-    frame_pending: StoredValue<bool>,
-    errors: StoredValue<u32>,
-}
-
-pub fn now_secs() -> f64 {
-    js_sys::Date::now() / 1000.0
-}
-
-impl Session {
-    pub fn new(api: Option<Api>, view: ViewState) -> Self {
-        Self {
-            api: RwSignal::new(api),
-            view: RwSignal::new(view),
-            live: StoredValue::new(None),
-            version: RwSignal::new(0),
-            connection: RwSignal::new(Connection::Offline),
-            notice: RwSignal::new(None),
-            endpoints: RwSignal::new(Vec::new()),
-            stats: RwSignal::new(Stats::default()),
-            functions: RwSignal::new(HashMap::new()),
-            clock: RwSignal::new(now_secs()),
-            generation: StoredValue::new(0),
-            stream: StoredValue::new_local(None),
-            buffer: StoredValue::new_local(Rc::new(RefCell::new(Vec::new()))),
-            frame_pending: StoredValue::new(false),
-            errors: StoredValue::new(0),
+    /// What the indicator shows for the stream's state and the polling fallback. While the
+    /// dashboard polls, the indicator says so until the stream really opens again, however
+    /// its attempts go.
+    pub fn of(stream: StreamState, fallback: Fallback) -> Self {
+        match (stream, fallback) {
+            (StreamState::Open, _) => Connection::Live,
+            (_, Fallback::Polling) => Connection::Polling,
+            (_, Fallback::Unreachable) => Connection::Offline,
+            (StreamState::Connecting | StreamState::Reconnecting, Fallback::Off) => {
+                Connection::Reconnecting
+            }
+            (StreamState::Closed | StreamState::Failed, Fallback::Off) => Connection::Offline,
         }
     }
+}
 
+/// Polling, for when the stream cannot be had.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Fallback {
+    Off,
+    /// Polling, and the last round got an answer.
+    Polling,
+    /// Polling, and the last round could not reach the service.
+    Unreachable,
+}
+
+/// Seconds between polling rounds.
+const POLL_PERIOD: Duration = Duration::from_secs(2);
+/// Polling rounds between attempts to open the stream again.
+const RETRY_EVERY: u32 = 5;
+/// Seconds between refreshes of the statistics (time-in-state percentiles).
+const STATS_EVERY: u64 = 3;
+
+/// Who is signed in, and what went wrong.
+#[derive(Copy, Clone, Debug)]
+pub struct Auth {
+    /// The service and token; `None` shows the sign-in form.
+    pub api: RwSignal<Option<Api>>,
+    /// A message for the user, shown until dismissed.
+    pub notice: RwSignal<Option<String>>,
+}
+
+impl Auth {
     /// Shows an error; a refused token sends the user back to the sign-in form.
     pub fn fail(&self, error: &ApiError) {
         if *error == ApiError::Unauthorized {
             self.sign_out("The service refused the token. Sign in again.");
         } else {
-            self.notice.set(Some(error.to_string()));
+            self.notice.try_set(Some(error.to_string()));
         }
     }
 
+    /// Forgets the token; the data layer stops following the service when it sees that.
     pub fn sign_out(&self, why: &str) {
-        self.close_stream();
         if let Some(storage) = web_sys::window().and_then(|w| w.session_storage().ok().flatten()) {
-            let _ = storage.remove_item("lifeline-token");
+            let _ = storage.remove_item(crate::TOKEN_KEY);
         }
-        self.api.set(None);
-        self.notice.set(Some(why.to_owned()));
+        self.api.try_set(None);
+        self.notice.try_set(Some(why.to_owned()));
     }
+}
 
-    fn close_stream(&self) {
-        self.stream.update_value(|s| {
-            if let Some(es) = s.take() {
-                es.close();
-            }
-        });
-    }
+/// The live picture of the tasks ([`Live`]). It changes with every batch of events, so it is
+/// kept out of the reactive graph and a version number stands for it there.
+#[derive(Copy, Clone, Debug)]
+pub struct LiveTasks {
+    live: StoredValue<Option<Live>>,
+    version: RwSignal<u64>,
+}
 
-    /// (Re)loads everything for the current endpoint filter, then follows the stream.
-    pub fn reload(&self) {
-        let Some(api) = self.api.get_untracked() else {
-            return;
-        };
-        let endpoints = self.view.with_untracked(|v| v.endpoints.clone());
-        let generation = self.generation.get_value() + 1;
-        self.generation.set_value(generation);
-        self.close_stream();
-        let session = *self;
-        spawn_local(async move {
-            match load(&api, &endpoints).await {
-                Ok((stats, rows)) => {
-                    if session.generation.get_value() != generation {
-                        return;
-                    }
-                    let filter = (!endpoints.is_empty())
-                        .then(|| endpoints.iter().copied().collect::<HashSet<_>>());
-                    let seq = stats.seq;
-                    session
-                        .live
-                        .set_value(Some(Live::new(seq, stats.tasks, rows, filter)));
-                    session.stats.set(stats);
-                    session.version.update(|v| *v += 1);
-                    session.notice.set(None);
-                    session.open_stream(&api, seq, generation);
-                }
-                Err(error) => {
-                    session.connection.set(Connection::Offline);
-                    session.fail(&error);
-                }
-            }
-        });
-    }
-
-    fn open_stream(&self, api: &Api, after: u64, generation: u64) {
-        let Ok(es) = web_sys::EventSource::new(&api.events_url(after)) else {
-            self.start_polling(api.clone(), generation);
-            return;
-        };
-        let session = *self;
-        let on_message =
-            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
-                if session.generation.get_value() != generation {
-                    return;
-                }
-                let Some(data) = e.data().as_string() else {
-                    return;
-                };
-                if let Ok(event) = serde_json::from_str::<Event>(&data) {
-                    session.buffer.with_value(|b| b.borrow_mut().push(event));
-                    session.schedule_frame(generation);
-                }
-            });
-        let on_open = Closure::<dyn FnMut()>::new(move || {
-            session.errors.set_value(0);
-            session.connection.set(Connection::Live);
-        });
-        let api_for_errors = api.clone();
-        let es_for_errors = es.clone();
-        let on_error = Closure::<dyn FnMut()>::new(move || {
-            if session.generation.get_value() != generation {
-                return;
-            }
-            let errors = session.errors.get_value() + 1;
-            session.errors.set_value(errors);
-            // The browser retries by itself, resuming with Last-Event-ID; after repeated
-            // failures, or once it gives up, poll instead.
-            if es_for_errors.ready_state() == web_sys::EventSource::CLOSED
-                || errors >= ERRORS_BEFORE_POLLING
-            {
-                es_for_errors.close();
-                session.start_polling(api_for_errors.clone(), generation);
-            } else {
-                session.connection.set(Connection::Reconnecting);
-            }
-        });
-        es.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        es.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        es.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        on_message.forget();
-        on_open.forget();
-        on_error.forget();
-        self.stream.set_value(Some(es));
-        if self.connection.get_untracked() != Connection::Polling {
-            self.connection.set(Connection::Reconnecting);
+impl LiveTasks {
+    fn new() -> Self {
+        Self {
+            live: StoredValue::new(None),
+            version: RwSignal::new(0),
         }
     }
 
-    fn schedule_frame(&self, generation: u64) {
-        if self.frame_pending.get_value() {
-            return;
-        }
-        self.frame_pending.set_value(true);
-        let session = *self;
-        request_animation_frame(move || session.apply_buffer(generation));
+    /// Reads the picture (`None` before the first load), and runs again when it changes.
+    pub fn with<R>(&self, f: impl FnOnce(Option<&Live>) -> R) -> R {
+        self.version.track();
+        self.live.with_value(|l| f(l.as_ref()))
     }
 
-    /// Applies every buffered event, once per animation frame.
-    fn apply_buffer(&self, generation: u64) {
-        self.frame_pending.set_value(false);
-        if self.generation.get_value() != generation {
-            return;
-        }
-        let events: Vec<Event> = self
-            .buffer
-            .with_value(|b| std::mem::take(&mut *b.borrow_mut()));
-        if events.is_empty() {
-            return;
-        }
-        let now = now_secs();
-        let mut gap = None;
-        self.live.update_value(|live| {
-            let Some(live) = live.as_mut() else { return };
-            for event in &events {
-                if let Err(g) = live.apply(event, now) {
-                    gap = Some(g);
-                    break;
-                }
-            }
-        });
+    /// Reads the picture without subscribing to its changes.
+    pub fn with_untracked<R>(&self, f: impl FnOnce(Option<&Live>) -> R) -> R {
+        self.live.with_value(|l| f(l.as_ref()))
+    }
+
+    fn replace(&self, live: Live) {
+        self.live.set_value(Some(live));
         self.version.update(|v| *v += 1);
-        if let Some(gap) = gap
-            && let Some(api) = self.api.get_untracked()
-        {
-            // Fetch what was missed: reopen the stream after the last applied event.
-            self.close_stream();
-            self.buffer.with_value(|b| b.borrow_mut().clear());
-            self.open_stream(&api, gap.after, generation);
-        }
     }
 
-    fn start_polling(&self, api: Api, generation: u64) {
-        self.connection.set(Connection::Polling);
-        let session = *self;
-        spawn_local(async move {
-            let mut rounds = 0u32;
-            while session.generation.get_value() == generation {
-                sleep(Duration::from_secs(2)).await;
-                rounds += 1;
-                let endpoints = session.view.with_untracked(|v| v.endpoints.clone());
-                match load_head(&api, &endpoints).await {
-                    Ok((stats, rows)) => {
-                        if session.generation.get_value() != generation {
-                            return;
-                        }
-                        session.connection.set(Connection::Polling);
-                        session.live.update_value(|live| {
-                            if let Some(live) = live.as_mut() {
-                                live.refresh(stats.seq, stats.tasks, rows);
-                            }
-                        });
-                        session.stats.set(stats);
-                        session.version.update(|v| *v += 1);
-                    }
-                    Err(ApiError::Unauthorized) => {
-                        session.fail(&ApiError::Unauthorized);
-                        return;
-                    }
-                    Err(_) => session.connection.set(Connection::Offline),
-                }
-                // Every few rounds, try the stream again.
-                if rounds.is_multiple_of(5) {
-                    let after = session.live.with_value(|l| l.as_ref().map_or(0, |l| l.seq));
-                    session.errors.set_value(0);
-                    session.open_stream(&api, after, generation);
-                    return;
-                }
-            }
-        });
+    /// Changes the picture, if there is one, and tells the views.
+    fn update<R>(&self, f: impl FnOnce(&mut Live) -> R) -> Option<R> {
+        let out = self.live.try_update_value(|l| l.as_mut().map(f)).flatten();
+        self.version.try_update(|v| *v += 1);
+        out
+    }
+}
+
+/// The wall clock in epoch seconds, ticking every second for ages and rates.
+#[derive(Copy, Clone, Debug)]
+pub struct Clock(RwSignal<f64>);
+
+impl Clock {
+    pub fn get(&self) -> f64 {
+        self.0.get()
     }
 
-    /// Refreshes the endpoint list (names, heartbeats, executor reports).
-    pub async fn refresh_endpoints(&self) {
-        let Some(api) = self.api.get_untracked() else {
+    pub fn track(&self) {
+        self.0.track();
+    }
+}
+
+/// Function names by id, looked up as the task list shows them.
+#[derive(Copy, Clone, Debug)]
+pub struct FunctionNames {
+    names: RwSignal<HashMap<FunctionId, String>>,
+    auth: Auth,
+}
+
+impl FunctionNames {
+    /// Reads the names known so far, and runs again when one arrives.
+    pub fn with<R>(&self, f: impl FnOnce(&HashMap<FunctionId, String>) -> R) -> R {
+        self.names.with(f)
+    }
+
+    /// Looks up the names not known yet. Until one arrives, the function shows as the end of
+    /// its id.
+    pub fn want(&self, ids: Vec<FunctionId>) {
+        let Some(api) = self.auth.api.get_untracked() else {
             return;
         };
-        match api.get::<Vec<EndpointInfo>>("/v1/endpoints").await {
-            Ok(list) => self.endpoints.set(list),
-            Err(error) => self.fail(&error),
-        }
-    }
-
-    /// Refreshes `/v1/stats` (time-in-state percentiles) for the current filter.
-    pub async fn refresh_stats(&self) {
-        let Some(api) = self.api.get_untracked() else {
-            return;
-        };
-        let endpoints = self.view.with_untracked(|v| v.endpoints.clone());
-        if let Ok(stats) = stats_for(&api, &endpoints).await {
-            self.stats.set(stats);
-        }
-    }
-
-    /// Looks up function names not seen yet.
-    pub fn want_functions(&self, ids: Vec<FunctionId>) {
-        let Some(api) = self.api.get_untracked() else {
-            return;
-        };
-        let missing: Vec<FunctionId> = self
-            .functions
+        let missing: HashSet<FunctionId> = self
+            .names
             .with_untracked(|f| ids.into_iter().filter(|id| !f.contains_key(id)).collect());
         for id in missing {
-            self.functions.update(|f| {
+            self.names.update(|f| {
                 f.insert(id, short(&id.to_string()));
             });
             let api = api.clone();
-            let session = *self;
+            let names = self.names;
             spawn_local(async move {
-                if let Ok(f) = api
-                    .get::<serde_json::Value>(&format!("/v1/functions/{id}"))
-                    .await
-                    && let Some(name) = f["name"].as_str()
-                {
-                    session.functions.update(|m| {
-                        m.insert(id, name.to_owned());
+                if let Ok(f) = api.function(id).await {
+                    names.try_update(|m| {
+                        m.insert(id, f.name);
                     });
                 }
             });
         }
     }
+}
+
+pub fn now_secs() -> f64 {
+    js_sys::Date::now() / 1000.0
 }
 
 /// The last eight characters of an id: the random part of a time-ordered UUID, which tells
@@ -371,77 +228,292 @@ pub fn short(id: &str) -> String {
         .collect()
 }
 
-async fn sleep(duration: Duration) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(
-                &resolve,
-                duration.as_millis() as i32,
-            );
+/// Creates the data layer for a service (or none, to sign in first) and a view, and provides
+/// its contexts: [`Auth`], `RwSignal<ViewState>`, [`LiveTasks`], [`Endpoints`],
+/// [`FunctionNames`], [`Clock`], `Signal<StatsSummary>` and `Signal<Connection>`.
+pub fn provide_session(api: Option<Api>, view: ViewState) {
+    let auth = Auth {
+        api: RwSignal::new(api),
+        notice: RwSignal::new(None),
+    };
+    let view = RwSignal::new(view);
+    let live = LiveTasks::new();
+    let stats = RwSignal::new(StatsSummary::default());
+    let endpoints = Endpoints::new(auth);
+    let functions = FunctionNames {
+        names: RwSignal::new(HashMap::new()),
+        auth,
+    };
+    let clock = Clock(RwSignal::new(now_secs()));
+    let stream = use_event_stream_with_options(
+        move |after| {
+            auth.api
+                .with_untracked(|api| api.as_ref().map(|api| api.events_url(after)))
+        },
+        UseEventStreamOptions::default()
+            .on_events(move |events| apply_events(live, endpoints, events)),
+    );
+    let fallback = RwSignal::new(Fallback::Off);
+    let connection = Memo::new(move |_| Connection::of(stream.ready_state.get(), fallback.get()));
+    let data = Data {
+        auth,
+        view,
+        live,
+        stats,
+        stream,
+        fallback,
+        generation: StoredValue::new(0),
+        polling: StoredValue::new(None),
+    };
+
+    provide_context(auth);
+    provide_context(view);
+    provide_context(live);
+    provide_context(endpoints);
+    provide_context(functions);
+    provide_context(clock);
+    provide_context::<Signal<StatsSummary>>(stats.into());
+    provide_context::<Signal<Connection>>(connection.into());
+
+    // A new session or endpoint filter loads everything again; signing out stops.
+    let filter = Memo::new(move |_| (auth.api.get(), view.with(|v| v.endpoints.clone())));
+    Effect::new(move |_| {
+        if filter.with(|(api, _)| api.is_some()) {
+            data.reload();
+        } else {
+            data.stop();
         }
     });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    // The endpoint list comes with the session; the stream keeps it current.
+    Effect::new(move |_| {
+        if auth.api.with(Option::is_some) {
+            endpoints.refresh();
+        }
+    });
+    Effect::new(move |_| {
+        if stream.ready_state.get() == StreamState::Failed {
+            data.start_polling();
+        }
+    });
+    let ticker = set_interval_with_handle(
+        move || {
+            clock.0.set(now_secs());
+            let tick = clock.0.get_untracked() as u64;
+            if auth.api.with_untracked(Option::is_some) && tick.is_multiple_of(STATS_EVERY) {
+                data.refresh_stats();
+            }
+        },
+        Duration::from_secs(1),
+    );
+    on_cleanup(move || {
+        if let Ok(t) = ticker {
+            t.clear();
+        }
+    });
 }
 
-fn endpoint_query(endpoints: &[EndpointId]) -> String {
-    if endpoints.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "endpoint_id={}",
-            endpoints
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        )
+/// Applies a batch from the stream: to the live picture, stopping at a gap, and each endpoint
+/// change to the endpoint list.
+fn apply_events(
+    live: LiveTasks,
+    endpoints: Endpoints,
+    events: Vec<lifeline_model::Event>,
+) -> Applied {
+    let now = now_secs();
+    let mut gap = false;
+    let mut statuses = Vec::new();
+    let mut named = HashSet::new();
+    let through = live.update(|l| {
+        for event in &events {
+            if l.apply(event, now).is_err() {
+                gap = true;
+                break;
+            }
+            match &event.body {
+                EventBody::Endpoint(status) => statuses.push(status.clone()),
+                EventBody::Transition(t) => {
+                    named.insert(t.endpoint_id);
+                }
+            }
+        }
+        l.seq
+    });
+    endpoints.apply(&statuses, &named);
+    Applied {
+        // Without a picture nothing was applied: resume before the batch.
+        through: through.unwrap_or_else(|| events.first().map_or(0, |e| e.seq.saturating_sub(1))),
+        gap,
     }
 }
 
-/// Statistics for the filter: one endpoint's, several summed (at one sequence number), or all.
-async fn stats_for(api: &Api, endpoints: &[EndpointId]) -> Result<Stats, ApiError> {
-    let filter = endpoint_query(endpoints);
-    if filter.is_empty() {
-        api.get("/v1/stats").await
-    } else {
-        api.get(&format!("/v1/stats?{filter}")).await
+/// The data layer's own handles.
+#[derive(Copy, Clone)]
+struct Data<O, C>
+where
+    O: Fn(u64) + Copy + 'static,
+    C: Fn() + Copy + 'static,
+{
+    auth: Auth,
+    view: RwSignal<ViewState>,
+    live: LiveTasks,
+    stats: RwSignal<StatsSummary>,
+    stream: UseEventStreamReturn<O, C>,
+    fallback: RwSignal<Fallback>,
+    /// Which load is current; older loads and polling loops stop themselves.
+    generation: StoredValue<u64>,
+    /// The load whose polling loop is running, if one is.
+    polling: StoredValue<Option<u64>>,
+}
+
+impl<O, C> Data<O, C>
+where
+    O: Fn(u64) + Copy + 'static,
+    C: Fn() + Copy + 'static,
+{
+    fn current(&self, generation: u64) -> bool {
+        self.generation.try_get_value() == Some(generation)
+    }
+
+    fn stop(&self) {
+        self.generation.update_value(|g| *g += 1);
+        (self.stream.close)();
+        self.fallback.set(Fallback::Off);
+    }
+
+    /// (Re)loads everything for the current endpoint filter, then follows the stream.
+    fn reload(&self) {
+        let Some(api) = self.auth.api.get_untracked() else {
+            return;
+        };
+        self.stop();
+        let generation = self.generation.get_value();
+        let endpoints = self.view.with_untracked(|v| v.endpoints.clone());
+        let data = *self;
+        spawn_local(async move {
+            let loaded = load::everything(&api, &endpoints).await;
+            if !data.current(generation) {
+                return;
+            }
+            match loaded {
+                Ok((stats, rows)) => {
+                    let filter = (!endpoints.is_empty())
+                        .then(|| endpoints.iter().copied().collect::<HashSet<_>>());
+                    let seq = stats.seq;
+                    data.live.replace(Live::new(seq, stats.tasks, rows, filter));
+                    data.stats.set(stats);
+                    data.auth.notice.set(None);
+                    (data.stream.open)(seq);
+                }
+                Err(error) => data.auth.fail(&error),
+            }
+        });
+    }
+
+    /// Refreshes `/v1/stats` (time-in-state percentiles) for the current filter.
+    fn refresh_stats(&self) {
+        let Some(api) = self.auth.api.get_untracked() else {
+            return;
+        };
+        let endpoints = self.view.with_untracked(|v| v.endpoints.clone());
+        let stats = self.stats;
+        spawn_local(async move {
+            if let Ok(s) = api.stats(&endpoints).await {
+                stats.try_set(s);
+            }
+        });
+    }
+
+    /// Polls until the stream opens again, unless this load already polls.
+    fn start_polling(&self) {
+        let generation = self.generation.get_value();
+        if self.polling.get_value() == Some(generation) {
+            return;
+        }
+        self.polling.set_value(Some(generation));
+        self.fallback.set(Fallback::Polling);
+        let data = *self;
+        spawn_local(async move {
+            data.poll(generation).await;
+            if data.polling.try_get_value() == Some(Some(generation)) {
+                data.polling.set_value(None);
+                data.fallback.set(Fallback::Off);
+            }
+        });
+    }
+
+    /// Whether the polling loop of `generation` should go on.
+    fn still_polling(&self, generation: u64) -> bool {
+        self.current(generation)
+            && self.stream.ready_state.try_get_untracked() != Some(StreamState::Open)
+    }
+
+    async fn poll(&self, generation: u64) {
+        let mut rounds = 0u32;
+        loop {
+            load::sleep(POLL_PERIOD).await;
+            if !self.still_polling(generation) {
+                return;
+            }
+            rounds += 1;
+            let Some(api) = self.auth.api.get_untracked() else {
+                return;
+            };
+            let endpoints = self.view.with_untracked(|v| v.endpoints.clone());
+            match load::head(&api, &endpoints).await {
+                // An answer that comes after the stream opened is older than what it applied.
+                Ok(_) if !self.still_polling(generation) => return,
+                Ok((stats, rows)) => {
+                    self.live
+                        .update(|l| l.refresh(stats.seq, stats.tasks, rows));
+                    self.stats.set(stats);
+                    self.fallback.set(Fallback::Polling);
+                }
+                Err(ApiError::Unauthorized) => {
+                    self.auth.fail(&ApiError::Unauthorized);
+                    return;
+                }
+                Err(_) => self.fallback.set(Fallback::Unreachable),
+            }
+            // Every few rounds, try the stream again; polling goes on until it opens.
+            let idle = matches!(
+                self.stream.ready_state.try_get_untracked(),
+                Some(StreamState::Failed | StreamState::Closed)
+            );
+            if rounds.is_multiple_of(RETRY_EVERY) && idle && self.current(generation) {
+                let after = self.live.with_untracked(|l| l.map_or(0, |l| l.seq));
+                (self.stream.open)(after);
+            }
+        }
     }
 }
 
-/// Statistics and the newest tasks (up to [`TASK_CAP`]) for the filter.
-async fn load(api: &Api, endpoints: &[EndpointId]) -> Result<(Stats, Vec<TaskRow>), ApiError> {
-    let stats = stats_for(api, endpoints).await?;
-    let filter = endpoint_query(endpoints);
-    let mut rows = Vec::new();
-    let mut cursor: Option<String> = None;
-    while rows.len() < TASK_CAP {
-        let mut path = format!("/v1/tasks?limit={PAGE}");
-        if !filter.is_empty() {
-            path.push('&');
-            path.push_str(&filter);
-        }
-        if let Some(c) = &cursor {
-            path.push_str(&format!("&cursor={c}"));
-        }
-        let page: TaskPage = api.get(&path).await?;
-        rows.extend(page.tasks);
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => break,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_indicator_follows_the_stream_and_the_fallback() {
+        use Connection::*;
+        use StreamState as S;
+        let cases = [
+            (S::Closed, Fallback::Off, Offline),
+            (S::Connecting, Fallback::Off, Reconnecting),
+            (S::Open, Fallback::Off, Live),
+            (S::Reconnecting, Fallback::Off, Reconnecting),
+            (S::Failed, Fallback::Off, Offline),
+            (S::Failed, Fallback::Polling, Polling),
+            (S::Connecting, Fallback::Polling, Polling),
+            (S::Reconnecting, Fallback::Polling, Polling),
+            (S::Connecting, Fallback::Unreachable, Offline),
+            (S::Open, Fallback::Polling, Live),
+            (S::Open, Fallback::Unreachable, Live),
+        ];
+        for (stream, fallback, shown) in cases {
+            assert_eq!(
+                Connection::of(stream, fallback),
+                shown,
+                "{stream:?} {fallback:?}"
+            );
         }
     }
-    Ok((stats, rows))
-}
-
-/// Statistics and the newest page of tasks, for polling.
-async fn load_head(api: &Api, endpoints: &[EndpointId]) -> Result<(Stats, Vec<TaskRow>), ApiError> {
-    let stats = stats_for(api, endpoints).await?;
-    let filter = endpoint_query(endpoints);
-    let path = if filter.is_empty() {
-        format!("/v1/tasks?limit={PAGE}")
-    } else {
-        format!("/v1/tasks?limit={PAGE}&{filter}")
-    };
-    let page: TaskPage = api.get(&path).await?;
-    Ok((stats, page.tasks))
 }
