@@ -11,9 +11,8 @@ use tokio::sync::mpsc;
 
 use crate::config::EndpointConfig;
 use crate::connection::{FromConn, connect_url, connection};
-use crate::interchange::{Executor, Interchange, ManagerEvent};
+use crate::interchange::{Executor, Interchange, Listener};
 use crate::outbox::Outbox;
-use crate::provider::{LocalProvider, Provider};
 
 /// How to run the agent.
 #[derive(Clone, Debug)]
@@ -25,7 +24,7 @@ pub struct AgentOptions {
     /// The agent's own directory: the outbox lives there.
     pub dir: PathBuf,
     pub config: EndpointConfig,
-    /// The `lifeline` binary, which local managers run.
+    /// The `lifeline` binary, which managers run.
     pub program: PathBuf,
 }
 
@@ -42,24 +41,26 @@ pub async fn run_agent(
             "replaying reports a previous run could not deliver"
         );
     }
+    // Listen for managers before asking for any block, so that none dials in vain.
+    let listener = Listener::bind(&options.config.interchange).await?;
     let (conn_tx, conn_rx) = mpsc::unbounded_channel::<FromConn>();
     let (out_tx, out_rx) = mpsc::unbounded_channel::<String>();
-    let (events_tx, events_rx) = mpsc::unbounded_channel::<ManagerEvent>();
     let url = connect_url(&options.service)?;
     let connection = tokio::spawn(connection(url, options.token.clone(), conn_tx, out_rx));
 
-    let provider = LocalProvider {
-        program: options.program.clone(),
-    };
     let executors = options
         .config
         .executors
         .iter()
-        .map(|c| Executor::new(c.clone(), Box::new(provider.clone()) as Box<dyn Provider>))
+        .map(|c| {
+            let provider = crate::provider::for_executor(c, &options.program, &options.dir);
+            Executor::new(c.clone(), provider)
+        })
         .collect();
-    let mut interchange = Interchange::start(&options.config, executors, outbox, out_tx, events_tx);
-    let result = interchange.run(conn_rx, events_rx, shutdown).await;
+    let (mut interchange, inbox) =
+        Interchange::start(&options.config, executors, outbox, out_tx, listener);
+    let result = interchange.run(conn_rx, inbox, shutdown).await;
     connection.abort();
-    interchange.stop_managers();
+    interchange.stop_blocks().await;
     result
 }

@@ -1,6 +1,8 @@
 //! A manager: the process that runs on a node, takes tasks from the interchange and runs each
-//! on one of its workers. `lifeline endpoint manager` runs it; the local provider starts it as a
-//! child process speaking [`crate::node`] messages over stdin and stdout.
+//! on one of its workers. `lifeline endpoint manager` runs it; providers start it, on this
+//! machine or on a batch job's nodes. It dials the interchange over TCP, says which block it
+//! belongs to with the block's secret (from its environment), then speaks [`crate::node`]
+//! messages until the connection closes.
 //!
 //! A worker slot keeps a warm `python3` process for Python functions and runs shell commands
 //! with `sh -c`. A worker that dies under a task reports it lost; one past its walltime or
@@ -16,10 +18,11 @@ use lifeline_protocol::FunctionSpec;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::node::{FromManager, Outcome, RunTask, ToManager};
+use crate::node::{FromManager, ManagerHello, Outcome, RunTask, SECRET_ENV, ToManager};
 
 /// The Python worker's program.
 const WORKER_PY: &str = include_str!("worker.py");
@@ -31,6 +34,10 @@ const GRACE: Duration = Duration::from_secs(2);
 /// How a manager is run.
 #[derive(Clone, Debug)]
 pub struct ManagerOptions {
+    /// The interchange's `host:port`.
+    pub interchange: String,
+    /// The block this manager belongs to.
+    pub block: u64,
     pub workers: usize,
     pub heartbeat_period: Duration,
     /// Largest result a task may return, in bytes.
@@ -404,9 +411,52 @@ fn emit(out: &mpsc::UnboundedSender<String>, message: &FromManager) {
     }
 }
 
-/// Runs a manager on this process's stdin and stdout until stdin closes.
+/// How long a manager keeps trying to reach the interchange before it gives up.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(20);
+
+/// Runs a manager: dials the interchange, introduces itself with the block's secret (from the
+/// environment), and serves until the connection closes.
 pub async fn run_manager(options: ManagerOptions) -> anyhow::Result<()> {
-    serve_manager(options, tokio::io::stdin(), tokio::io::stdout()).await
+    let secret = std::env::var(SECRET_ENV).map_err(|_| {
+        anyhow::anyhow!(
+            "{SECRET_ENV} is not set: managers are started by the endpoint agent's providers"
+        )
+    })?;
+    let deadline = tokio::time::Instant::now() + CONNECT_PATIENCE;
+    let stream = loop {
+        match TcpStream::connect(&options.interchange).await {
+            Ok(stream) => break stream,
+            Err(error) if tokio::time::Instant::now() >= deadline => anyhow::bail!(
+                "cannot reach the interchange at {} within {} s: {error}",
+                options.interchange,
+                CONNECT_PATIENCE.as_secs()
+            ),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    stream.set_nodelay(true)?;
+    let (input, mut output) = stream.into_split();
+    let hello = ManagerHello {
+        block: options.block,
+        secret,
+        node: host_name(),
+    };
+    let mut line = serde_json::to_string(&hello)?;
+    line.push('\n');
+    output.write_all(line.as_bytes()).await?;
+    serve_manager(options, input, output).await
+}
+
+/// This machine's host name.
+pub(crate) fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer it is given.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(name) if ok && !name.is_empty() => name.to_owned(),
+        _ => "localhost".into(),
+    }
 }
 
 /// Runs a manager that reads the interchange's messages from `input` and writes its own to
@@ -579,6 +629,8 @@ mod tests {
         let (mut to_manager, input) = tokio::io::duplex(1 << 20);
         let (output, from_manager) = tokio::io::duplex(1 << 20);
         let options = ManagerOptions {
+            interchange: String::new(),
+            block: 0,
             workers,
             heartbeat_period: Duration::from_secs(60),
             max_result_bytes: 1 << 20,

@@ -1,10 +1,26 @@
-//! The messages between the interchange and a manager process, one JSON object per line on the
-//! manager's stdin and stdout.
+//! The messages between the interchange and a manager, one JSON object per line on the TCP
+//! connection the manager opens to the interchange. The first line is the manager's
+//! [`ManagerHello`]; a connection whose hello does not name a live block with its secret is
+//! dropped.
 
 use lifeline_model::{FunctionId, TaskId, Timestamp};
 use lifeline_protocol::FunctionSpec;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+
+/// What a manager says first: which block it belongs to, the block's secret, and its node.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ManagerHello {
+    pub(crate) block: u64,
+    pub(crate) secret: String,
+    /// The node's host name.
+    pub(crate) node: String,
+}
+
+/// The environment variable that carries a block's secret to its managers (never an argument:
+/// process listings show arguments to every user of the machine).
+pub(crate) const SECRET_ENV: &str = "LIFELINE_BLOCK_SECRET";
 
 /// A task for a manager to run.
 #[derive(Debug, Serialize, Deserialize)]

@@ -41,7 +41,7 @@ pub mod diagram;
 pub use event::{EndpointStatus, Event, EventBody, TransitionEvent};
 pub use ids::{EndpointId, FunctionId, IdError, TaskGroupId, TaskId};
 pub use limits::{MAX_ARGUMENT_DEPTH, json_depth};
-pub use report::{EndpointReport, ExecutorReport, StateCounts};
+pub use report::{BlockReport, BlockState, EndpointReport, ExecutorReport, StateCounts};
 pub use state::{Actor, State, UnknownName};
 pub use status::{
     FoldError, StatusDetails, StatusDocument, TaskMeta, TaskView, TransitionRecord, fold,

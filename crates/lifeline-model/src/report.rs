@@ -116,6 +116,100 @@ pub struct ExecutorReport {
     pub busy_workers: u32,
     /// Tasks this executor holds, by state.
     pub tasks: StateCounts,
+    /// The provider's last failed command (a scheduler that does not answer), until one works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_error: Option<String>,
+    /// Its blocks (allocations from the provider): every live one, and the last few that ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<BlockReport>,
+}
+
+/// Where a block (one allocation from a provider, such as one Slurm job) is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum BlockState {
+    /// Asked for; the scheduler has not started it yet.
+    Pending,
+    /// Its nodes are allocated (its managers connect, or have connected).
+    Running,
+    /// It ended on its own or was released when idle.
+    Completed,
+    /// It could not be submitted, or ended with an error.
+    Failed,
+    /// Its walltime ran out (or the scheduler preempted it).
+    Timeout,
+    /// It was cancelled (by the agent, or by someone with `scancel`).
+    Cancelled,
+}
+
+impl BlockState {
+    pub const ALL: [BlockState; 6] = [
+        BlockState::Pending,
+        BlockState::Running,
+        BlockState::Completed,
+        BlockState::Failed,
+        BlockState::Timeout,
+        BlockState::Cancelled,
+    ];
+
+    /// The wire value, such as `pending`.
+    pub fn wire(self) -> &'static str {
+        match self {
+            BlockState::Pending => "pending",
+            BlockState::Running => "running",
+            BlockState::Completed => "completed",
+            BlockState::Failed => "failed",
+            BlockState::Timeout => "timeout",
+            BlockState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the block is over: no manager of it will ever run a task again.
+    pub fn is_over(self) -> bool {
+        match self {
+            BlockState::Pending | BlockState::Running => false,
+            BlockState::Completed
+            | BlockState::Failed
+            | BlockState::Timeout
+            | BlockState::Cancelled => true,
+        }
+    }
+}
+
+impl std::fmt::Display for BlockState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.wire())
+    }
+}
+
+/// One block of an executor, as its endpoint reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct BlockReport {
+    /// The block's number within its endpoint agent's run, such as `3`.
+    pub block_id: u64,
+    /// The scheduler's id for it (a Slurm job id, a local process id); absent until submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    pub state: BlockState,
+    /// What the scheduler says about it: why it is pending, why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Nodes it asked for.
+    pub nodes: u32,
+    /// Managers of it connected now.
+    pub managers: u32,
+    /// When it was submitted, by the endpoint's clock.
+    pub submitted_at: Timestamp,
+    /// When its first manager connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    /// Its walltime in seconds, when the provider limits it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub walltime_secs: Option<u64>,
+    /// Tasks placed on its managers now.
+    pub tasks: u32,
 }
 
 /// An endpoint's heartbeat report: one entry per executor, never numbers summed across them.
@@ -125,6 +219,14 @@ pub struct EndpointReport {
     /// When the endpoint made the report, by its own clock.
     pub at: Timestamp,
     pub executors: Vec<ExecutorReport>,
+    /// Connections to the interchange dropped because they did not authenticate as a manager
+    /// of a live block, since the agent started.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rejected_connections: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl EndpointReport {

@@ -162,6 +162,12 @@ struct StartArgs {
 /// `lifeline endpoint manager`, which providers run.
 #[derive(Debug, Args)]
 struct ManagerArgs {
+    /// The interchange's HOST:PORT
+    #[arg(long)]
+    interchange: String,
+    /// The block this manager belongs to (its secret comes in LIFELINE_BLOCK_SECRET)
+    #[arg(long)]
+    block: u64,
     #[arg(long)]
     workers: usize,
     #[arg(long, default_value_t = 1.0)]
@@ -272,6 +278,8 @@ async fn run(cli: Cli) -> CliResult<()> {
         }
         Command::Endpoint(EndpointCommand::Manager(args)) => {
             let options = lifeline_endpoint::ManagerOptions {
+                interchange: args.interchange,
+                block: args.block,
                 workers: args.workers,
                 heartbeat_period: std::time::Duration::from_secs_f64(
                     args.heartbeat_period.max(0.01),

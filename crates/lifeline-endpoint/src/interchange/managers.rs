@@ -1,51 +1,176 @@
-//! Managers: starting them through their executor's provider, the pumps that carry lines to and
-//! from them, what their lines mean for the tasks they run, and replacing one that dies or goes
-//! silent (its tasks are retried by the model's rule).
+//! Managers: each connects to the interchange's listener and says which block it belongs to
+//! with the block's secret; the interchange then keeps a writer and a reader task for it, reads
+//! what its lines mean for the tasks it runs, and gives up on one that goes silent (its tasks
+//! are retried by the model's rule and its block cancelled, so that a fresh one replaces it).
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use lifeline_model::{Actor, State, TaskId};
+use lifeline_model::{Actor, BlockState, State, TaskId};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Child;
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::blocks::BlockId;
 use super::{Held, Interchange, Place};
-use crate::node::{FromManager, Outcome, ToManager};
-use crate::provider::NodeSpec;
+use crate::node::{FromManager, ManagerHello, Outcome, ToManager};
 
 /// How often managers report; their silence for [`crate::config::EndpointConfig::manager_timeout`]
 /// loses them.
 pub(super) const MANAGER_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Refused connections logged one by one; after that, one line per hundred.
+const REFUSALS_LOGGED: u64 = 10;
 
 pub(super) type ManagerId = u64;
 
 #[derive(Debug)]
 pub(super) struct Manager {
     pub(super) executor: usize,
+    pub(super) block: BlockId,
+    /// The host name it gave.
+    node: String,
     pub(super) workers: usize,
-    stdin: mpsc::UnboundedSender<String>,
+    lines: mpsc::UnboundedSender<String>,
     pub(super) tasks: HashSet<TaskId>,
     pub(super) busy: u32,
     last_heard: Instant,
-    child: Child,
 }
 
-/// Messages from manager reader tasks.
+/// What the listener and the managers' reader tasks tell the interchange.
 #[derive(Debug)]
 pub(crate) enum ManagerEvent {
+    /// A connection said hello; the interchange decides whether it is a manager of a block.
+    Hello {
+        hello: ManagerHello,
+        stream: TcpStream,
+        peer: SocketAddr,
+    },
+    /// A connection did not say a readable hello in time.
+    Refused {
+        peer: SocketAddr,
+        why: String,
+    },
     Line(ManagerId, String),
-    Exited(ManagerId, String),
+    Closed(ManagerId, String),
 }
 
 impl Interchange {
+    pub(super) fn on_manager_event(&mut self, event: ManagerEvent) {
+        match event {
+            ManagerEvent::Hello {
+                hello,
+                stream,
+                peer,
+            } => self.admit(hello, stream, peer),
+            ManagerEvent::Refused { peer, why } => self.refuse(peer, &why),
+            ManagerEvent::Line(id, line) => self.on_manager_line(id, &line),
+            ManagerEvent::Closed(id, why) => self.manager_closed(id, &why),
+        }
+    }
+
+    fn refuse(&mut self, peer: SocketAddr, why: &str) {
+        self.rejected_connections += 1;
+        let n = self.rejected_connections;
+        if n <= REFUSALS_LOGGED || n.is_multiple_of(100) {
+            tracing::warn!(%peer, reason = %why, refused = n, "dropped a connection to the interchange");
+        }
+    }
+
+    /// A connection that names a live block with its secret becomes one of its managers.
+    fn admit(&mut self, hello: ManagerHello, stream: TcpStream, peer: SocketAddr) {
+        let Some(block) = self.blocks.get_mut(&hello.block) else {
+            return self.refuse(peer, "no such block");
+        };
+        if !block.admits(&hello.secret) {
+            return self.refuse(peer, "wrong block secret");
+        }
+        if block.state.is_over() {
+            return self.refuse(peer, "its block is over");
+        }
+        if block.managers.len() as u32 >= block.nodes() {
+            return self.refuse(peer, "its block has all its managers");
+        }
+        let id = self.next_manager;
+        self.next_manager += 1;
+        block.started();
+        block.managers.insert(id);
+        let executor = block.executor;
+        let node: String = hello
+            .node
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(253)
+            .collect();
+        let (reader, mut writer) = stream.into_split();
+        let (lines, mut outgoing) = mpsc::unbounded_channel::<String>();
+        tokio::spawn(async move {
+            while let Some(mut line) = outgoing.recv().await {
+                line.push('\n');
+                if writer.write_all(line.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let events = self.manager_events.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(reader).lines();
+            let why = loop {
+                match lines.next_line().await {
+                    Ok(Some(line)) => {
+                        if events.send(ManagerEvent::Line(id, line)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => break "its connection closed".to_owned(),
+                    Err(error) => break format!("its connection failed: {error}"),
+                }
+            };
+            let _ = events.send(ManagerEvent::Closed(id, why));
+        });
+        tracing::info!(manager = id, block = hello.block, %node, %peer, executor = %self.executors[executor].config.label, "a manager connected");
+        let workers = self.executors[executor].config.workers_per_node;
+        self.managers.insert(
+            id,
+            Manager {
+                executor,
+                block: hello.block,
+                node,
+                workers,
+                lines,
+                tasks: HashSet::new(),
+                busy: 0,
+                last_heard: Instant::now(),
+            },
+        );
+    }
+
     pub(super) fn tell(&self, manager: ManagerId, message: &ToManager) {
         if let Some(m) = self.managers.get(&manager)
             && let Ok(text) = serde_json::to_string(message)
         {
-            let _ = m.stdin.send(text);
+            let _ = m.lines.send(text);
         }
+    }
+
+    /// Where a manager is, as a task's history records it: `executor cpu, manager 3, block 2
+    /// (slurm job 4567), node c12`.
+    pub(super) fn placement(&self, id: ManagerId) -> String {
+        let Some(m) = self.managers.get(&id) else {
+            return format!("manager {id}");
+        };
+        let e = &self.executors[m.executor];
+        let block = self
+            .blocks
+            .get(&m.block)
+            .map(|b| b.describe(m.block, e.provider.name()))
+            .unwrap_or_else(|| format!("block {}", m.block));
+        format!(
+            "executor {}, manager {id}, {block}, node {}",
+            e.config.label, m.node
+        )
     }
 
     pub(super) fn on_manager_line(&mut self, id: ManagerId, line: &str) {
@@ -53,11 +178,6 @@ impl Interchange {
             return;
         };
         manager.last_heard = Instant::now();
-        // Recorded with waiting-for-launch, so that each attempt says where it ran.
-        let placement = format!(
-            "executor {}, manager {id}",
-            self.executors[manager.executor].config.label
-        );
         let message = match serde_json::from_str::<FromManager>(line) {
             Ok(m) => m,
             Err(error) => {
@@ -85,7 +205,8 @@ impl Interchange {
                 State::WaitingForLaunch,
                 Actor::Manager,
                 at,
-                Some(placement),
+                // Recorded with waiting-for-launch, so that each attempt says where it ran.
+                Some(self.placement(id)),
                 None,
             ),
             FromManager::Started {
@@ -142,62 +263,6 @@ impl Interchange {
         }
     }
 
-    pub(super) fn start_manager(&mut self, executor: usize) {
-        let e = &self.executors[executor];
-        let spec = NodeSpec {
-            workers: e.config.workers_per_node,
-            heartbeat_period: MANAGER_HEARTBEAT,
-            max_result_bytes: self.max_result_bytes,
-        };
-        let mut child = match e.provider.start_node(&spec) {
-            Ok(child) => child,
-            Err(error) => {
-                tracing::error!(%error, executor = %e.config.label, "cannot start a manager");
-                return;
-            }
-        };
-        let id = self.next_manager;
-        self.next_manager += 1;
-        let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            return;
-        };
-        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-        tokio::spawn(async move {
-            while let Some(mut line) = rx.recv().await {
-                line.push('\n');
-                if stdin.write_all(line.as_bytes()).await.is_err() {
-                    break;
-                }
-                if rx.is_empty() && stdin.flush().await.is_err() {
-                    break;
-                }
-            }
-        });
-        let events = self.events.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if events.send(ManagerEvent::Line(id, line)).is_err() {
-                    return;
-                }
-            }
-            let _ = events.send(ManagerEvent::Exited(id, "its process exited".into()));
-        });
-        tracing::info!(manager = id, executor = %self.executors[executor].config.label, pid = ?child.id(), "started a manager");
-        self.managers.insert(
-            id,
-            Manager {
-                executor,
-                workers: spec.workers,
-                stdin: tx,
-                tasks: HashSet::new(),
-                busy: 0,
-                last_heard: Instant::now(),
-                child,
-            },
-        );
-    }
-
     /// Declares silent managers lost.
     pub(super) fn check_managers(&mut self) {
         let timeout = self.manager_timeout;
@@ -208,44 +273,57 @@ impl Interchange {
             .map(|(id, _)| *id)
             .collect();
         for id in silent {
-            self.manager_lost(
-                id,
-                &format!("manager lost: no heartbeat for {} s", timeout.as_secs_f64()),
-            );
+            let why = format!("no heartbeat for {} s", timeout.as_secs_f64());
+            self.manager_lost(id, &why);
         }
     }
 
-    /// A manager died or went silent: its tasks are retried and a new node replaces it.
-    pub(super) fn manager_lost(&mut self, id: ManagerId, reason: &str) {
-        let Some(mut manager) = self.managers.remove(&id) else {
+    /// A manager went silent: its tasks are retried at once, and its block is cancelled (a
+    /// frozen node is not to be trusted with more work); scaling starts a fresh one.
+    fn manager_lost(&mut self, id: ManagerId, why: &str) {
+        let Some(manager) = self.managers.remove(&id) else {
             return;
         };
-        tracing::warn!(manager = id, %reason, "replacing a lost manager");
-        let _ = manager.child.start_kill();
-        let at = crate::now();
-        for task in manager.tasks {
-            let Some(state) = self.tasks.get(&task).map(|t| t.view.state) else {
-                continue;
-            };
-            if state == State::WaitingForNodes {
-                // Sent but never accepted: it simply goes back to the queue.
-                if let Some(t) = self.tasks.get_mut(&task) {
-                    t.place = Place::Queued;
-                    self.executors[t.executor].queue.push_front(task);
-                }
-                continue;
-            }
-            if let Err(error) = self.retry(task, at, reason.to_owned()) {
-                tracing::warn!(%error, "cannot retry a task of a lost manager");
-            }
+        let reason = format!("manager lost: {why} ({})", self.where_was(&manager, id));
+        tracing::warn!(manager = id, %reason, "giving up on a manager");
+        if let Some(block) = self.blocks.get_mut(&manager.block) {
+            block.managers.remove(&id);
         }
-        self.start_manager(manager.executor);
+        self.retry_all(manager.tasks, &reason);
+        self.end_blocks(
+            manager.executor,
+            vec![manager.block],
+            BlockState::Cancelled,
+            &format!("manager {id} on node {} stopped answering", manager.node),
+        );
     }
 
-    /// Stops every manager (the agent is shutting down).
-    pub(crate) fn stop_managers(&mut self) {
-        for (_, mut m) in self.managers.drain() {
-            let _ = m.child.start_kill();
+    /// A manager's connection closed: usually its block is ending. Its tasks wait for the next
+    /// status poll to say why (see `blocks.rs`).
+    fn manager_closed(&mut self, id: ManagerId, why: &str) {
+        let Some(manager) = self.managers.remove(&id) else {
+            return;
+        };
+        let reason = format!("manager lost: {why} ({})", self.where_was(&manager, id));
+        tracing::warn!(manager = id, %reason, "a manager left");
+        match self.blocks.get_mut(&manager.block) {
+            Some(block) => {
+                block.managers.remove(&id);
+                block.orphan(manager.tasks, reason);
+                self.poll(manager.executor);
+            }
+            None => self.retry_all(manager.tasks, &reason),
         }
+    }
+
+    /// `node c12 of block 2 (slurm job 4567)`.
+    fn where_was(&self, manager: &Manager, _id: ManagerId) -> String {
+        let provider = self.executors[manager.executor].provider.name();
+        let block = self
+            .blocks
+            .get(&manager.block)
+            .map(|b| b.describe(manager.block, provider))
+            .unwrap_or_else(|| format!("block {}", manager.block));
+        format!("node {} of {block}", manager.node)
     }
 }

@@ -1,20 +1,25 @@
 //! The interchange: one task that owns every piece of an endpoint's state, the tasks it holds,
-//! each executor's queue and managers, and the outbox.
+//! each executor's queue, blocks and managers, and the outbox.
 //!
-//! It reacts to messages from the service (through the connection task), to lines from managers
-//! (through one reader task per manager) and to timers. Every transition it reports is first
-//! applied to the task's [`TaskView`], which validates it with the shared model: the agent never
-//! reports a transition the model forbids.
+//! It reacts to messages from the service (through the connection task), to managers (the
+//! listener hands it each new connection; one reader task per manager forwards its lines), to
+//! providers (submissions and status polls run as tasks and answer with [`BlockEvent`]s) and to
+//! timers. Every transition it reports is first applied to the task's [`TaskView`], which
+//! validates it with the shared model: the agent never reports a transition the model forbids.
 //!
-//! The concerns live in their own files: `placement.rs` decides where a task goes,
-//! `managers.rs` starts managers and hears from them, `reports.rs` says what the endpoint
-//! holds. This file holds the loop and the bookkeeping they share.
+//! The concerns live in their own files: `listener.rs` accepts managers' connections,
+//! `blocks.rs` asks providers for blocks and scales them, `placement.rs` decides where a task
+//! goes, `managers.rs` hears from managers and replaces lost ones, `reports.rs` says what the
+//! endpoint holds. This file holds the loop and the bookkeeping they share.
 
+mod blocks;
+mod listener;
 mod managers;
 mod placement;
 mod reports;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use lifeline_model::{
@@ -26,12 +31,15 @@ use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::config::{EndpointConfig, ExecutorConfig};
+use crate::config::{EndpointConfig, ExecutorConfig, Scaling};
 use crate::connection::FromConn;
 use crate::node::ToManager;
 use crate::outbox::Outbox;
 use crate::provider::Provider;
 
+pub(crate) use blocks::BlockEvent;
+use blocks::{Block, BlockId};
+pub(crate) use listener::Listener;
 pub(crate) use managers::ManagerEvent;
 use managers::{MANAGER_HEARTBEAT, Manager, ManagerId};
 
@@ -61,28 +69,54 @@ struct Held {
     place: Place,
 }
 
-/// One executor of `endpoint.toml`: its configuration, the provider that starts its nodes and
-/// the tasks waiting for one of its managers.
+/// One executor of `endpoint.toml`: its configuration, the provider of its blocks and the
+/// tasks waiting for one of its managers.
 #[derive(Debug)]
 pub(crate) struct Executor {
     config: ExecutorConfig,
-    provider: Box<dyn Provider>,
+    scaling: Scaling,
+    provider: Arc<dyn Provider>,
     queue: VecDeque<TaskId>,
+    /// No block is submitted before this (after submissions failed).
+    backoff_until: Option<Instant>,
+    /// Submissions that failed in a row.
+    failures: u32,
+    /// A status poll is out.
+    polling: bool,
+    /// When the last status poll went out.
+    last_poll: Option<Instant>,
+    /// The last scheduler command that failed, until one succeeds.
+    provider_error: Option<String>,
 }
 
 impl Executor {
-    pub(crate) fn new(config: ExecutorConfig, provider: Box<dyn Provider>) -> Self {
+    pub(crate) fn new(config: ExecutorConfig, provider: Arc<dyn Provider>) -> Self {
         Self {
+            scaling: config.scaling(),
             config,
             provider,
             queue: VecDeque::new(),
+            backoff_until: None,
+            failures: 0,
+            polling: false,
+            last_poll: None,
+            provider_error: None,
         }
     }
+}
+
+/// The channels the interchange's helpers answer on.
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    managers: mpsc::UnboundedReceiver<ManagerEvent>,
+    blocks: mpsc::UnboundedReceiver<BlockEvent>,
 }
 
 #[derive(Debug)]
 pub(crate) struct Interchange {
     executors: Vec<Executor>,
+    blocks: BTreeMap<BlockId, Block>,
+    next_block: BlockId,
     managers: HashMap<ManagerId, Manager>,
     next_manager: ManagerId,
     tasks: HashMap<TaskId, Held>,
@@ -96,21 +130,32 @@ pub(crate) struct Interchange {
     heartbeat_period: Duration,
     manager_timeout: Duration,
     max_result_bytes: usize,
-    events: mpsc::UnboundedSender<ManagerEvent>,
+    /// The interchange's `host:port`, as managers dial it.
+    address: String,
+    /// Connections dropped because they did not authenticate.
+    rejected_connections: u64,
+    manager_events: mpsc::UnboundedSender<ManagerEvent>,
+    block_events: mpsc::UnboundedSender<BlockEvent>,
 }
 
 impl Interchange {
-    /// An interchange for `executors` that sends through `to_conn` and hears from its managers
-    /// through `events`; it starts each executor's nodes at once.
+    /// An interchange for `executors` that sends through `to_conn` and takes managers from
+    /// `listener`; it asks each executor's provider for its first blocks at once.
     pub(crate) fn start(
         config: &EndpointConfig,
         executors: Vec<Executor>,
         outbox: Outbox,
         to_conn: mpsc::UnboundedSender<String>,
-        events: mpsc::UnboundedSender<ManagerEvent>,
-    ) -> Self {
+        listener: Listener,
+    ) -> (Self, Inbox) {
+        let (manager_events, managers) = mpsc::unbounded_channel();
+        let (block_events, blocks) = mpsc::unbounded_channel();
+        let address = listener.address().to_owned();
+        listener.spawn(manager_events.clone());
         let mut interchange = Interchange {
             executors,
+            blocks: BTreeMap::new(),
+            next_block: 1,
             managers: HashMap::new(),
             next_manager: 1,
             tasks: HashMap::new(),
@@ -124,23 +169,30 @@ impl Interchange {
             heartbeat_period: DEFAULT_HEARTBEAT,
             manager_timeout: config.manager_timeout(MANAGER_HEARTBEAT),
             max_result_bytes: config.max_result_bytes,
-            events,
+            address,
+            rejected_connections: 0,
+            manager_events,
+            block_events,
         };
         for executor in 0..interchange.executors.len() {
-            for _ in 0..interchange.executors[executor].config.nodes {
-                interchange.start_manager(executor);
+            for _ in 0..interchange.executors[executor].scaling.init_blocks {
+                interchange.submit_block(executor);
             }
         }
-        interchange
+        (interchange, Inbox { managers, blocks })
     }
 
     /// Runs the loop until `shutdown` completes; reports still pending are flushed first.
     pub(crate) async fn run(
         &mut self,
         mut conn: mpsc::UnboundedReceiver<FromConn>,
-        mut events: mpsc::UnboundedReceiver<ManagerEvent>,
+        inbox: Inbox,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
+        let Inbox {
+            managers: mut events,
+            blocks: mut block_events,
+        } = inbox;
         tokio::pin!(shutdown);
         let mut heartbeat = tokio::time::interval(self.heartbeat_period);
         let mut check = tokio::time::interval(MANAGER_HEARTBEAT);
@@ -166,12 +218,13 @@ impl Interchange {
                     FromConn::Message(message) => self.on_service_message(message),
                     FromConn::Disconnected => self.connected = false,
                 },
-                Some(event) = events.recv() => match event {
-                    ManagerEvent::Line(id, line) => self.on_manager_line(id, &line),
-                    ManagerEvent::Exited(id, why) => self.manager_lost(id, &format!("manager lost: {why}")),
-                },
+                Some(event) = events.recv() => self.on_manager_event(event),
+                Some(event) = block_events.recv() => self.on_block_event(event),
                 _ = heartbeat.tick() => self.send_heartbeat(),
-                _ = check.tick() => self.check_managers(),
+                _ = check.tick() => {
+                    self.check_managers();
+                    self.check_blocks();
+                }
                 _ = async move {
                     match flush_at {
                         Some(at) => tokio::time::sleep_until(at).await,
@@ -179,11 +232,12 @@ impl Interchange {
                     }
                 } => {}
             }
+            self.scale();
             self.schedule();
             // Report as soon as nothing else is waiting, at most once per FLUSH_GAP: alone, a
             // transition leaves at once (or when the gap ends); under load, everything that
             // arrives within FLUSH_DELAY leaves in one batch.
-            let idle = conn.is_empty() && events.is_empty();
+            let idle = conn.is_empty() && events.is_empty() && block_events.is_empty();
             let rested = self.last_flush.elapsed() >= FLUSH_GAP;
             if (idle && rested)
                 || self.pending.len() >= FLUSH_SIZE
@@ -347,5 +401,28 @@ impl Interchange {
             self.executors[task.executor].queue.push_back(id);
         }
         Ok(attempt)
+    }
+
+    /// Tasks whose manager is gone: those it never accepted go back to the front of their
+    /// queue; the others are retried (or failed, with no retry left) by the model's rule.
+    fn retry_all(&mut self, tasks: impl IntoIterator<Item = TaskId>, reason: &str) {
+        let at = crate::now();
+        for task in tasks {
+            let Some(held) = self.tasks.get_mut(&task) else {
+                continue;
+            };
+            if held.view.state == State::WaitingForNodes {
+                held.place = Place::Queued;
+                self.executors[held.executor].queue.push_front(task);
+                continue;
+            }
+            if let Err(error) = self.retry(task, at, reason.to_owned()) {
+                tracing::warn!(%error, task = %task, "cannot retry a task of a lost manager");
+            }
+        }
+    }
+
+    fn retry_or_warn(&mut self, task: TaskId, reason: String) {
+        self.retry_all([task], &reason);
     }
 }

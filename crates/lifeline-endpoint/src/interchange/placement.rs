@@ -4,6 +4,8 @@
 //! manager of that executor with the fewest tasks. A manager takes up to twice its workers, so
 //! that the next task already waits next to a worker when one frees up.
 
+use std::time::Duration;
+
 use lifeline_model::{Actor, State, TaskView};
 use lifeline_protocol::Assignment;
 use serde_json::value::RawValue;
@@ -106,10 +108,25 @@ impl Interchange {
     pub(super) fn schedule(&mut self) {
         for e in 0..self.executors.len() {
             while let Some(&id) = self.executors[e].queue.front() {
+                // A block whose walltime ends before the task's could would cut it short.
+                let needs = self.executors[e]
+                    .config
+                    .walltime_secs
+                    .map(Duration::from_secs_f64);
+                let walltime = self.executors[e].scaling.block_walltime;
+                let blocks = &self.blocks;
+                let lasts = |block: &u64| {
+                    let Some(needs) = needs else { return true };
+                    blocks
+                        .get(block)
+                        .and_then(|b| b.remaining(walltime))
+                        .is_none_or(|left| left >= needs)
+                };
                 let target = self
                     .managers
                     .iter()
                     .filter(|(_, m)| m.executor == e && m.tasks.len() < m.workers * 2)
+                    .filter(|(_, m)| lasts(&m.block))
                     .min_by_key(|(_, m)| m.tasks.len())
                     .map(|(id, _)| *id);
                 let Some(m) = target else { break };

@@ -26,6 +26,7 @@ impl Interchange {
         let report = EndpointReport {
             at: crate::now(),
             executors: self.reports(),
+            rejected_connections: self.rejected_connections,
         };
         if let Ok(text) = serde_json::to_string(&FromEndpoint::Heartbeat { report }) {
             let _ = self.to_conn.send(text);
@@ -37,9 +38,12 @@ impl Interchange {
         let mut reports: Vec<ExecutorReport> = self
             .executors
             .iter()
-            .map(|e| ExecutorReport {
+            .enumerate()
+            .map(|(i, e)| ExecutorReport {
                 label: e.config.label.clone(),
                 provider: e.provider.name().into(),
+                blocks: self.block_reports(i),
+                provider_error: e.provider_error.clone(),
                 ..ExecutorReport::default()
             })
             .collect();

@@ -361,7 +361,7 @@ impl FakeEndpoint {
         self.send(&FromEndpoint::Heartbeat {
             report: EndpointReport {
                 at: now(),
-                executors: vec![],
+                ..EndpointReport::default()
             },
         })
         .await;
