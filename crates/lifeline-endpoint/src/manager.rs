@@ -42,6 +42,8 @@ pub struct ManagerOptions {
     pub heartbeat_period: Duration,
     /// Largest result a task may return, in bytes.
     pub max_result_bytes: usize,
+    /// How long to keep trying to reach the interchange before giving up.
+    pub connect_timeout: Duration,
 }
 
 /// A warm Python worker process.
@@ -411,9 +413,6 @@ fn emit(out: &mpsc::UnboundedSender<String>, message: &FromManager) {
     }
 }
 
-/// How long a manager keeps trying to reach the interchange before it gives up.
-const CONNECT_PATIENCE: Duration = Duration::from_secs(20);
-
 /// Runs a manager: dials the interchange, introduces itself with the block's secret (from the
 /// environment), and serves until the connection closes.
 pub async fn run_manager(options: ManagerOptions) -> anyhow::Result<()> {
@@ -422,14 +421,14 @@ pub async fn run_manager(options: ManagerOptions) -> anyhow::Result<()> {
             "{SECRET_ENV} is not set: managers are started by the endpoint agent's providers"
         )
     })?;
-    let deadline = tokio::time::Instant::now() + CONNECT_PATIENCE;
+    let deadline = tokio::time::Instant::now() + options.connect_timeout;
     let stream = loop {
         match TcpStream::connect(&options.interchange).await {
             Ok(stream) => break stream,
             Err(error) if tokio::time::Instant::now() >= deadline => anyhow::bail!(
                 "cannot reach the interchange at {} within {} s: {error}",
                 options.interchange,
-                CONNECT_PATIENCE.as_secs()
+                options.connect_timeout.as_secs_f64()
             ),
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
@@ -634,6 +633,7 @@ mod tests {
             workers,
             heartbeat_period: Duration::from_secs(60),
             max_result_bytes: 1 << 20,
+            connect_timeout: Duration::ZERO,
         };
         let manager = tokio::spawn(serve_manager(options, input, output));
         let expected = tasks.len();

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use lifeline_client::{Client, TaskStatus};
 use lifeline_model::api::{BatchEntry, FunctionSpec, RegisterFunction, SubmitRequest, TaskSpec};
-use lifeline_model::{TaskId, human_duration};
+use lifeline_model::{BlockReport, State, TaskId, human_duration};
 use serde_json::Value;
 
 use crate::client::{CliError, CliResult, endpoint_id};
@@ -43,13 +43,57 @@ pub(crate) async fn endpoint_list(client: &Client, as_json: bool) -> CliResult<(
         let status = if e.online { "online" } else { "offline" };
         println!("{}  {:<16} {status}{heartbeat}", e.endpoint_id, e.name);
         for x in e.report.iter().flat_map(|r| &r.executors) {
+            let waiting = x.tasks.get(State::WaitingForNodes);
             println!(
-                "    executor {:<12} {} managers, {} workers ({} busy, {} idle)",
+                "    executor {:<12} {} managers, {} workers ({} busy, {} idle), {waiting} waiting for nodes",
                 x.label, x.managers, x.total_workers, x.busy_workers, x.idle_workers
             );
+            if let Some(error) = &x.provider_error {
+                println!("      {} cannot be followed: {error}", x.provider);
+            }
+            for b in &x.blocks {
+                println!("      {}", block_line(&x.provider, b));
+            }
         }
     }
     Ok(())
+}
+
+/// One block of `endpoint list`: `block 2  slurm job 57  running  1/1 nodes  up 2m 10s  27m 50s
+/// left  3 tasks`.
+fn block_line(provider: &str, b: &BlockReport) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let job = match &b.job_id {
+        Some(job) => format!("{provider} job {job}"),
+        None => format!("{provider}, submitting"),
+    };
+    let mut line = format!(
+        "block {:<3} {job:<18} {:<9} {}/{} nodes",
+        b.block_id, b.state, b.managers, b.nodes
+    );
+    if !b.state.is_over() {
+        match b.started_at {
+            Some(start) => {
+                let up = (now - start.as_secs_f64()).max(0.0);
+                line.push_str(&format!("  up {}", human_duration(up)));
+                if let Some(walltime) = b.walltime_secs {
+                    let left = (walltime as f64 - up).max(0.0);
+                    line.push_str(&format!("  {} left", human_duration(left)));
+                }
+            }
+            None => {
+                let waited = (now - b.submitted_at.as_secs_f64()).max(0.0);
+                line.push_str(&format!("  waiting {}", human_duration(waited)));
+            }
+        }
+        line.push_str(&format!("  {} tasks", b.tasks));
+    }
+    if let Some(reason) = &b.reason {
+        line.push_str(&format!("  ({reason})"));
+    }
+    line
 }
 
 /// The registration of a function from `--python FILE:FUNC` or `--shell CMD`.

@@ -174,6 +174,9 @@ struct ManagerArgs {
     heartbeat_period: f64,
     #[arg(long, default_value_t = 10 * 1024 * 1024)]
     max_result_bytes: usize,
+    /// Seconds to keep trying to reach the interchange
+    #[arg(long, default_value_t = 20.0)]
+    connect_timeout: f64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -285,6 +288,9 @@ async fn run(cli: Cli) -> CliResult<()> {
                     args.heartbeat_period.max(0.01),
                 ),
                 max_result_bytes: args.max_result_bytes,
+                connect_timeout: std::time::Duration::from_secs_f64(
+                    args.connect_timeout.clamp(0.0, 3600.0),
+                ),
             };
             Ok(lifeline_endpoint::run_manager(options).await?)
         }

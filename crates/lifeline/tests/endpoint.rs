@@ -447,3 +447,74 @@ fn unsafe_kill(pid: i32, signal: i32) -> i32 {
         .status()
         .map_or(-1, |s| s.code().unwrap_or(-1))
 }
+
+#[tokio::test]
+async fn a_manager_that_cannot_reach_the_interchange_exits_with_a_clear_message() {
+    // A port nobody listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let out = tokio::process::Command::new(common::BIN)
+        .args(["endpoint", "manager", "--interchange", &address])
+        .args(["--block", "1", "--workers", "1", "--connect-timeout", "0.5"])
+        .env("LIFELINE_BLOCK_SECRET", "0123")
+        .output()
+        .await
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot reach the interchange at {address}")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn connections_that_do_not_authenticate_are_dropped_and_counted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let l = serve().await;
+    let (ep, token) = l.endpoint("local").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let config = format!(
+        "[interchange]\naddress = \"127.0.0.1\"\nport = {port}\n\n[[executor]]\nlabel = \"solo\"\nworkers_per_node = 1\n"
+    );
+    let _agent = l.agent(&token, Some(&config)).await;
+    l.wait_endpoint(&ep, "a running block", |e| {
+        e.report
+            .as_ref()
+            .is_some_and(|r| r.executors.iter().any(|x| x.managers == 1))
+    })
+    .await;
+    let strangers = [
+        "{\"block\": 1, \"secret\": \"guessed\", \"node\": \"intruder\"}\n",
+        "{\"block\": 99, \"secret\": \"guessed\", \"node\": \"intruder\"}\n",
+        "GET / HTTP/1.1\r\n\r\n",
+    ];
+    for hello in strangers {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("the interchange listens");
+        stream.write_all(hello.as_bytes()).await.expect("write");
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(common::PATIENCE, stream.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "{hello:?} was not dropped");
+        assert!(rest.is_empty(), "{hello:?} was answered: {rest:?}");
+    }
+    l.wait_endpoint(&ep, "the refusals counted", |e| {
+        e.report
+            .as_ref()
+            .is_some_and(|r| r.rejected_connections == strangers.len() as u64)
+    })
+    .await;
+    // The real manager is untouched.
+    let f = l.python(HELLO, "hello").await;
+    let ids = l.submit(&ep, &f, &[no_args()], None).await;
+    let doc = l.finished(&ids[0]).await;
+    assert_eq!(doc.status.wire(), "success", "{doc:#?}");
+}

@@ -189,6 +189,20 @@ async fn scancel_sends_running_tasks_back_to_waiting_for_nodes_and_a_new_block_r
         .find(|b| b.job_id.as_deref() == Some(&job))
         .expect("the cancelled block is still reported");
     assert_eq!(first.state, BlockState::Cancelled, "{first:#?}");
+
+    // `lifeline endpoint list` shows the blocks too.
+    let out = tokio::process::Command::new(common::BIN)
+        .args(["endpoint", "list", "--url", &l.url, "--token", &l.token])
+        .output()
+        .await
+        .expect("endpoint list");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let line = text
+        .lines()
+        .find(|line| line.contains(&format!("slurm job {job} ")))
+        .unwrap_or_else(|| panic!("no line for job {job}:\n{text}"));
+    assert!(line.contains("cancelled"), "{line}");
 }
 
 #[tokio::test]
