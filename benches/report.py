@@ -8,7 +8,7 @@ import sys
 
 out = sys.argv[1]
 metrics = {}
-for name in ["service", "end_to_end", "parsl", "dashboard"]:
+for name in ["service", "end_to_end", "end_to_end_slurm", "parsl", "dashboard"]:
     path = os.path.join(out, name + ".txt")
     if not os.path.exists(path):
         continue

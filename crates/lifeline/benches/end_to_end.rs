@@ -4,7 +4,12 @@
 //! ```text
 //! cargo bench -p lifeline --bench end_to_end
 //! LIFELINE_BENCH_SIZES=10000,100000 LIFELINE_BENCH_ROUND_TRIPS=1000 cargo bench -p lifeline --bench end_to_end
+//! LIFELINE_BENCH_PROVIDER=slurm cargo bench -p lifeline --bench end_to_end
 //! ```
+//!
+//! With `LIFELINE_BENCH_PROVIDER=slurm` (a running Slurm: `scripts/slurm`) the two nodes are two
+//! Slurm blocks of one node each, started on demand: the first figure is then the time from
+//! submitting one task to its result when its block must first be started by Slurm.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -128,11 +133,16 @@ async fn main() {
     let endpoint = ep.endpoint_id;
     let dir = s._tmp.path().join("agent");
     std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(
-        dir.join("endpoint.toml"),
-        "[[executor]]\nlabel = \"bench\"\nnodes = 2\nworkers_per_node = 4\n",
-    )
-    .expect("config");
+    let slurm = std::env::var("LIFELINE_BENCH_PROVIDER").is_ok_and(|p| p == "slurm");
+    let config = if slurm {
+        "[[executor]]\nlabel = \"bench\"\nprovider = \"slurm\"\nworkers_per_node = 4\n\
+         [executor.slurm]\nexclusive = false\ninit_blocks = 0\nmin_blocks = 0\nmax_blocks = 2\n\
+         block_walltime = \"01:00:00\"\nidle_timeout = 600\n"
+    } else {
+        "[[executor]]\nlabel = \"bench\"\nnodes = 2\nworkers_per_node = 4\n"
+    };
+    let tag = if slurm { "lifeline slurm" } else { "lifeline" };
+    std::fs::write(dir.join("endpoint.toml"), config).expect("config");
     std::fs::write(dir.join("endpoint.token"), &ep.token).expect("token file");
     let _agent = Command::new(BIN)
         .args(["endpoint", "start", "--service", &s.url, "--token-file"])
@@ -166,21 +176,43 @@ async fn main() {
         .await
         .expect("function");
     println!(
-        "Lifeline end to end: one local endpoint, 2 nodes x 4 workers, {} cores",
+        "Lifeline end to end: one {} endpoint, 2 nodes x 4 workers, {} cores",
+        if slurm { "Slurm" } else { "local" },
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    if slurm {
+        let start = Instant::now();
+        let answer = s
+            .client
+            .submit(endpoint, &calls(python, 1))
+            .await
+            .expect("submit");
+        while s
+            .client
+            .task(answer.task_ids[0])
+            .await
+            .expect("task")
+            .pending
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        println!(
+            "metric: {tag} first result with a block to start = {:.2} s",
+            start.elapsed().as_secs_f64()
+        );
+    }
 
-    // Warm the Python workers.
+    // Warm the Python workers (and, on Slurm, start both blocks).
     throughput(&s, endpoint, python, 200).await;
     for &n in &sizes {
         let (rate, failed) = throughput(&s, endpoint, python, n).await;
-        println!("metric: lifeline no-op Python tasks, batch of {n} = {rate:.1} tasks/s");
+        println!("metric: {tag} no-op Python tasks, batch of {n} = {rate:.1} tasks/s");
         assert_eq!(failed, 0, "no task may fail");
     }
     for &n in &sizes {
         let n = n.min(20_000);
         let (rate, _) = throughput(&s, endpoint, shell, n).await;
-        println!("metric: lifeline no-op shell tasks, batch of {n} = {rate:.1} tasks/s");
+        println!("metric: {tag} no-op shell tasks, batch of {n} = {rate:.1} tasks/s");
     }
 
     let mut times = Vec::with_capacity(round_trips);
@@ -199,11 +231,11 @@ async fn main() {
     }
     times.sort();
     println!(
-        "metric: lifeline round trip p50 = {:.2} ms",
+        "metric: {tag} round trip p50 = {:.2} ms",
         percentile(&times, 0.5)
     );
     println!(
-        "metric: lifeline round trip p99 = {:.2} ms",
+        "metric: {tag} round trip p99 = {:.2} ms",
         percentile(&times, 0.99)
     );
 }
