@@ -313,14 +313,18 @@ impl Interchange {
         }
     }
 
-    /// Asks the provider about the executor's live blocks.
-    pub(super) fn poll(&mut self, executor: usize) {
-        let jobs: Vec<String> = self
-            .blocks
+    /// The scheduler's ids of the executor's live blocks.
+    fn live_jobs(&self, executor: usize) -> Vec<String> {
+        self.blocks
             .values()
             .filter(|b| b.executor == executor && !b.state.is_over())
             .filter_map(|b| b.job_id.clone())
-            .collect();
+            .collect()
+    }
+
+    /// Asks the provider about the executor's live blocks.
+    pub(super) fn poll(&mut self, executor: usize) {
+        let jobs = self.live_jobs(executor);
         let e = &mut self.executors[executor];
         e.last_poll = Some(Instant::now());
         if jobs.is_empty() || e.polling {
@@ -453,12 +457,7 @@ impl Interchange {
     pub(crate) async fn stop_blocks(&mut self) {
         let mut calls = Vec::new();
         for (executor, e) in self.executors.iter().enumerate() {
-            let jobs: Vec<String> = self
-                .blocks
-                .values()
-                .filter(|b| b.executor == executor && !b.state.is_over())
-                .filter_map(|b| b.job_id.clone())
-                .collect();
+            let jobs = self.live_jobs(executor);
             if !jobs.is_empty() {
                 let provider = e.provider.clone();
                 calls.push(async move { provider.cancel(&jobs).await });
