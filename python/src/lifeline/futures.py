@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
-    from .executor import _Engine
+    from ._engine import Engine
 
 LOGGER = logging.getLogger("lifeline")
 
@@ -53,7 +53,7 @@ class TaskFuture(concurrent.futures.Future[Any]):
     traceback. ``running()`` is true while the task's state is ``running``.
     """
 
-    def __init__(self, engine: _Engine | None, function_name: str) -> None:
+    def __init__(self, engine: Engine | None, function_name: str) -> None:
         super().__init__()
         self._engine = engine
         self.function_name = function_name
