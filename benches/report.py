@@ -8,7 +8,7 @@ import sys
 
 out = sys.argv[1]
 metrics = {}
-for name in ["service", "end_to_end", "end_to_end_slurm", "parsl", "dashboard"]:
+for name in ["service", "end_to_end", "end_to_end_slurm", "parsl", "python", "dashboard"]:
     path = os.path.join(out, name + ".txt")
     if not os.path.exists(path):
         continue
@@ -55,6 +55,9 @@ pairs = [
     ("throughput, 10,000 no-op Python tasks", "lifeline no-op Python tasks, batch of 10000", "parsl no-op Python tasks, batch of 10000"),
     ("round trip p50", "lifeline round trip p50", "parsl round trip p50"),
     ("round trip p99", "lifeline round trip p99", "parsl round trip p99"),
+    ("throughput through the Python Executor, 10,000 no-op tasks", "lifeline Python Executor no-op tasks, batch of 10000", "parsl no-op Python tasks, batch of 10000"),
+    ("round trip p50 through the Python Executor", "lifeline Python Executor round trip p50", "parsl round trip p50"),
+    ("round trip p99 through the Python Executor", "lifeline Python Executor round trip p99", "parsl round trip p99"),
 ]
 print("\n## Lifeline beside Parsl (same machine, same run, 8 workers each)\n")
 print("| figure | Lifeline | Parsl | Lifeline / Parsl |")
