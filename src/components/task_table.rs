@@ -45,13 +45,16 @@ pub fn Strip(state: State) -> impl IntoView {
     view! { <span class="strip" aria-hidden="true">{cells}</span> }
 }
 
+/// A duration for a glance: `42s`, `2m 10s`, `3h 5m`, `1.5d`. Rounded to whole seconds first,
+/// so that 59.7 s reads `1m 0s`, never `0m 60s`.
 pub fn age(seconds: f64) -> String {
-    let s = seconds.max(0.0);
+    // The cast saturates; `max` turns NaN into 0.
+    let s = seconds.max(0.0).round() as u64;
     match s {
-        s if s < 60.0 => format!("{s:.0}s"),
-        s if s < 3600.0 => format!("{:.0}m {:.0}s", (s / 60.0).floor(), s % 60.0),
-        s if s < 86_400.0 => format!("{:.0}h {:.0}m", (s / 3600.0).floor(), (s % 3600.0) / 60.0),
-        s => format!("{:.1}d", s / 86_400.0),
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m {}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        s => format!("{:.1}d", s as f64 / 86_400.0),
     }
 }
 
@@ -210,5 +213,23 @@ pub fn TaskTable() -> impl IntoView {
             </div>
             <p class="task-count">{move || format!("{} tasks", total())}</p>
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::age;
+
+    #[test]
+    fn ages_round_to_whole_seconds_and_carry() {
+        assert_eq!(age(-3.0), "0s");
+        assert_eq!(age(f64::NAN), "0s");
+        assert_eq!(age(59.4), "59s");
+        assert_eq!(age(59.7), "1m 0s");
+        assert_eq!(age(130.0), "2m 10s");
+        assert_eq!(age(1199.6), "20m 0s");
+        assert_eq!(age(3599.9), "1h 0m");
+        assert_eq!(age(3.0 * 3600.0 + 5.0 * 60.0 + 59.0), "3h 5m");
+        assert_eq!(age(1.5 * 86_400.0), "1.5d");
     }
 }
