@@ -1,4 +1,5 @@
-//! The diagram component, mounted in a real browser page.
+//! Components mounted in a real browser page: the diagram, and an executor's blocks as the
+//! endpoints page shows them.
 #![cfg(target_arch = "wasm32")]
 
 use leptos::prelude::*;
@@ -131,4 +132,115 @@ async fn a_selected_task_s_path_is_drawn_and_clicks_reach_the_callbacks() {
     node.dispatch_event(&web_sys::Event::new("click").expect("event"))
         .expect("dispatch");
     assert_eq!(clicked.get_untracked(), Some(State::Failed));
+}
+
+#[wasm_bindgen_test]
+async fn an_executor_shows_its_blocks_and_the_tasks_waiting_for_them() {
+    use lifeline_dashboard::components::blocks::Executor;
+    use lifeline_model::{BlockReport, BlockState, ExecutorReport, Timestamp};
+    let t0 = 1_700_000_000.0;
+    let block = |block_id: u64, state: BlockState| BlockReport {
+        block_id,
+        job_id: Some(format!("{}", 50 + block_id)),
+        state,
+        reason: None,
+        nodes: 1,
+        managers: 0,
+        submitted_at: Timestamp::from_secs_f64(t0),
+        started_at: None,
+        walltime_secs: Some(600),
+        tasks: 0,
+    };
+    let mut tasks = StateCounts::default();
+    tasks.set(State::WaitingForNodes, 3);
+    tasks.set(State::Running, 1);
+    let executor = ExecutorReport {
+        label: "cpu".into(),
+        provider: "slurm".into(),
+        managers: 1,
+        total_workers: 1,
+        idle_workers: 0,
+        busy_workers: 1,
+        tasks,
+        provider_error: Some("squeue timed out after 10 s".into()),
+        blocks: vec![
+            BlockReport {
+                reason: Some("sbatch: error: invalid partition specified: nope".into()),
+                job_id: None,
+                ..block(1, BlockState::Failed)
+            },
+            BlockReport {
+                managers: 1,
+                started_at: Some(Timestamp::from_secs_f64(t0 + 5.0)),
+                tasks: 1,
+                ..block(2, BlockState::Running)
+            },
+            BlockReport {
+                reason: Some("Resources".into()),
+                ..block(3, BlockState::Pending)
+            },
+        ],
+    };
+    let mount = document().create_element("ul").expect("ul");
+    mount.set_id("executor");
+    document()
+        .body()
+        .expect("body")
+        .append_child(&mount)
+        .expect("append");
+    let _handle = leptos::mount::mount_to(mount.clone().unchecked_into(), move || {
+        view! { <Executor executor=executor.clone() now=t0 + 65.0/> }
+    });
+    leptos::task::tick().await;
+
+    let within = |selector: &str| mount.query_selector(selector).expect("valid selector");
+    let text = |selector: &str| {
+        within(selector)
+            .unwrap_or_else(|| panic!("nothing at {selector}"))
+            .text_content()
+            .unwrap_or_default()
+    };
+    let all = text("[data-executor=\"cpu\"]");
+    let at = |block: &str| {
+        all.find(block)
+            .unwrap_or_else(|| panic!("no {block} in {all}"))
+    };
+    assert!(
+        at("block 3") < at("block 2") && at("block 2") < at("block 1"),
+        "pending first, ended last: {all}"
+    );
+    for (id, state) in [(1, "failed"), (2, "running"), (3, "pending")] {
+        let selector = format!("[data-block-id=\"{id}\"][data-block-state=\"{state}\"]");
+        assert!(within(&selector).is_some(), "{selector}");
+    }
+    let running = text("[data-block-id=\"2\"][data-block-state=\"running\"]");
+    for part in [
+        "block 2",
+        "slurm job 52",
+        "1/1 nodes",
+        "up 1m 0s",
+        "9m 0s left",
+        "1 task",
+    ] {
+        assert!(running.contains(part), "{part} in {running}");
+    }
+    let pending = text("[data-block-id=\"3\"][data-block-state=\"pending\"]");
+    assert!(
+        pending.contains("waiting 1m 5s") && pending.contains("Resources"),
+        "{pending}"
+    );
+    // The waiting tasks stand with the pending blocks.
+    let waiting = within(".pending-blocks [data-waiting-for-nodes=\"3\"]").expect("waiting count");
+    assert!(
+        waiting
+            .text_content()
+            .unwrap_or_default()
+            .contains("3 tasks waiting for nodes")
+    );
+    assert!(text("[data-block-id=\"1\"]").contains("invalid partition"));
+    assert!(text("[data-provider-error]").contains("squeue timed out"));
+    assert!(
+        all.contains("tasks: 3 waiting-for-nodes, 1 running"),
+        "{all}"
+    );
 }

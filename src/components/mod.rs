@@ -1,5 +1,6 @@
 //! Widgets shared by the dashboard's pages.
 
+pub mod blocks;
 pub mod diagram;
 pub mod header;
 pub mod signin;

@@ -1,15 +1,15 @@
 //! Endpoints: online or offline with the age of their last heartbeat, each executor's managers,
-//! workers and tasks, and unfinished tasks stranded on an endpoint that went silent.
+//! workers, tasks and blocks (see [`crate::components::blocks`]), and unfinished tasks stranded
+//! on an endpoint that went silent.
 //!
 //! Online and offline follow the event stream everywhere; heartbeat ages and executor reports
 //! are not streamed, so this page asks for the list again every few seconds while it is open.
 
-use leptos::prelude::*;
-use lifeline_model::State;
-
+use crate::components::blocks::{Executor, endpoint_now};
 use crate::components::task_table::age;
 use crate::session::{Clock, Endpoints, LiveTasks};
 use crate::url_state::{Page, ViewState};
+use leptos::prelude::*;
 
 /// How often the page asks for heartbeats and executor reports.
 const REFRESH: std::time::Duration = std::time::Duration::from_secs(3);
@@ -39,37 +39,36 @@ pub fn EndpointsPage() -> impl IntoView {
                     let executors = e
                         .report
                         .as_ref()
-                        .map(|r| r.executors.clone())
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|x| {
-                            let tasks = State::ALL
-                                .into_iter()
-                                .filter(|s| x.tasks.get(*s) > 0)
-                                .map(|s| format!("{} {}", x.tasks.get(s), s.wire()))
-                                .collect::<Vec<_>>()
-                                .join(", ");
-                            view! {
-                                <li data-executor=x.label.clone()>
-                                    <strong>{x.label.clone()}</strong>
-                                    {format!(" ({}): {} managers, {} workers: {} busy, {} idle", x.provider, x.managers, x.total_workers, x.busy_workers, x.idle_workers)}
-                                    {(!tasks.is_empty()).then(|| format!("; tasks: {tasks}"))}
-                                </li>
-                            }
-                        })
-                        .collect_view();
+                        .map(|r| {
+                            let now = endpoint_now(r.at, e.last_heartbeat, now);
+                            r.executors
+                                .iter()
+                                .map(|x| view! { <Executor executor=x.clone() now=now/> })
+                                .collect_view()
+                        });
+                    let rejected = e.report.as_ref().map_or(0, |r| r.rejected_connections);
                     view! {
                         <tr data-endpoint-row=id.to_string() data-online=e.online.to_string()>
-                            <td>
+                            <td class="endpoint-name">
                                 <button class="link" on:click=move |_| view_state.update(|v| { v.endpoints = vec![id]; v.page = Page::Lifecycle; })>
                                     {e.name.clone()}
                                 </button>
                                 <div class="mono muted">{id.to_string()}</div>
                             </td>
-                            <td><span class=if e.online { "badge online" } else { "badge offline" }>{if e.online { "online" } else { "offline" }}</span></td>
-                            <td>{heartbeat}</td>
-                            <td><ul class="executors">{executors}</ul></td>
-                            <td>
+                            <td data-label="Status"><span class=if e.online { "badge online" } else { "badge offline" }>{if e.online { "online" } else { "offline" }}</span></td>
+                            <td data-label="Last heartbeat">{heartbeat}</td>
+                            <td data-label="Executors">
+                                <ul class="executors">{executors}</ul>
+                                {(rejected > 0).then(|| view! {
+                                    <p class="muted rejected" data-rejected-connections=rejected>
+                                        {format!(
+                                            "{rejected} {} to the interchange refused: not a manager of a live block",
+                                            if rejected == 1 { "connection" } else { "connections" }
+                                        )}
+                                    </p>
+                                })}
+                            </td>
+                            <td class="endpoint-flags">
                                 {(stranded > 0).then(|| view! {
                                     <span class="badge stranded" data-stranded=stranded title="Unfinished tasks on an endpoint whose heartbeat stopped">
                                         {format!("{stranded} stranded")}
