@@ -108,7 +108,9 @@ fn Document(doc: TaskStatus) -> impl IntoView {
             .name(endpoint_id)
             .unwrap_or_else(|| endpoint_id.to_string())
     };
-    // Where each attempt ran: the endpoint records it when a manager takes the task.
+    // Where each attempt ran: the endpoint records it when a manager takes the task, as the
+    // reason of `waiting-for-launch` (`executor cpu, manager 3, block 2 (slurm job 57), node
+    // c12`). It is shown as written, whole, on a line of its own per attempt.
     let launches = log
         .iter()
         .filter(|t| t.state == State::WaitingForLaunch)
@@ -123,12 +125,8 @@ fn Document(doc: TaskStatus) -> impl IntoView {
                 .get(i + 1)
                 .map(|n| human_duration(n.at.as_secs_f64() - t.at.as_secs_f64()))
                 .unwrap_or_else(|| "now".into());
-            let reason = t
-                .reason
-                .as_deref()
-                .and_then(|r| r.lines().next())
-                .unwrap_or_default()
-                .to_owned();
+            let full_reason = t.reason.clone().unwrap_or_default();
+            let reason = full_reason.lines().next().unwrap_or_default().to_owned();
             view! {
                 <tr data-step=i + 1>
                     <td>{i + 1}</td>
@@ -137,7 +135,7 @@ fn Document(doc: TaskStatus) -> impl IntoView {
                     <td>{t.attempt}</td>
                     <td class="mono">{time(t.at)}</td>
                     <td>{stay}</td>
-                    <td class="reason">{reason}</td>
+                    <td class="reason" title=full_reason>{reason}</td>
                 </tr>
             }
         })
@@ -152,9 +150,18 @@ fn Document(doc: TaskStatus) -> impl IntoView {
             <dt>"attempt"</dt><dd>{format!("{} of at most {}", doc.details.attempt, doc.details.max_retries + 1)}</dd>
             <dt>"endpoint"</dt><dd>{endpoint}</dd>
             {(!launches.is_empty()).then(|| view! {
-                <dt>"ran on"</dt><dd data-ran-on="">{launches.into_iter().map(|(attempt, node)| view! {
-                    <div>{move || format!("attempt {attempt}: {} ({node})", endpoint())}</div>
-                }).collect_view()}</dd>
+                <dt>"ran on"</dt>
+                <dd data-ran-on="">
+                    <ol class="ran-on">
+                        {launches.into_iter().map(|(attempt, place)| view! {
+                            <li data-attempt=attempt>
+                                <span class="attempt">{format!("attempt {attempt}")}</span>
+                                <span class="place">{move || endpoint()}</span>
+                                <span class="where mono">{place}</span>
+                            </li>
+                        }).collect_view()}
+                    </ol>
+                </dd>
             })}
             {doc.completion_t.map(|c| view! { <dt>"completion_t"</dt><dd class="mono">{c}</dd> })}
             {started.map(|t0| view! {
