@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lifeline import Executor, ServiceUnavailable
+from lifeline._engine import SENDERS
 
 from .conftest import CONFIG, PATIENCE, Agent, Service
 
@@ -95,3 +96,27 @@ def test_open_futures_fail_when_the_service_stays_away(site: tuple[Service, Agen
     finally:
         ex.shutdown(wait=False)
         client.close()
+
+
+def test_calls_not_yet_sent_are_cancelled_where_they_wait(site: tuple[Service, Agent]) -> None:
+    service, _ = site
+    client = service.client()
+    ex = Executor(endpoint="site", client=client, batch_size=1, patience=1)
+    ex.register_function(add)
+    service.kill()
+    futures = [ex.submit(add, i, i) for i in range(10)]
+    # Each sender takes one call and waits for the service; the rest stay queued.
+    time.sleep(0.3)
+    assert futures[-1].cancel()
+    assert futures[-1].cancelled()
+    assert futures[-1].task_id is None
+    ex.shutdown(wait=True, cancel_futures=True)
+    cancelled = [f for f in futures if f.cancelled()]
+    failed = [f for f in futures if not f.cancelled()]
+    assert len(failed) == SENDERS
+    assert len(cancelled) == 10 - SENDERS
+    for f in failed:
+        assert isinstance(f.exception(), ServiceUnavailable)
+        with pytest.raises(ServiceUnavailable):
+            f.task_id_ready(timeout=0)
+    client.close()

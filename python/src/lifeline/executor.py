@@ -54,7 +54,12 @@ class Executor(concurrent.futures.Executor):
             raise ValueError("batch_size is from 1 to 10,000 tasks")
         self._own_client = client is None
         self.client = client if client is not None else Client()
-        self.endpoint_id = self.client.endpoint_id(str(target))
+        try:
+            self.endpoint_id = self.client.endpoint_id(str(target))
+        except BaseException:
+            if self._own_client:
+                self.client.close()
+            raise
         self._initial_group = task_group_id
         self._lock = threading.Lock()
         self._futures: set[TaskFuture] = set()
@@ -166,8 +171,7 @@ class Executor(concurrent.futures.Executor):
             pending = list(self._futures)
         if cancel_futures:
             for future in pending:
-                if future.task_id is None:
-                    future.cancel()
+                future._cancel_if_queued()
         if wait:
             concurrent.futures.wait(pending)
             self._engine.stop()

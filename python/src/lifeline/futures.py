@@ -138,7 +138,11 @@ class TaskFuture(concurrent.futures.Future[Any]):
             return self.cancelled()
         if queued:
             return self._resolve_cancelled()
-        task_id = self.task_id_ready() if self._task_id is None else self._task_id
+        try:
+            task_id = self.task_id_ready()
+        except Exception:
+            # The submission failed: the future holds its error, there is nothing to cancel.
+            return self.cancelled()
         engine = self._engine
         if engine is None:
             return False
@@ -156,7 +160,15 @@ class TaskFuture(concurrent.futures.Future[Any]):
             return True
         return self.cancelled()
 
-    # -- what the executor's engine calls ---------------------------------------------------
+    # -- what the executor and its engine call ----------------------------------------------
+
+    def _cancel_if_queued(self) -> bool:
+        """Cancels the future if its call was not taken for a submission yet."""
+        with self._lock:
+            queued = self._phase == _QUEUED
+            if queued:
+                self._phase = _DROPPED
+        return queued and self._resolve_cancelled()
 
     def _claim(self) -> bool:
         """Takes the future for a submission, unless it was cancelled while queued."""
