@@ -469,8 +469,8 @@ class Engine:
 
     def _apply(self, event: dict[str, Any]) -> None:
         task_id = event.get("task_id")
-        with self.lock:
-            future = self.open.get(task_id) if isinstance(task_id, str) else None
+        # A lone read of a dict other threads write is safe without the lock.
+        future = self.open.get(task_id) if isinstance(task_id, str) else None
         if future is None or not isinstance(task_id, str):
             return
         if future.done():
@@ -584,7 +584,10 @@ class Engine:
             )
             self._forget(task_id)
             return
-        self.apply_document(future, doc)
+        log = doc.get("details", {}).get("task_transitions", [])
+        if len(future._transitions) < len(log):
+            # Transitions the stream did not bring (a gap, or a reloaded task).
+            self.apply_document(future, doc)
         if doc["pending"]:
             return
         settle(future, doc)

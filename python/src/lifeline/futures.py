@@ -5,8 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -14,8 +13,7 @@ if TYPE_CHECKING:
 LOGGER = logging.getLogger("lifeline")
 
 
-@dataclass(frozen=True)
-class Transition:
+class Transition(NamedTuple):
     """One entry of a task's transition log, as the event stream or a status document gives it.
 
     ``state`` and ``previous`` are wire values (``"received"``, ``"waiting-for-ep"``, ...);
@@ -57,11 +55,14 @@ class TaskFuture(concurrent.futures.Future[Any]):
         super().__init__()
         self._engine = engine
         self.function_name = function_name
-        self._lock = threading.RLock()
+        # The future's own condition (over a reentrant lock) guards what this class adds too.
+        # It must not be notified for anything but the end (result() waits on it once).
+        self._lock = self._condition
+        # Made only for a caller of task_id_ready who has to wait.
+        self._id_event: threading.Event | None = None
         self._phase = _QUEUED
         self._task_id: str | None = None
         self._task_group_id: str | None = None
-        self._id_known = threading.Event()
         self._life_state: str | None = None
         self._attempt = 0
         self._transitions: list[Transition] = []
@@ -90,7 +91,14 @@ class TaskFuture(concurrent.futures.Future[Any]):
     def task_id_ready(self, timeout: float | None = None) -> str:
         """Waits until the task was submitted and returns its id. Raises TimeoutError after
         ``timeout`` seconds, or the error that kept it from being submitted."""
-        if not self._id_known.wait(timeout):
+        with self._lock:
+            if self._task_id is None and not self.done():
+                if self._id_event is None:
+                    self._id_event = threading.Event()
+                event: threading.Event | None = self._id_event
+            else:
+                event = None
+        if event is not None and not event.wait(timeout):
             raise TimeoutError(f"the task was not submitted within {timeout} s")
         if self._task_id is None:
             if self.cancelled():
@@ -187,7 +195,7 @@ class TaskFuture(concurrent.futures.Future[Any]):
                 # Stored by the service; the `received` transition itself comes with the stream.
                 self._life_state = "received"
                 self._attempt = 1
-        self._id_known.set()
+        self._id_known()
 
     def _record(self, transitions: list[Transition], attempt: int | None = None) -> bool:
         """Adds transitions not seen before; True if any was new."""
@@ -201,7 +209,7 @@ class TaskFuture(concurrent.futures.Future[Any]):
                 self._attempt = max(self._attempt, new[-1].attempt)
             if attempt is not None:
                 self._attempt = max(self._attempt, attempt)
-        if new:
+        if new and self._callbacks:
             self._deliver()
         return bool(new)
 
@@ -239,7 +247,7 @@ class TaskFuture(concurrent.futures.Future[Any]):
             self.set_result(value)
         except concurrent.futures.InvalidStateError:
             return False
-        self._id_known.set()
+        self._id_known()
         return True
 
     def _resolve_exception(self, error: BaseException) -> bool:
@@ -247,7 +255,7 @@ class TaskFuture(concurrent.futures.Future[Any]):
             self.set_exception(error)
         except concurrent.futures.InvalidStateError:
             return False
-        self._id_known.set()
+        self._id_known()
         return True
 
     def _resolve_cancelled(self) -> bool:
@@ -259,5 +267,12 @@ class TaskFuture(concurrent.futures.Future[Any]):
         if first:
             # Tell waiters (wait, as_completed) too, as an executor does for a cancelled future.
             self.set_running_or_notify_cancel()
-        self._id_known.set()
+        self._id_known()
         return True
+
+    def _id_known(self) -> None:
+        """Wakes a caller of task_id_ready: the id is known, or will never be."""
+        with self._lock:
+            event = self._id_event
+        if event is not None:
+            event.set()
