@@ -181,6 +181,8 @@ def test_reload_tasks_reattaches_to_an_earlier_run(client: Client, endpoint: Age
             assert reloaded[0].result() == 2
             assert reloaded[1].state == "running"
             assert not reloaded[1].done()
+            # An executor reloading a task it follows already gives the future it has.
+            assert first.reload_tasks(groups[1]) == [running]
             assert reloaded[1].result(timeout=PATIENCE) == 1.5
             assert reloaded[1].state == "success"
             assert next(t.state for t in reloaded[1].transitions) == "received"

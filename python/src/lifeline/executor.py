@@ -144,6 +144,12 @@ class Executor(concurrent.futures.Executor):
         following: dict[str, TaskFuture] = {}
         endpoint_id = self.endpoint_id
         for task_id in ids:
+            with self._engine.lock:
+                known = self._engine.open.get(task_id)
+            if known is not None:
+                # This executor follows the task already: the same future, not a second one.
+                futures.append(known)
+                continue
             doc = docs[task_id]
             future = TaskFuture(self._engine, str(doc.get("details", {}).get("function_id", "")))
             future._claim()
@@ -164,8 +170,8 @@ class Executor(concurrent.futures.Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stops taking calls. ``cancel_futures`` cancels those not yet sent to the service;
-        ``wait`` waits for every other future, then stops the executor's thread. Without
-        ``wait``, the thread stops by itself once the last future resolves."""
+        ``wait`` waits for every other future, then stops the executor's threads. Without
+        ``wait``, the threads stop by themselves once the last future resolves."""
         with self._lock:
             self._shutdown = True
             pending = list(self._futures)
