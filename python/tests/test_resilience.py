@@ -4,13 +4,14 @@ and a service that stays away fails the open futures instead of leaving them han
 from __future__ import annotations
 
 import concurrent.futures
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from lifeline import Executor, ServiceUnavailable
+from lifeline import Executor, NotFound, ServiceUnavailable
 from lifeline._engine import SENDERS
 
 from .conftest import CONFIG, PATIENCE, Agent, Service
@@ -120,3 +121,38 @@ def test_calls_not_yet_sent_are_cancelled_where_they_wait(site: tuple[Service, A
         with pytest.raises(ServiceUnavailable):
             f.task_id_ready(timeout=0)
     client.close()
+
+
+def test_a_gap_the_stream_cannot_fill_is_closed_with_batch_status(
+    site: tuple[Service, Agent],
+) -> None:
+    service, agent = site
+    client = service.client()
+    store = service.dir / "data" / "lifeline.sqlite3"
+    backup = service.dir / "backup.sqlite3"
+    with sqlite3.connect(store) as source, sqlite3.connect(backup) as copy:
+        source.backup(copy)
+    ex = Executor(endpoint="site", client=client)
+    try:
+        running = ex.submit(sleeps, 60)
+        deadline = time.monotonic() + PATIENCE
+        while running.state != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        # The service comes back on a backup older than what the executor read: its log ends
+        # before the executor's last event, so the stream cannot say what became of the task,
+        # and the batch-status call that closes the gap can (the backup never heard of it).
+        agent.stop()
+        service.kill()
+        for leftover in store.parent.glob("lifeline.sqlite3*"):
+            leftover.unlink()
+        backup.rename(store)
+        store.chmod(0o600)
+        service.restart()
+        error = running.exception(timeout=PATIENCE)
+        assert isinstance(error, NotFound), error
+        assert running.task_id is not None
+        assert running.task_id in str(error)
+    finally:
+        ex.shutdown(wait=False)
+        client.close()
