@@ -10,7 +10,7 @@ use std::fmt;
 
 use gloo_net::http::{QueryParams, Request, Response};
 use lifeline_model::api::{
-    ErrorBody, EventsQuery, FunctionInfo, StatsQuery, StatusDocument, TaskListQuery,
+    ErrorBody, EventsQuery, FunctionInfo, StatsQuery, StatusDocument, StreamTicket, TaskListQuery,
 };
 use lifeline_model::{EndpointId, EndpointSummary, FunctionId, StatsSummary, TaskId, TaskPage};
 use serde::Serialize;
@@ -103,18 +103,33 @@ impl Api {
     }
 
     /// The event stream's URL, resuming after sequence number `after`. EventSource cannot send
-    /// headers, so the token rides in the query.
-    pub fn events_url(&self, after: u64) -> String {
+    /// headers, and a long-lived token must not sit in a URL: the service first hands out a
+    /// single-use ticket for this one connection.
+    pub async fn events_url(&self, after: u64) -> Result<String, ApiError> {
+        let response = Request::post(&self.url("/v1/events/ticket"))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .send()
+            .await
+            .map_err(|e| ApiError::Network(e.to_string()))?;
+        if !response.ok() {
+            return Err(failure(response).await);
+        }
+        let text = response
+            .text()
+            .await
+            .map_err(|e| ApiError::Network(e.to_string()))?;
+        let ticket: StreamTicket =
+            serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()))?;
         let query = EventsQuery {
             after: Some(after),
-            access_token: Some(self.token.clone()),
+            ticket: Some(ticket.ticket),
             ..EventsQuery::default()
         };
         let params = QueryParams::new();
         for (name, value) in query_pairs(&query) {
             params.append(&name, &value);
         }
-        self.url(&format!("/v1/events?{params}"))
+        Ok(self.url(&format!("/v1/events?{params}")))
     }
 
     /// `GET path` with `query`: the answer's text, or the error it stands for. Not generic, so
@@ -149,6 +164,7 @@ impl Api {
     pub async fn stats(&self, endpoints: &[EndpointId]) -> Result<StatsSummary, ApiError> {
         let query = StatsQuery {
             endpoint_id: endpoint_filter(endpoints),
+            mine: None,
         };
         self.get("/v1/stats", query_pairs(&query)).await
     }

@@ -16,6 +16,8 @@
 //! Each connection is read by one task that owns its listeners (gloo-net's subscriptions remove
 //! them when dropped), so reconnecting leaks nothing.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -236,21 +238,30 @@ impl std::fmt::Debug for Inner {
 struct Hook {
     inner: StoredValue<Inner, LocalStorage>,
     state: RwSignal<StreamState>,
-    url: StoredValue<Rc<dyn Fn(u64) -> Option<String>>, LocalStorage>,
+    url: StoredValue<Rc<dyn Fn(u64) -> StreamAddress>, LocalStorage>,
     options: StoredValue<UseEventStreamOptions, LocalStorage>,
 }
 
+/// Where a stream opens: found asynchronously (a service hands out a single-use ticket for each
+/// connection); `None` when it cannot be opened (the ticket was refused, say).
+pub type StreamAddress = Pin<Box<dyn Future<Output = Option<String>>>>;
+
+/// An address known at once.
+pub fn ready_address(url: Option<String>) -> StreamAddress {
+    Box::pin(std::future::ready(url))
+}
+
 /// The stream with default options: see the module documentation. `url` gives the stream's
-/// address for a starting point (`None`: nothing to open, such as when signed out).
+/// address for a starting point.
 pub fn use_event_stream(
-    url: impl Fn(u64) -> Option<String> + 'static,
+    url: impl Fn(u64) -> StreamAddress + 'static,
 ) -> UseEventStreamReturn<impl Fn(u64) + Copy + 'static, impl Fn() + Copy + 'static> {
     use_event_stream_with_options(url, UseEventStreamOptions::default())
 }
 
 /// [`use_event_stream`] with options. Nothing is opened until `open` is called.
 pub fn use_event_stream_with_options(
-    url: impl Fn(u64) -> Option<String> + 'static,
+    url: impl Fn(u64) -> StreamAddress + 'static,
     options: UseEventStreamOptions,
 ) -> UseEventStreamReturn<impl Fn(u64) + Copy + 'static, impl Fn() + Copy + 'static> {
     let hook = Hook {
@@ -321,18 +332,28 @@ impl Hook {
         let Some(connection) = self.reset() else {
             return;
         };
-        let Some(url) = self.url.try_with_value(|url| url(after)).flatten() else {
-            self.state.set(StreamState::Closed);
+        let Some(address) = self.url.try_with_value(|url| url(after)) else {
             return;
         };
-        let Some((source, subscriptions)) = connect(&url) else {
-            self.state.set(StreamState::Failed);
-            return;
-        };
-        self.inner.update_value(|i| i.source = Some(source));
         self.state.set(StreamState::Connecting);
         let hook = *self;
         spawn_local(async move {
+            let url = address.await;
+            // Closed or reopened while the address was on its way.
+            if !hook.current(connection) {
+                return;
+            }
+            // No address (the ticket was refused, say): the consumer falls back to polling,
+            // which surfaces the reason.
+            let Some(url) = url else {
+                hook.state.try_set(StreamState::Failed);
+                return;
+            };
+            let Some((source, subscriptions)) = connect(&url) else {
+                hook.state.try_set(StreamState::Failed);
+                return;
+            };
+            hook.inner.update_value(|i| i.source = Some(source));
             let [messages, opened, errors] = subscriptions;
             let mut all = stream::select(messages, stream::select(opened, errors));
             hook.read(connection, &mut all).await;
@@ -628,7 +649,7 @@ mod browser_tests {
             use_event_stream_with_options(
                 move |after| {
                     asked.borrow_mut().push(after);
-                    Some(blob_url(after + 1..=5, "text/event-stream"))
+                    ready_address(Some(blob_url(after + 1..=5, "text/event-stream")))
                 },
                 UseEventStreamOptions::default()
                     .capacity(2)
@@ -667,7 +688,7 @@ mod browser_tests {
         let applied = Rc::new(RefCell::new(Vec::new()));
         let stream = owner.with(|| {
             use_event_stream_with_options(
-                move |after| Some(blob_url(after + 1..=3, "text/event-stream")),
+                move |after| ready_address(Some(blob_url(after + 1..=3, "text/event-stream"))),
                 UseEventStreamOptions::default().on_events(consumer(Rc::clone(&applied))),
             )
         });
@@ -682,8 +703,11 @@ mod browser_tests {
     #[wasm_bindgen_test]
     async fn a_stream_the_browser_refuses_fails() {
         let owner = Owner::new();
-        let stream = owner
-            .with(|| use_event_stream(move |after| Some(blob_url(after + 1..=3, "text/plain"))));
+        let stream = owner.with(|| {
+            use_event_stream(move |after| {
+                ready_address(Some(blob_url(after + 1..=3, "text/plain")))
+            })
+        });
         (stream.open)(0);
         until("failed", || {
             stream.ready_state.get_untracked() == StreamState::Failed

@@ -144,6 +144,8 @@ mod tests {
             last_heartbeat: None,
             report: None,
             created_at: Timestamp::from_micros(1),
+            owner: None,
+            public: false,
         }
     }
 

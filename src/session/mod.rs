@@ -20,7 +20,7 @@ use lifeline_model::{EventBody, FunctionId, StatsSummary};
 
 use crate::api::{Api, ApiError};
 use crate::event_stream::{
-    Applied, StreamState, UseEventStreamOptions, UseEventStreamReturn,
+    Applied, StreamAddress, StreamState, UseEventStreamOptions, UseEventStreamReturn,
     use_event_stream_with_options,
 };
 use crate::live::Live;
@@ -247,8 +247,13 @@ pub fn provide_session(api: Option<Api>, view: ViewState) {
     let clock = Clock(RwSignal::new(now_secs()));
     let stream = use_event_stream_with_options(
         move |after| {
-            auth.api
-                .with_untracked(|api| api.as_ref().map(|api| api.events_url(after)))
+            let api = auth.api.get_untracked();
+            Box::pin(async move {
+                match api {
+                    Some(api) => api.events_url(after).await.ok(),
+                    None => None,
+                }
+            }) as StreamAddress
         },
         UseEventStreamOptions::default()
             .on_events(move |events| apply_events(live, endpoints, events)),

@@ -19,9 +19,11 @@
 mod events;
 
 use lifeline_model::api::{
-    BatchStatus, BatchStatusRequest, EndpointRegistered, EndpointSummary, ErrorBody, EventsQuery,
-    FunctionInfo, FunctionRegistered, Health, RegisterEndpoint, RegisterFunction, StatsQuery,
-    StatsSummary, StatusDocument, SubmitRequest, Submitted, TaskListQuery, TaskPage,
+    AuditEntry, AuditQuery, BatchStatus, BatchStatusRequest, EndpointRegistered, EndpointShares,
+    EndpointSummary, ErrorBody, EventsQuery, FunctionInfo, FunctionRegistered, Health, NewToken,
+    NewUser, RegisterEndpoint, RegisterFunction, ShareEndpoint, StatsQuery, StatsSummary,
+    StatusDocument, StreamTicket, SubmitRequest, Submitted, TaskListQuery, TaskPage, TokenCreated,
+    TokenInfo, TokenListQuery, UserCreated, UserInfo, UserQuotas,
 };
 use lifeline_model::{EndpointId, FunctionId, TaskId};
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -220,6 +222,75 @@ impl Client {
     /// `GET /v1/stats`.
     pub async fn stats(&self, query: &StatsQuery) -> Result<StatsSummary> {
         self.call(self.request(Method::GET, "/v1/stats").query(query))
+            .await
+    }
+
+    /// `POST /v1/endpoints/{id}/share`.
+    pub async fn share_endpoint(
+        &self,
+        id: EndpointId,
+        share: &ShareEndpoint,
+    ) -> Result<EndpointShares> {
+        self.post(&format!("/v1/endpoints/{id}/share"), share).await
+    }
+
+    /// `GET /v1/me`: who this client's token belongs to.
+    pub async fn me(&self) -> Result<UserInfo> {
+        self.get("/v1/me").await
+    }
+
+    /// `POST /v1/users` (admin): the answer holds the user's first token, shown this once.
+    pub async fn add_user(&self, user: &NewUser) -> Result<UserCreated> {
+        self.post("/v1/users", user).await
+    }
+
+    /// `GET /v1/users` (admin).
+    pub async fn users(&self) -> Result<Vec<UserInfo>> {
+        self.get("/v1/users").await
+    }
+
+    /// `DELETE /v1/users/{name}` (admin).
+    pub async fn remove_user(&self, name: &str) -> Result<()> {
+        let path = format!("/v1/users/{name}");
+        self.call::<Value>(self.request(Method::DELETE, &path))
+            .await
+            .map(drop)
+    }
+
+    /// `PATCH /v1/users/{name}` (admin): the user's quotas.
+    pub async fn set_quotas(&self, name: &str, quotas: &UserQuotas) -> Result<UserInfo> {
+        let path = format!("/v1/users/{name}");
+        self.call(self.request(Method::PATCH, &path).json(quotas))
+            .await
+    }
+
+    /// `POST /v1/tokens`: the answer holds the token, shown this once.
+    pub async fn create_token(&self, token: &NewToken) -> Result<TokenCreated> {
+        self.post("/v1/tokens", token).await
+    }
+
+    /// `GET /v1/tokens`.
+    pub async fn tokens(&self, query: &TokenListQuery) -> Result<Vec<TokenInfo>> {
+        self.call(self.request(Method::GET, "/v1/tokens").query(query))
+            .await
+    }
+
+    /// `DELETE /v1/tokens/{id}`.
+    pub async fn revoke_token(&self, id: &str) -> Result<()> {
+        let path = format!("/v1/tokens/{id}");
+        self.call::<Value>(self.request(Method::DELETE, &path))
+            .await
+            .map(drop)
+    }
+
+    /// `POST /v1/events/ticket`: a single-use ticket for one event stream connection.
+    pub async fn stream_ticket(&self) -> Result<StreamTicket> {
+        self.post("/v1/events/ticket", &()).await
+    }
+
+    /// `GET /v1/audit` (admin).
+    pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        self.call(self.request(Method::GET, "/v1/audit").query(query))
             .await
     }
 

@@ -15,6 +15,11 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{EndpointId, FunctionId, TaskGroupId, TaskId};
 use crate::time::Timestamp;
 
+pub use crate::accounts::{
+    AuditEntry, AuditQuery, EndpointShares, NewToken, NewUser, ShareEndpoint, StreamTicket,
+    TokenCreated, TokenInfo, TokenListQuery, UserCreated, UserInfo, UserQuotas, parse_lifetime,
+    valid_user_name,
+};
 pub use crate::event::{EndpointStatus, Event, EventBody, TransitionEvent};
 pub use crate::status::StatusDocument;
 pub use crate::wire::{
@@ -319,6 +324,9 @@ pub struct TaskListQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 10000)))]
     pub limit: Option<usize>,
+    /// Only the caller's own tasks (for admin and endpoint owners, who also see others').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mine: Option<bool>,
 }
 
 /// The query of `GET /v1/stats`.
@@ -329,6 +337,9 @@ pub struct StatsQuery {
     /// Only these endpoints: one id, or several comma-separated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_id: Option<String>,
+    /// Only the caller's own tasks (for admin and endpoint owners, who also see others').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mine: Option<bool>,
 }
 
 /// The query of `GET /v1/events`.
@@ -347,7 +358,11 @@ pub struct EventsQuery {
     /// Start after this sequence number (as `Last-Event-ID`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<u64>,
-    /// The token, for clients that cannot send headers (a browser's EventSource).
+    /// A ticket from `POST /v1/events/ticket`, for clients that cannot send headers (a
+    /// browser's EventSource): valid once, within a minute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access_token: Option<String>,
+    pub ticket: Option<String>,
+    /// Only the caller's own tasks (for admin and endpoint owners, who also see others').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mine: Option<bool>,
 }

@@ -23,6 +23,7 @@
 //! nothing of sockets, files, clocks or threads: time enters as [`Timestamp`] values chosen by
 //! the caller.
 
+mod accounts;
 pub mod api;
 mod event;
 mod ids;

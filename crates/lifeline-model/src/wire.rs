@@ -58,6 +58,12 @@ pub struct EndpointSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<EndpointReport>,
     pub created_at: Timestamp,
+    /// The user who registered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Whether every user may submit to it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public: bool,
 }
 
 /// How many transitions took one edge.

@@ -8,12 +8,15 @@
 //! [`run`] serves on a listener until a shutdown signal; `lifeline serve` calls it, and so do the
 //! tests, on port 0.
 
+pub mod access;
 pub mod api;
 pub mod config;
 pub mod forwarder;
 pub mod log_limit;
+pub mod quota;
 pub mod stats;
 pub mod store;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -22,10 +25,14 @@ use lifeline_model::Timestamp;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::api::{AppState, Principal, Tokens, digest, new_token};
+use crate::access::EndpointAccess;
+use crate::api::{Access, AppState};
 use crate::config::Settings;
 use crate::forwarder::{Forwarder, Timings};
 use crate::store::{Store, registry};
+use crate::users::{
+    Caller, Principal, UserId, digest, digest_from_hex, hex, new_token, new_token_id,
+};
 
 /// The current time.
 pub fn now() -> Timestamp {
@@ -41,9 +48,6 @@ pub fn new_id() -> u128 {
     uuid::Uuid::now_v7().as_u128()
 }
 
-/// The user token's digest is kept in the store's metadata under this key.
-const USER_TOKEN_KEY: &str = "user_token_digest";
-
 /// A service ready to serve: its store is open and its tokens loaded.
 #[derive(Debug)]
 pub struct Service {
@@ -55,34 +59,11 @@ pub struct Service {
 
 impl Service {
     /// Opens the store in the data directory (creating both on first start) and prepares the
-    /// forwarder. On first start it creates the user token and writes it to `DATA_DIR/token`.
+    /// forwarder. On first start it creates admin's token and writes it to `DATA_DIR/token`.
     pub async fn open(settings: Settings) -> anyhow::Result<Self> {
         let store = Store::open(&settings.data_dir)
             .with_context(|| format!("cannot open the store in {}", settings.data_dir.display()))?;
-        let tokens = Tokens::default();
-        let (user_digest, endpoints) = store
-            .read(|c| Ok((registry::meta(c, USER_TOKEN_KEY)?, registry::endpoints(c)?)))
-            .await?;
-        let new_user_token = match user_digest {
-            Some(d) => {
-                tokens.insert(d, Principal::User);
-                None
-            }
-            None => {
-                let token = new_token();
-                let d = digest(&token);
-                // Written only where there is none: an existing file is never replaced.
-                write_token_file(&settings.data_dir.join("token"), &token)?;
-                store
-                    .write(move |ctx| registry::set_meta(ctx.conn(), USER_TOKEN_KEY, &d))
-                    .await?;
-                tokens.insert(digest(&token), Principal::User);
-                Some(token)
-            }
-        };
-        for e in endpoints {
-            tokens.insert(e.token_digest, Principal::Endpoint(e.id));
-        }
+        let (new_user_token, access) = load_access(&store, &settings).await?;
         let timings = Timings {
             heartbeat_period: settings.heartbeat_period(),
             heartbeat_threshold: settings.heartbeat_threshold(),
@@ -91,7 +72,7 @@ impl Service {
         };
         let forwarder = Arc::new(Forwarder::new(store.clone(), timings).await?);
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let state = AppState::new(settings, store, forwarder, tokens, shutdown_rx);
+        let state = AppState::new(settings, store, forwarder, access, shutdown_rx);
         Ok(Self {
             state,
             new_user_token,
@@ -135,6 +116,94 @@ impl Service {
     }
 }
 
+/// Loads users, tokens, endpoints and shares from the store. When admin has no token (a new
+/// store), creates one and writes it to `DATA_DIR/token`; returns it then.
+async fn load_access(
+    store: &Store,
+    settings: &Settings,
+) -> anyhow::Result<(Option<String>, Access)> {
+    use crate::store::users as stored;
+    let (users, tokens, endpoints, shares) = store
+        .read(|c| {
+            Ok((
+                stored::users(c)?,
+                stored::tokens(c, None)?,
+                registry::endpoints(c)?,
+                stored::shares(c)?,
+            ))
+        })
+        .await?;
+    let access = Access::default();
+    let mut new_user_token = None;
+    if !tokens.iter().any(|t| t.user == UserId::ADMIN) {
+        let token = new_token();
+        // Written only where there is none: an existing file is never replaced.
+        write_token_file(&settings.data_dir.join("token"), &token)?;
+        let row = stored::TokenRow {
+            id: new_token_id(),
+            user: UserId::ADMIN,
+            user_name: "admin".into(),
+            digest: hex(&digest(&token)),
+            name: Some("initial".into()),
+            created_at: now(),
+            expires_at: None,
+        };
+        let kept = row.clone();
+        store
+            .write(move |ctx| stored::insert_token(ctx.conn(), &kept))
+            .await?;
+        add_token(&access, &users, &row);
+        new_user_token = Some(token);
+    }
+    for t in &tokens {
+        add_token(&access, &users, t);
+    }
+    for u in &users {
+        access.quotas.set(u.id, api::limits_of(u));
+    }
+    for e in endpoints {
+        if let Some(d) = digest_from_hex(&e.token_digest) {
+            access.tokens.insert(d, Principal::Endpoint(e.id), None);
+        }
+        access.directory.set(
+            e.id,
+            EndpointAccess {
+                owner: Some(e.owner),
+                public: e.public,
+                shared: Default::default(),
+            },
+        );
+    }
+    for (endpoint, user) in shares {
+        access
+            .directory
+            .update(endpoint, |a| _ = a.shared.insert(user));
+    }
+    Ok((new_user_token, access))
+}
+
+fn add_token(
+    access: &Access,
+    users: &[crate::store::users::UserRow],
+    t: &crate::store::users::TokenRow,
+) {
+    let (Some(user), Some(d)) = (
+        users.iter().find(|u| u.id == t.user),
+        digest_from_hex(&t.digest),
+    ) else {
+        return;
+    };
+    let caller = Caller {
+        id: user.id,
+        name: user.name.clone(),
+        admin: user.admin,
+        token_id: t.id.clone(),
+    };
+    access
+        .tokens
+        .insert(d, Principal::User(caller), t.expires_at);
+}
+
 fn write_token_file(path: &std::path::Path, token: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
@@ -144,9 +213,9 @@ fn write_token_file(path: &std::path::Path, token: &str) -> anyhow::Result<()> {
     let mut file = options.open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             anyhow::anyhow!(
-                "{} exists, but the store holds no user token: the token file belongs to another \
-                 store. Restore that store from a backup, or move the token file away to create \
-                 a new token",
+                "{} exists, but the store holds no token of admin's: the token file belongs to \
+                 another store. Restore that store from a backup, or move the token file away to \
+                 create a new token",
                 path.display()
             )
         } else {

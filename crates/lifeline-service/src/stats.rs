@@ -1,10 +1,12 @@
-//! Per-endpoint statistics, kept up to date transition by transition so that reading them costs
-//! the same with ten tasks or ten million: tasks per state, transitions per edge and how long tasks
-//! stay in each state.
+//! Statistics per endpoint and owner, kept up to date transition by transition so that reading
+//! them costs the same with ten tasks or ten million: tasks per state, transitions per edge and how
+//! long tasks stay in each state. A user's figures are the sum over the pairs they may see.
 
 use std::collections::HashMap;
 
 use lifeline_model::{EndpointId, State, StateCounts};
+
+use crate::users::UserId;
 use serde::{Deserialize, Serialize};
 
 /// Buckets per doubling of the dwell-time histogram: a bucket spans about 19 %.
@@ -115,47 +117,58 @@ impl Stats {
     }
 }
 
-/// The statistics of every endpoint.
+/// The statistics of every endpoint, per owner of its tasks.
 #[derive(Clone, Debug, Default)]
 pub struct StatsBook {
-    by_endpoint: HashMap<EndpointId, Stats>,
+    by_key: HashMap<(EndpointId, UserId), Stats>,
 }
 
 impl StatsBook {
-    pub fn from_parts(parts: impl IntoIterator<Item = (EndpointId, Stats)>) -> Self {
+    pub fn from_parts(parts: impl IntoIterator<Item = ((EndpointId, UserId), Stats)>) -> Self {
         Self {
-            by_endpoint: parts.into_iter().collect(),
+            by_key: parts.into_iter().collect(),
         }
     }
 
-    fn entry(&mut self, endpoint: EndpointId) -> &mut Stats {
-        self.by_endpoint.entry(endpoint).or_default()
+    fn entry(&mut self, key: (EndpointId, UserId)) -> &mut Stats {
+        self.by_key.entry(key).or_default()
     }
 
     /// A task entered the system in `received`.
-    pub fn received(&mut self, endpoint: EndpointId) {
-        self.entry(endpoint).tasks.add(State::Received, 1);
+    pub fn received(&mut self, key: (EndpointId, UserId)) {
+        self.entry(key).tasks.add(State::Received, 1);
     }
 
     /// A task left `from` for `to` after `dwell_micros` there.
-    pub fn moved(&mut self, endpoint: EndpointId, from: State, to: State, dwell_micros: u64) {
-        let s = self.entry(endpoint);
+    pub fn moved(&mut self, key: (EndpointId, UserId), from: State, to: State, dwell_micros: u64) {
+        let s = self.entry(key);
         s.tasks.shift(from, to);
         s.edges[from.index()][to.index()] += 1;
         s.dwell[from.index()].record(dwell_micros);
     }
 
-    pub fn get(&self, endpoint: EndpointId) -> Option<&Stats> {
-        self.by_endpoint.get(&endpoint)
+    pub fn get(&self, key: (EndpointId, UserId)) -> Option<&Stats> {
+        self.by_key.get(&key)
     }
 
-    /// The statistics of every endpoint together.
-    pub fn total(&self) -> Stats {
+    /// The statistics of the pairs `keep` accepts, together.
+    pub fn sum(&self, keep: impl Fn(EndpointId, UserId) -> bool) -> Stats {
         let mut total = Stats::default();
-        for s in self.by_endpoint.values() {
-            total.merge(s);
+        for ((endpoint, owner), s) in &self.by_key {
+            if keep(*endpoint, *owner) {
+                total.merge(s);
+            }
         }
         total
+    }
+
+    /// Tasks of `owner` not finished yet, over every endpoint.
+    pub fn pending_of(&self, owner: UserId) -> u64 {
+        self.by_key
+            .iter()
+            .filter(|((_, o), _)| *o == owner)
+            .map(|(_, s)| s.tasks.pending())
+            .sum()
     }
 }
 
@@ -178,10 +191,17 @@ mod tests {
     #[test]
     fn moves_shift_counts_and_count_edges() {
         let ep = EndpointId::from_u128(1);
+        let (alice, bob) = (UserId(2), UserId(3));
         let mut book = StatsBook::default();
-        book.received(ep);
-        book.moved(ep, State::Received, State::WaitingForEp, 5);
-        let s = book.total();
+        book.received((ep, alice));
+        book.moved((ep, alice), State::Received, State::WaitingForEp, 5);
+        book.received((ep, bob));
+        assert_eq!(book.pending_of(alice), 1);
+        assert_eq!(
+            book.sum(|_, owner| owner == bob).tasks.get(State::Received),
+            1
+        );
+        let s = book.sum(|_, owner| owner == alice);
         assert_eq!(s.tasks.get(State::Received), 0);
         assert_eq!(s.tasks.get(State::WaitingForEp), 1);
         assert_eq!(

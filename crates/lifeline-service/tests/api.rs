@@ -48,7 +48,7 @@ async fn health_and_authentication() {
         .expect("request");
     assert_eq!(
         resp.status(),
-        403,
+        401,
         "an endpoint token cannot use the user's routes"
     );
 

@@ -408,6 +408,7 @@ async fn stores_written_before_requeues_are_renumbered_on_open() {
             .expect("old numbering");
         conn.execute("UPDATE tasks SET attempt = 2", [])
             .expect("old numbering");
+        downgrade_to_single_user(&conn);
         conn.pragma_update(None, "user_version", 2)
             .expect("version");
     }
@@ -438,4 +439,25 @@ async fn stores_written_before_requeues_are_renumbered_on_open() {
         .await
         .expect_err("a newer store is refused");
     assert!(format!("{error:#}").contains("newer"), "{error:#}");
+}
+
+/// Turns a store back into what versions before users wrote (schema 3): one user token kept in
+/// `meta`, no users, owners, shares or audit, statistics per endpoint.
+fn downgrade_to_single_user(conn: &rusqlite::Connection) {
+    conn.execute_batch(
+        "INSERT INTO meta (key, value) SELECT 'user_token_digest', digest FROM tokens WHERE user_id = 1;
+         CREATE TABLE stats (endpoint_id BLOB PRIMARY KEY, body TEXT NOT NULL) STRICT;
+         INSERT INTO stats SELECT endpoint_id, body FROM stats_by_owner WHERE owner = 1;
+         DROP TABLE stats_by_owner;
+         DROP TABLE audit;
+         DROP TABLE endpoint_shares;
+         DROP TABLE tokens;
+         DROP TABLE users;
+         DROP INDEX tasks_by_owner;
+         ALTER TABLE tasks DROP COLUMN owner;
+         ALTER TABLE functions DROP COLUMN owner;
+         ALTER TABLE endpoints DROP COLUMN owner;
+         ALTER TABLE endpoints DROP COLUMN public;",
+    )
+    .expect("downgrade");
 }

@@ -111,6 +111,7 @@ async fn throughput(
 async fn finished(s: &Service, endpoint: EndpointId) -> (u64, u64) {
     let query = StatsQuery {
         endpoint_id: Some(endpoint.to_string()),
+        ..StatsQuery::default()
     };
     let stats = s.client.stats(&query).await.expect("stats");
     let failed = stats.tasks.get(State::Failed);

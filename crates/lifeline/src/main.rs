@@ -8,6 +8,7 @@
 //! lifeline watch --endpoint local
 //! ```
 
+mod accounts;
 mod client;
 mod commands;
 mod up;
@@ -74,6 +75,12 @@ enum Command {
     /// Functions: register a Python function or a shell command.
     #[command(subcommand)]
     Function(FunctionCommand),
+    /// Users (admin): add, list, remove, set quotas.
+    #[command(subcommand)]
+    User(accounts::UserCommand),
+    /// Your tokens: create, list, revoke.
+    #[command(subcommand)]
+    Token(accounts::TokenCommand),
     /// Submit calls of a function to an endpoint; prints one task id per line.
     #[command(
         after_help = "Examples:\n  lifeline submit 0190a1b2-... --endpoint local --args '[1, 2]'\n  lifeline submit --python analysis.py:run --kwargs '{\"sample\": 3}' --endpoint local --count 100\n  lifeline submit --shell 'echo hello {name}' --kwargs '{\"name\": \"World\"}' --endpoint local"
@@ -201,6 +208,11 @@ enum EndpointCommand {
         #[command(flatten)]
         connection: Connection,
     },
+    /// Share an endpoint with another user, or with every user.
+    #[command(
+        after_help = "Examples:\n  lifeline endpoint share my-cluster --with ada\n  lifeline endpoint share my-cluster --public"
+    )]
+    Share(accounts::ShareArgs),
     /// Run a manager on this node (started by the agent's providers, not by hand).
     #[command(hide = true)]
     Manager(ManagerArgs),
@@ -273,6 +285,9 @@ async fn run(cli: Cli) -> CliResult<()> {
             Ok(serve(settings).await?)
         }
         Command::Endpoint(EndpointCommand::Start(args)) => start(args).await,
+        Command::Endpoint(EndpointCommand::Share(args)) => accounts::share(args).await,
+        Command::User(command) => accounts::user(command).await,
+        Command::Token(command) => accounts::token(command).await,
         Command::Endpoint(EndpointCommand::Register { name, connection }) => {
             commands::endpoint_register(&client(connection)?, &name).await
         }

@@ -195,6 +195,7 @@ pub(crate) async fn watch(
             for id in scopes {
                 let query = StatsQuery {
                     endpoint_id: id.map(|id| id.to_string()),
+                    ..StatsQuery::default()
                 };
                 let stats = client.stats(&query).await?;
                 counts.merge(&stats.tasks);

@@ -1,67 +1,18 @@
-//! Bearer tokens: one user token created on first start, one token per endpoint. Only their
-//! SHA-256 digests are stored.
+//! Authentication. Every route but the health check takes a bearer token; the event stream also
+//! takes a one-minute, single-use ticket (`POST /v1/events/ticket`), because a browser's
+//! EventSource cannot send headers and a long-lived token must never sit in a URL.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use lifeline_model::EndpointId;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiError;
-
-/// Who a token belongs to.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Principal {
-    User,
-    Endpoint(EndpointId),
-}
-
-/// The digests of every valid token. Read on every request, written when endpoints come and go;
-/// a std lock because it is never held across an await.
-#[derive(Debug, Default)]
-pub struct Tokens(RwLock<HashMap<String, Principal>>);
-
-impl Tokens {
-    pub fn insert(&self, digest: String, who: Principal) {
-        self.0
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(digest, who);
-    }
-
-    pub fn remove_endpoint(&self, endpoint: EndpointId) {
-        self.0
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, who| *who != Principal::Endpoint(endpoint));
-    }
-
-    pub fn lookup(&self, token: &str) -> Option<Principal> {
-        self.0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&digest(token))
-            .copied()
-    }
-}
-
-/// A new random token: 32 bytes as hex.
-pub fn new_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub fn digest(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+use crate::users::{Caller, Principal, new_token};
 
 fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts
@@ -76,40 +27,48 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .then(|| token.trim_start())
 }
 
-/// The token from the `access_token` query parameter, for clients that cannot set headers
-/// (a browser's EventSource).
-fn query_token(parts: &Parts) -> Option<String> {
-    form_urlencoded::parse(parts.uri.query()?.as_bytes())
-        .find(|(name, _)| name == "access_token")
-        .map(|(_, value)| value.into_owned())
-}
-
 fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
-    let token = bearer(parts)
-        .map(str::to_owned)
-        .or_else(|| query_token(parts))
-        .ok_or_else(|| {
-            ApiError::Unauthorized("send a token: `Authorization: Bearer <token>`".into())
-        })?;
-    state
-        .tokens()
-        .lookup(&token)
-        .ok_or_else(|| ApiError::Unauthorized("the token is not valid".into()))
+    let token = bearer(parts).ok_or_else(|| {
+        ApiError::Unauthorized("send a token: `Authorization: Bearer <token>`".into())
+    })?;
+    state.tokens().lookup(token, crate::now()).ok_or_else(|| {
+        ApiError::Unauthorized("the token is not valid (unknown, revoked or expired)".into())
+    })
 }
 
-/// A request made with the user token.
+/// A request made with a user's token.
 #[derive(Debug)]
-pub(super) struct User;
+pub(super) struct User(pub(super) Caller);
 
 impl FromRequestParts<AppState> for User {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match authenticate(parts, state)? {
-            Principal::User => Ok(User),
-            Principal::Endpoint(_) => Err(ApiError::Forbidden(
-                "an endpoint token cannot use this route".into(),
+            Principal::User(caller) => {
+                tracing::Span::current().record("user", caller.name.as_str());
+                Ok(User(caller))
+            }
+            Principal::Endpoint(_) => Err(ApiError::Unauthorized(
+                "an endpoint token cannot use this route: send a user's token".into(),
             )),
+        }
+    }
+}
+
+/// A request made with an admin's token.
+#[derive(Debug)]
+pub(super) struct Admin(pub(super) Caller);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let User(caller) = User::from_request_parts(parts, state).await?;
+        if caller.admin {
+            Ok(Admin(caller))
+        } else {
+            Err(ApiError::Forbidden("only an admin may do this".into()))
         }
     }
 }
@@ -124,9 +83,72 @@ impl FromRequestParts<AppState> for EndpointAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match authenticate(parts, state)? {
             Principal::Endpoint(id) => Ok(EndpointAuth(id)),
-            Principal::User => Err(ApiError::Forbidden(
+            Principal::User(_) => Err(ApiError::Forbidden(
                 "this route takes an endpoint's token".into(),
             )),
         }
+    }
+}
+
+/// The event stream's caller: a bearer token, or a ticket in the query.
+#[derive(Debug)]
+pub(super) struct StreamUser(pub(super) Caller);
+
+impl FromRequestParts<AppState> for StreamUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ticket = parts.uri.query().and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(name, _)| name == "ticket")
+                .map(|(_, value)| value.into_owned())
+        });
+        match ticket {
+            Some(ticket) => {
+                let caller = state.tickets().redeem(&ticket).ok_or_else(|| {
+                    ApiError::Unauthorized(
+                        "the ticket is not valid (unknown, used or older than a minute): ask POST /v1/events/ticket for another".into(),
+                    )
+                })?;
+                // The token behind the ticket must still work.
+                if !state
+                    .tokens()
+                    .user_token_valid(&caller.token_id, crate::now())
+                {
+                    return Err(ApiError::Unauthorized("the token is not valid".into()));
+                }
+                Ok(StreamUser(caller))
+            }
+            None => Ok(StreamUser(User::from_request_parts(parts, state).await?.0)),
+        }
+    }
+}
+
+/// How long a stream ticket may wait to be used.
+const TICKET_LIFE: Duration = Duration::from_secs(60);
+
+/// Stream tickets not used yet. A std mutex: held for map updates only.
+#[derive(Debug, Default)]
+pub struct Tickets(Mutex<HashMap<String, (Caller, Instant)>>);
+
+impl Tickets {
+    /// A new ticket for `caller`, valid once within a minute.
+    pub fn issue(&self, caller: Caller) -> String {
+        let ticket = new_token();
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        map.retain(|_, (_, at)| now.duration_since(*at) < TICKET_LIFE);
+        map.insert(ticket.clone(), (caller, now));
+        ticket
+    }
+
+    /// The caller a ticket was issued to, once.
+    fn redeem(&self, ticket: &str) -> Option<Caller> {
+        let (caller, at) = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(ticket)?;
+        (at.elapsed() < TICKET_LIFE).then_some(caller)
     }
 }

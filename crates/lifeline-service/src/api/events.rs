@@ -5,6 +5,10 @@
 //! durable log, then live events. A subscriber that falls behind the live channel goes back to the
 //! log, so nothing is lost or repeated either way.
 //!
+//! A subscriber gets only what it may see (see [`crate::access`]): its own tasks' transitions,
+//! those of tasks on endpoints it owns, and the status of endpoints it may use. The stream closes
+//! as soon as the token it was opened with is revoked or expires.
+//!
 //! `?task_group_id=` narrows the stream to the transitions of some submissions' tasks. Only a
 //! task's first event, `received`, names its group, so the subscriber's [`Groups`] learns the
 //! groups' tasks twice over: from the store when the subscription begins (tasks whose `received`
@@ -26,10 +30,12 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::AppState;
-use super::auth::User;
+use super::auth::StreamUser;
 use super::endpoints::parse_endpoint_id;
 use super::error::{ApiError, ApiResult};
+use crate::access::Scope;
 use crate::store::{self, StoreResult, StoredEvent, TaskFilter};
+use crate::users::Caller;
 
 /// Events read from the log per query while catching up.
 const CATCH_UP_PAGE: usize = 2000;
@@ -39,7 +45,7 @@ const MAX_GROUPS: usize = 1000;
 const MEMBERS_PAGE: usize = 10_000;
 
 pub(super) async fn stream(
-    _: User,
+    StreamUser(caller): StreamUser,
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
@@ -76,7 +82,12 @@ pub(super) async fn stream(
         Some(wanted) => Some(Groups::load(&state, wanted).await?),
         None => None,
     };
-    let filter = Filter { endpoint, groups };
+    let filter = Filter {
+        endpoint,
+        groups,
+        caller,
+        mine: q.mine.unwrap_or(false),
+    };
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(pump(state, filter, start, live, tx));
     Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(
@@ -108,16 +119,30 @@ fn parse_groups(text: &str) -> ApiResult<HashSet<TaskGroupId>> {
     Ok(groups)
 }
 
-/// What one subscriber wants: one endpoint's events, some groups' transitions, or both.
+/// What one subscriber may see and wants: one endpoint's events, some groups' transitions, or
+/// both.
 struct Filter {
     endpoint: Option<EndpointId>,
     groups: Option<Groups>,
+    caller: Caller,
+    /// Only the caller's own tasks.
+    mine: bool,
 }
 
 impl Filter {
-    /// Whether the subscriber wants `event`. Called once per event, in sequence order.
-    fn wants(&mut self, event: &StoredEvent) -> bool {
+    /// Whether the subscriber may see and wants `event`. Called once per event, in sequence
+    /// order.
+    fn wants(&mut self, state: &AppState, event: &StoredEvent) -> bool {
         if self.endpoint.is_some_and(|id| event.endpoint_id != id) {
+            return false;
+        }
+        let directory = state.directory();
+        let visible = match event.owner {
+            Some(owner) if self.mine => owner == self.caller.id,
+            Some(owner) => directory.may_see_task(&self.caller, owner, event.endpoint_id),
+            None => directory.may_use(&self.caller, event.endpoint_id),
+        };
+        if !visible {
             return false;
         }
         match &mut self.groups {
@@ -176,11 +201,15 @@ fn tasks_of(conn: &rusqlite::Connection, groups: &[TaskGroupId]) -> StoreResult<
     for &group in groups {
         let mut before = None;
         loop {
+            // Every task of the group: what the subscriber may see of them is judged per event.
             let filter = TaskFilter {
+                scope: Scope::All,
+                endpoints: Vec::new(),
+                states: Vec::new(),
+                function: None,
                 group: Some(group),
                 before,
                 limit: MEMBERS_PAGE,
-                ..TaskFilter::default()
             };
             let page = store::list_tasks(conn, &filter)?;
             tasks.extend(page.tasks.iter().map(|t| t.task_id));
@@ -208,6 +237,23 @@ async fn pump(
     tx: mpsc::Sender<Result<SseEvent, Infallible>>,
 ) {
     let mut shutdown = state.shutdown();
+    let mut revocations = state.tokens().revocations();
+    let token = filter.caller.token_id.clone();
+    // A token that expires by itself ends the stream then.
+    let expiry = state.tokens().expiry(&token).map(|at| {
+        let left = at
+            .as_micros()
+            .saturating_sub(crate::now().as_micros())
+            .max(0);
+        tokio::time::Instant::now() + Duration::from_micros(left as u64)
+    });
+    let expired = async move {
+        match expiry {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expired);
     let endpoint = filter.endpoint;
     loop {
         // Catch up from the log until it holds nothing newer than what was sent.
@@ -225,8 +271,11 @@ async fn pump(
                 }
             };
             let caught_up = page.len() < CATCH_UP_PAGE;
+            if !state.tokens().user_token_valid(&token, crate::now()) {
+                return;
+            }
             for event in &page {
-                if filter.wants(event) && tx.send(sse(event)).await.is_err() {
+                if filter.wants(&state, event) && tx.send(sse(event)).await.is_err() {
                     return;
                 }
                 sent = event.seq;
@@ -242,11 +291,18 @@ async fn pump(
                 event = live.recv() => event,
                 _ = shutdown.changed() => return,
                 _ = tx.closed() => return,
+                _ = &mut expired => return,
+                _ = revocations.changed() => {
+                    if state.tokens().user_token_valid(&token, crate::now()) {
+                        continue;
+                    }
+                    return;
+                }
             };
             match event {
                 Ok(event) if event.seq <= sent => {}
                 Ok(event) => {
-                    if filter.wants(&event) && tx.send(sse(&event)).await.is_err() {
+                    if filter.wants(&state, &event) && tx.send(sse(&event)).await.is_err() {
                         return;
                     }
                     sent = event.seq;

@@ -1,4 +1,5 @@
-//! Function registration.
+//! Function registration. A function belongs to the user who registered it: only they (and
+//! admin) may read it or submit calls of it.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -9,12 +10,13 @@ use lifeline_model::api::{FunctionInfo, FunctionRegistered, RegisterFunction};
 use super::AppState;
 use super::auth::User;
 use super::error::{ApiError, ApiResult, JsonBody};
+use crate::access::may_use_function;
 use crate::store::registry;
 use crate::{new_id, now};
 
 #[tracing::instrument(skip_all)]
 pub(super) async fn register(
-    _: User,
+    User(caller): User,
     State(state): State<AppState>,
     JsonBody(body): JsonBody<RegisterFunction>,
 ) -> ApiResult<(StatusCode, Json<FunctionRegistered>)> {
@@ -33,7 +35,7 @@ pub(super) async fn register(
     let function_id = row.function_id;
     state
         .store()
-        .write(move |ctx| registry::insert_function(ctx.conn(), &row))
+        .write(move |ctx| registry::insert_function(ctx.conn(), &row, caller.id))
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -43,7 +45,7 @@ pub(super) async fn register(
 
 #[tracing::instrument(skip_all, fields(function_id = %id))]
 pub(super) async fn get_one(
-    _: User,
+    User(caller): User,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<FunctionInfo>> {
@@ -52,7 +54,12 @@ pub(super) async fn get_one(
         .map_err(|e: lifeline_model::IdError| ApiError::bad("invalid_id", e.to_string()))?;
     let row = state
         .store()
-        .read(move |c| registry::function(c, id))
+        .read(move |c| {
+            Ok(match registry::function_owner(c, id)? {
+                Some(owner) if may_use_function(&caller, owner) => registry::function(c, id)?,
+                _ => None,
+            })
+        })
         .await?;
     row.map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("unknown function {id}")))

@@ -1,5 +1,6 @@
 //! The HTTP API: routes, shared state and the static dashboard.
 
+mod audit;
 mod auth;
 mod endpoints;
 mod error;
@@ -7,6 +8,7 @@ mod events;
 mod functions;
 mod openapi;
 mod tasks;
+mod users;
 
 use std::sync::Arc;
 
@@ -20,13 +22,17 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
-pub use auth::{Principal, Tokens, digest, new_token};
+pub use auth::Tickets;
 pub use error::{ApiError, ApiResult};
 pub use openapi::openapi;
+pub(crate) use users::limits_of;
 
+use crate::access::Directory;
 use crate::config::Settings;
 use crate::forwarder::Forwarder;
+use crate::quota::Quotas;
 use crate::store::Store;
+use crate::users::Tokens;
 
 #[derive(Debug)]
 struct Inner {
@@ -34,7 +40,18 @@ struct Inner {
     store: Store,
     forwarder: Arc<Forwarder>,
     tokens: Tokens,
+    directory: Directory,
+    quotas: Quotas,
+    tickets: Tickets,
     shutdown: watch::Receiver<bool>,
+}
+
+/// Who may do what, as loaded from the store at start.
+#[derive(Debug, Default)]
+pub struct Access {
+    pub tokens: Tokens,
+    pub directory: Directory,
+    pub quotas: Quotas,
 }
 
 /// What every handler can reach; cheap to clone.
@@ -46,14 +63,22 @@ impl AppState {
         settings: Settings,
         store: Store,
         forwarder: Arc<Forwarder>,
-        tokens: Tokens,
+        access: Access,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
+        let Access {
+            tokens,
+            directory,
+            quotas,
+        } = access;
         Self(Arc::new(Inner {
             settings,
             store,
             forwarder,
             tokens,
+            directory,
+            quotas,
+            tickets: Tickets::default(),
             shutdown,
         }))
     }
@@ -68,6 +93,18 @@ impl AppState {
 
     pub fn tokens(&self) -> &Tokens {
         &self.0.tokens
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.0.directory
+    }
+
+    pub fn quotas(&self) -> &Quotas {
+        &self.0.quotas
+    }
+
+    pub fn tickets(&self) -> &Tickets {
+        &self.0.tickets
     }
 
     pub fn settings(&self) -> &Settings {
@@ -96,7 +133,17 @@ pub fn router(state: AppState) -> Router {
         .fallback_service(dashboard)
         .with_state(state)
         .layer(CompressionLayer::new())
-        .layer(TraceLayer::new_for_http());
+        // The path only (a query may hold a stream ticket); the user is recorded once known.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    user = tracing::field::Empty,
+                )
+            }),
+        );
     if !settings.cors_origins.is_empty() {
         let origins = if settings.cors_origins.iter().any(|o| o == "*") {
             AllowOrigin::any()
@@ -111,7 +158,7 @@ pub fn router(state: AppState) -> Router {
         app = app.layer(
             CorsLayer::new()
                 .allow_origin(origins)
-                .allow_methods([Method::GET, Method::POST, Method::DELETE])
+                .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
                 .allow_headers([
                     header::AUTHORIZATION,
                     header::CONTENT_TYPE,

@@ -10,15 +10,17 @@ use std::sync::OnceLock;
 use axum::Json;
 use axum::Router;
 use lifeline_model::api::{
-    BatchStatus, BatchStatusRequest, EndpointRegistered, EndpointSummary, ErrorBody, Event,
-    EventsQuery, FunctionInfo, FunctionRegistered, Health, RegisterEndpoint, RegisterFunction,
-    StatsQuery, StatsSummary, StatusDocument, SubmitRequest, Submitted, TaskListQuery, TaskPage,
+    AuditEntry, AuditQuery, BatchStatus, BatchStatusRequest, EndpointRegistered, EndpointShares,
+    EndpointSummary, ErrorBody, Event, EventsQuery, FunctionInfo, FunctionRegistered, Health,
+    NewToken, NewUser, RegisterEndpoint, RegisterFunction, ShareEndpoint, StatsQuery, StatsSummary,
+    StatusDocument, StreamTicket, SubmitRequest, Submitted, TaskListQuery, TaskPage, TokenCreated,
+    TokenInfo, TokenListQuery, UserCreated, UserInfo, UserQuotas,
 };
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
-use super::{AppState, endpoints, events, functions, tasks};
+use super::{AppState, audit, endpoints, events, functions, tasks, users};
 
 /// A schema of one type, made by the document's generator (which collects the components).
 type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
@@ -143,6 +145,50 @@ routes! {
         summary: "Tasks per state, transitions per edge and time-in-state percentiles, with the event sequence they include.",
         query: StatsQuery,
         ok: 200 json StatsSummary,
+    }
+    post "/endpoints/{id}/share" => endpoints::share {
+        summary: "Share an endpoint with a user (`with`), or open it to every user (`public`); its owner's or admin's to do.",
+        body: ShareEndpoint,
+        ok: 200 json EndpointShares,
+    }
+    post "/users" => users::add {
+        summary: "Add a user (admin); the answer holds their first token (shown once).",
+        body: NewUser,
+        ok: 201 json UserCreated,
+    }
+    get "/users" => users::list { summary: "Every user, with their quotas (admin).", ok: 200 json Vec<UserInfo> }
+    patch "/users/{name}" => users::set_quotas {
+        summary: "Set a user's quotas (admin).",
+        body: UserQuotas,
+        ok: 200 json UserInfo,
+    }
+    delete "/users/{name}" => users::remove {
+        summary: "Remove a user (admin): their tokens stop working at once; their tasks stay.",
+        ok: 204,
+    }
+    get "/me" => users::me { summary: "The signed-in user.", ok: 200 json UserInfo }
+    post "/tokens" => users::create_token {
+        summary: "Make a token for yourself (admin: for anyone); the answer holds it (shown once).",
+        body: NewToken,
+        ok: 201 json TokenCreated,
+    }
+    get "/tokens" => users::list_tokens {
+        summary: "Your tokens (admin: anyone's, or everyone's with user=*), never the tokens themselves.",
+        query: TokenListQuery,
+        ok: 200 json Vec<TokenInfo>,
+    }
+    delete "/tokens/{id}" => users::revoke_token {
+        summary: "Revoke a token: refused at once, and streams opened with it close.",
+        ok: 204,
+    }
+    post "/events/ticket" => users::ticket {
+        summary: "A ticket for GET /v1/events?ticket=...: valid once, within a minute (for clients that cannot send headers).",
+        ok: 200 json StreamTicket,
+    }
+    get "/audit" => audit::list {
+        summary: "The audit log of admin actions (admin).",
+        query: AuditQuery,
+        ok: 200 json Vec<AuditEntry>,
     }
     get "/events" => events::stream {
         summary: "Server-Sent Events: every transition and endpoint status change; the event id is the global sequence. Resume with Last-Event-ID.",

@@ -1,4 +1,5 @@
-//! Submitting, reading, listing and cancelling tasks, and the statistics.
+//! Submitting, reading, listing and cancelling tasks, and the statistics. A task belongs to the
+//! user who submitted it; what a caller may not see answers `404` (see [`crate::access`]).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -19,8 +20,10 @@ use super::AppState;
 use super::auth::User;
 use super::endpoints::parse_endpoint_id;
 use super::error::{ApiError, ApiResult, JsonBody};
+use crate::access::{Directory, Scope, may_read_payload, may_use_function};
 use crate::forwarder::assignment;
 use crate::store::{self, NewTask, Outcome, Proposal, TaskFilter, registry};
+use crate::users::{Caller, UserId};
 use crate::{new_id, now};
 
 /// Most retries a submission may ask for.
@@ -62,12 +65,15 @@ fn json_kind(
 
 #[tracing::instrument(skip_all, fields(endpoint_id = %endpoint, tasks = body.tasks.len()))]
 pub(super) async fn submit(
-    _: User,
+    User(caller): User,
     State(state): State<AppState>,
     Path(endpoint): Path<String>,
     JsonBody(body): JsonBody<SubmitRequest<Box<RawValue>>>,
 ) -> ApiResult<(StatusCode, Json<Submitted>)> {
     let endpoint = parse_endpoint_id(&endpoint)?;
+    if !state.directory().may_use(&caller, endpoint) {
+        return Err(ApiError::NotFound(format!("unknown endpoint {endpoint}")));
+    }
     let settings = state.settings();
     if body.tasks.is_empty() {
         return Err(ApiError::bad(
@@ -99,14 +105,17 @@ pub(super) async fn submit(
         });
     }
     let functions: HashSet<FunctionId> = tasks.iter().map(|t| t.function_id).collect();
+    let who = caller.clone();
     let known = state
         .store()
         .read(move |c| {
             let endpoint_known = registry::endpoint(c, endpoint)?.is_some();
             let mut unknown = Vec::new();
             for f in functions {
-                if registry::function(c, f)?.is_none() {
-                    unknown.push(f);
+                // Another user's function does not exist for this one.
+                match registry::function_owner(c, f)? {
+                    Some(owner) if may_use_function(&who, owner) => {}
+                    _ => unknown.push(f),
                 }
             }
             Ok((endpoint_known, unknown))
@@ -124,12 +133,13 @@ pub(super) async fn submit(
         _ => {}
     }
 
+    check_quotas(&state, &caller, tasks.len())?;
     let group = TaskGroupId::from_u128(new_id());
     let task_ids: Vec<TaskId> = tasks.iter().map(|t| t.task_id).collect();
     let mut tasks = tasks.into_iter().peekable();
     while tasks.peek().is_some() {
         let chunk: Vec<NewTask> = tasks.by_ref().take(TASKS_PER_WRITE).collect();
-        store_submission(&state, group, endpoint, max_retries, chunk).await?;
+        store_submission(&state, caller.id, group, endpoint, max_retries, chunk).await?;
     }
     Ok((
         StatusCode::ACCEPTED,
@@ -140,10 +150,39 @@ pub(super) async fn submit(
     ))
 }
 
+/// Refuses a submission over the caller's quotas: submissions per second, and unfinished tasks.
+fn check_quotas(state: &AppState, caller: &Caller, tasks: usize) -> ApiResult<()> {
+    let limits = state.quotas().limits(caller.id);
+    if let Err(wait) = state
+        .quotas()
+        .take_submission(caller.id, std::time::Instant::now())
+    {
+        return Err(ApiError::TooManyRequests {
+            message: format!(
+                "more than {} submissions per second; wait a moment",
+                limits.max_submits_per_sec
+            ),
+            retry_after: wait.ceil().max(1.0) as u64,
+        });
+    }
+    let (_, queued) = state.store().with_stats(|book| book.pending_of(caller.id));
+    if queued + tasks as u64 > limits.max_queued {
+        return Err(ApiError::TooManyRequests {
+            message: format!(
+                "{queued} of your tasks are unfinished and {tasks} more would pass your limit of {}",
+                limits.max_queued
+            ),
+            retry_after: 10,
+        });
+    }
+    Ok(())
+}
+
 /// Stores tasks of a submission in one write job, in `received` and then on their way to the
 /// endpoint, and dispatches them if it is connected.
 async fn store_submission(
     state: &AppState,
+    owner: UserId,
     group: TaskGroupId,
     endpoint: EndpointId,
     max_retries: u32,
@@ -154,7 +193,7 @@ async fn store_submission(
     let assignments = state
         .store()
         .write(move |ctx| {
-            ctx.insert_tasks(group, endpoint, max_retries, &tasks, at)?;
+            ctx.insert_tasks(owner, group, endpoint, max_retries, &tasks, at)?;
             let (to, reason) = if online {
                 (TaskState::DispatchedToEp, None)
             } else {
@@ -198,19 +237,52 @@ fn parse_task_id(text: &str) -> ApiResult<TaskId> {
 
 #[tracing::instrument(skip_all, fields(task_id = %id))]
 pub(super) async fn get_one(
-    _: User,
+    User(caller): User,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Document>> {
     let id = parse_task_id(&id)?;
+    let shared = state.clone();
     let doc = state
         .store()
-        .read(move |c| store::status_document(c, id))
+        .read(move |c| visible_document(c, shared.directory(), &caller, id))
         .await?;
     Ok(Json(doc.ok_or_else(|| {
         ApiError::NotFound(format!("unknown task {id}"))
     })?))
 }
+
+/// A task's status document if `caller` may see it, without its payload unless they submitted
+/// it.
+fn visible_document(
+    c: &rusqlite::Connection,
+    directory: &Directory,
+    caller: &Caller,
+    id: TaskId,
+) -> crate::store::StoreResult<Option<Document>> {
+    let Some((owner, endpoint)) = store::task_owner(c, id)? else {
+        return Ok(None);
+    };
+    if !directory.may_see_task(caller, owner, endpoint) {
+        return Ok(None);
+    }
+    let mut doc = store::status_document(c, id)?;
+    if !may_read_payload(caller, owner)
+        && let Some(doc) = doc.as_mut()
+    {
+        doc.result = None;
+        doc.exception = doc.exception.as_ref().map(|_| WITHHELD.to_owned());
+        for t in &mut doc.details.task_transitions {
+            if t.actor == Actor::Worker && t.reason.is_some() {
+                t.reason = Some(WITHHELD.to_owned());
+            }
+        }
+    }
+    Ok(doc)
+}
+
+/// What an endpoint's owner reads instead of another user's traceback.
+const WITHHELD: &str = "withheld: only the user who submitted the task may read its result";
 
 type Document = lifeline_model::StatusDocument<Box<RawValue>>;
 
@@ -219,7 +291,7 @@ const MAX_BATCH_STATUS: usize = 10_000;
 
 #[tracing::instrument(skip_all)]
 pub(super) async fn batch_status(
-    _: User,
+    User(caller): User,
     State(state): State<AppState>,
     JsonBody(body): JsonBody<BatchStatusRequest>,
 ) -> ApiResult<Json<BatchStatus<Box<RawValue>>>> {
@@ -228,6 +300,7 @@ pub(super) async fn batch_status(
             "at most {MAX_BATCH_STATUS} task ids per request"
         )));
     }
+    let shared = state.clone();
     let results = state
         .store()
         .read(move |c| {
@@ -238,7 +311,7 @@ pub(super) async fn batch_status(
                         error: "invalid_id".into(),
                         message: e.to_string(),
                     }),
-                    Ok(id) => match store::status_document(c, id)? {
+                    Ok(id) => match visible_document(c, shared.directory(), &caller, id)? {
                         Some(doc) => BatchEntry::Status(doc),
                         None => BatchEntry::Error(ErrorBody {
                             error: "unknown_task".into(),
@@ -280,12 +353,13 @@ fn query_error(e: axum::extract::rejection::QueryRejection) -> ApiError {
 
 #[tracing::instrument(skip_all)]
 pub(super) async fn list(
-    _: User,
+    User(caller): User,
     State(state): State<AppState>,
     query: Result<Query<TaskListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<lifeline_model::TaskPage>> {
     let Query(q) = query.map_err(query_error)?;
     let filter = TaskFilter {
+        scope: Scope::of(state.directory(), &caller, q.mine.unwrap_or(false)),
         endpoints: split("endpoint_id", q.endpoint_id.as_deref())?
             .into_iter()
             .map(parse_endpoint_id)
@@ -359,11 +433,20 @@ pub(super) async fn list(
 
 #[tracing::instrument(skip_all, fields(task_id = %id))]
 pub(super) async fn cancel(
-    _: User,
+    User(caller): User,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Document>> {
     let id = parse_task_id(&id)?;
+    let owner = state
+        .store()
+        .read(move |c| store::task_owner(c, id))
+        .await?;
+    if !owner
+        .is_some_and(|(owner, endpoint)| state.directory().may_see_task(&caller, owner, endpoint))
+    {
+        return Err(ApiError::NotFound(format!("unknown task {id}")));
+    }
     let at = now();
     let outcome = state
         .store()
@@ -400,12 +483,12 @@ pub(super) async fn cancel(
             )));
         }
     }
-    get_one(User, State(state), Path(id.to_string())).await
+    get_one(User(caller), State(state), Path(id.to_string())).await
 }
 
 #[tracing::instrument(skip_all)]
 pub(super) async fn stats(
-    _: User,
+    User(caller): User,
     State(state): State<AppState>,
     query: Result<Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<StatsSummary>> {
@@ -414,18 +497,12 @@ pub(super) async fn stats(
         .into_iter()
         .map(parse_endpoint_id)
         .collect::<ApiResult<_>>()?;
+    let scope = Scope::of(state.directory(), &caller, q.mine.unwrap_or(false));
     // One read of the book: the figures of several endpoints share one sequence number.
     let (seq, s) = state.store().with_stats(|book| {
-        if endpoints.is_empty() {
-            return book.total();
-        }
-        let mut sum = crate::stats::Stats::default();
-        for e in &endpoints {
-            if let Some(one) = book.get(*e) {
-                sum.merge(one);
-            }
-        }
-        sum
+        book.sum(|endpoint, owner| {
+            scope.sees(owner, endpoint) && (endpoints.is_empty() || endpoints.contains(&endpoint))
+        })
     });
     let mut edges = Vec::new();
     for from in TaskState::ALL {

@@ -9,6 +9,7 @@
 mod read;
 pub mod registry;
 mod schema;
+pub mod users;
 mod writer;
 
 use std::path::Path;
@@ -20,10 +21,11 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::stats::StatsBook;
+use crate::users::UserId;
 
 pub use read::{
-    TaskFilter, events_after, list_tasks, status_document, task_payload, tasks_in_states,
-    tasks_since,
+    TaskFilter, events_after, list_tasks, status_document, task_owner, task_payload,
+    tasks_in_states, tasks_since,
 };
 pub use writer::{Ctx, NewTask, Outcome, Proposal};
 
@@ -47,6 +49,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct TaskRow {
     pub seq: i64,
     pub task: lifeline_model::TaskSummary,
+    /// The user who submitted it.
+    pub owner: UserId,
 }
 
 /// An event of the log, serialised once for every subscriber.
@@ -54,6 +58,8 @@ pub struct TaskRow {
 pub struct StoredEvent {
     pub seq: u64,
     pub endpoint_id: EndpointId,
+    /// The owner of the task a transition is about; `None` for an endpoint's status change.
+    pub owner: Option<UserId>,
     /// The [`lifeline_model::Event`] as JSON.
     pub json: Arc<str>,
 }

@@ -8,7 +8,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::value::RawValue;
 
 use super::{StoreError, StoreResult, StoredEvent, TaskRow};
+use crate::access::Scope;
 use crate::stats::{Stats, StatsBook};
+use crate::users::UserId;
 
 pub(super) fn id_from(bytes: Vec<u8>) -> rusqlite::Result<u128> {
     let arr: [u8; 16] = bytes.try_into().map_err(|_| {
@@ -25,8 +27,7 @@ fn actor_from(i: i64) -> rusqlite::Result<Actor> {
     Actor::from_storage_code(i).ok_or(rusqlite::Error::IntegralValueOutOfRange(0, i))
 }
 
-const TASK_COLUMNS: &str =
-    "seq, id, group_id, endpoint_id, function_id, state, attempt, max_retries, created_at, since";
+const TASK_COLUMNS: &str = "seq, id, group_id, endpoint_id, function_id, state, attempt, max_retries, created_at, since, owner";
 
 fn task_from_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
     Ok(TaskRow {
@@ -42,6 +43,7 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
             created_at: Timestamp::from_micros(r.get(8)?),
             since: Timestamp::from_micros(r.get(9)?),
         },
+        owner: UserId(r.get(10)?),
     })
 }
 
@@ -59,18 +61,32 @@ pub(super) fn head(conn: &Connection) -> rusqlite::Result<u64> {
 }
 
 pub(super) fn load_stats(conn: &Connection) -> rusqlite::Result<StatsBook> {
-    let mut stmt = conn.prepare("SELECT endpoint_id, body FROM stats")?;
+    let mut stmt = conn.prepare("SELECT endpoint_id, owner, body FROM stats_by_owner")?;
     let rows = stmt.query_map([], |r| {
         let id = EndpointId::from_u128(id_from(r.get(0)?)?);
-        let body: String = r.get(1)?;
+        let owner = UserId(r.get(1)?);
+        let body: String = r.get(2)?;
         let stats: Stats = serde_json::from_str(&body).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into())
+            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
         })?;
-        Ok((id, stats))
+        Ok(((id, owner), stats))
     })?;
     Ok(StatsBook::from_parts(
         rows.collect::<rusqlite::Result<Vec<_>>>()?,
     ))
+}
+
+/// Who submitted a task and where it runs.
+pub fn task_owner(conn: &Connection, id: TaskId) -> StoreResult<Option<(UserId, EndpointId)>> {
+    Ok(conn
+        .prepare_cached("SELECT owner, endpoint_id FROM tasks WHERE id = ?1")?
+        .query_row([id.as_u128().to_be_bytes()], |r| {
+            Ok((
+                UserId(r.get(0)?),
+                EndpointId::from_u128(id_from(r.get(1)?)?),
+            ))
+        })
+        .optional()?)
 }
 
 /// A task's status document, folded from its log.
@@ -122,8 +138,10 @@ pub fn status_document(
 }
 
 /// Filters of the task list. Each list holds alternatives; empty means any.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct TaskFilter {
+    /// Whose tasks.
+    pub scope: Scope,
     pub endpoints: Vec<EndpointId>,
     pub states: Vec<State>,
     pub function: Option<FunctionId>,
@@ -142,6 +160,23 @@ pub fn list_tasks(conn: &Connection, filter: &TaskFilter) -> StoreResult<TaskPag
     } else {
         filter.endpoints.iter().copied().map(Some).collect()
     };
+    // Each lane is one index walk: (endpoint, owner). A user's scope is their own tasks plus
+    // every task on the endpoints they own, each walked on its own index and merged.
+    let mut lanes: Vec<(Option<EndpointId>, Option<UserId>)> = Vec::new();
+    for endpoint in &endpoints {
+        match &filter.scope {
+            Scope::All => lanes.push((*endpoint, None)),
+            Scope::Mine(user) => lanes.push((*endpoint, Some(*user))),
+            Scope::Visible { user, owned } => {
+                lanes.push((*endpoint, Some(*user)));
+                for o in owned {
+                    if endpoint.is_none_or(|e| e == *o) {
+                        lanes.push((Some(*o), None));
+                    }
+                }
+            }
+        }
+    }
     let states: Vec<Option<State>> = if filter.states.is_empty() {
         vec![None]
     } else {
@@ -150,7 +185,7 @@ pub fn list_tasks(conn: &Connection, filter: &TaskFilter) -> StoreResult<TaskPag
     let before = filter.before.unwrap_or(i64::MAX);
     let want = filter.limit + 1;
     let mut rows: Vec<TaskRow> = Vec::new();
-    for endpoint in &endpoints {
+    for (endpoint, owner) in &lanes {
         for state in &states {
             let mut sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE seq < ?1");
             if endpoint.is_some() {
@@ -165,10 +200,17 @@ pub fn list_tasks(conn: &Connection, filter: &TaskFilter) -> StoreResult<TaskPag
             if filter.group.is_some() {
                 sql.push_str(" AND group_id = ?5");
             }
+            // ?7 is always in the text (a constant test when no owner is wanted), so that all
+            // seven parameters can be bound.
+            sql.push_str(if owner.is_some() {
+                " AND owner = ?7"
+            } else {
+                " AND ?7 IS NULL"
+            });
             sql.push_str(" ORDER BY seq DESC LIMIT ?6");
             let mut stmt = conn.prepare_cached(&sql)?;
-            // Every statement ends with ?6, so all six parameters can be bound; those absent
-            // from the text are ignored.
+            // Every statement ends with ?6 and holds ?7; parameters absent from the text are
+            // ignored.
             let mut query = stmt.query(params![
                 before,
                 endpoint.map(|e| e.as_u128().to_be_bytes()),
@@ -176,13 +218,16 @@ pub fn list_tasks(conn: &Connection, filter: &TaskFilter) -> StoreResult<TaskPag
                 filter.function.map(|f| f.as_u128().to_be_bytes()),
                 filter.group.map(|g| g.as_u128().to_be_bytes()),
                 want as i64,
+                owner.map(|o| o.0),
             ])?;
             while let Some(row) = query.next()? {
                 rows.push(task_from_row(row)?);
             }
         }
     }
+    // A user's task on their own endpoint is found by two lanes.
     rows.sort_unstable_by_key(|t| std::cmp::Reverse(t.seq));
+    rows.dedup_by_key(|t| t.seq);
     rows.truncate(want);
     let next_cursor = if rows.len() > filter.limit {
         rows.truncate(filter.limit);
@@ -206,7 +251,7 @@ pub fn events_after(
     let sql = "SELECT e.seq, e.endpoint_id, e.state, e.actor, e.attempt, e.at, e.reason, e.body, \
                t.id, t.function_id, t.max_retries, \
                (SELECT p.state FROM events p WHERE p.task = e.task AND p.seq < e.seq ORDER BY p.seq DESC LIMIT 1), \
-               t.group_id \
+               t.group_id, t.owner \
                FROM events e LEFT JOIN tasks t ON t.seq = e.task \
                WHERE e.seq > ?1 AND (?2 IS NULL OR e.endpoint_id = ?2) ORDER BY e.seq LIMIT ?3";
     let mut stmt = conn.prepare_cached(sql)?;
@@ -254,6 +299,7 @@ pub fn events_after(
             Ok(StoredEvent {
                 seq: seq as u64,
                 endpoint_id,
+                owner: r.get::<_, Option<i64>>(13)?.map(UserId),
                 json: json.into(),
             })
         },

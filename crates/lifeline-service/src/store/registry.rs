@@ -6,6 +6,7 @@ use lifeline_model::{EndpointId, FunctionId, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreResult;
+use crate::users::UserId;
 
 /// A registered endpoint as stored.
 #[derive(Clone, Debug)]
@@ -14,6 +15,10 @@ pub struct EndpointRow {
     pub name: String,
     pub token_digest: String,
     pub created_at: Timestamp,
+    /// The user who registered it.
+    pub owner: UserId,
+    /// Whether every user may submit to it.
+    pub public: bool,
 }
 
 fn endpoint_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<EndpointRow> {
@@ -23,17 +28,21 @@ fn endpoint_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<EndpointRow> {
         name: r.get(1)?,
         token_digest: r.get(2)?,
         created_at: Timestamp::from_micros(r.get(3)?),
+        owner: UserId(r.get(4)?),
+        public: r.get::<_, i64>(5)? != 0,
     })
 }
 
 pub fn insert_endpoint(conn: &Connection, row: &EndpointRow) -> StoreResult<()> {
     conn.execute(
-        "INSERT INTO endpoints (id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO endpoints (id, name, token_hash, created_at, owner, public) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             row.id.as_u128().to_be_bytes(),
             row.name,
             row.token_digest,
-            row.created_at.as_micros()
+            row.created_at.as_micros(),
+            row.owner.0,
+            row.public as i64,
         ],
     )?;
     Ok(())
@@ -51,7 +60,7 @@ pub fn delete_endpoint(conn: &Connection, id: EndpointId, now: Timestamp) -> Sto
 /// Every endpoint not deleted, oldest first.
 pub fn endpoints(conn: &Connection) -> StoreResult<Vec<EndpointRow>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, name, token_hash, created_at FROM endpoints WHERE deleted_at IS NULL ORDER BY created_at, id",
+        "SELECT id, name, token_hash, created_at, owner, public FROM endpoints WHERE deleted_at IS NULL ORDER BY created_at, id",
     )?;
     let rows = stmt
         .query_map([], endpoint_from)?
@@ -62,22 +71,23 @@ pub fn endpoints(conn: &Connection) -> StoreResult<Vec<EndpointRow>> {
 pub fn endpoint(conn: &Connection, id: EndpointId) -> StoreResult<Option<EndpointRow>> {
     Ok(conn
         .prepare_cached(
-            "SELECT id, name, token_hash, created_at FROM endpoints WHERE id = ?1 AND deleted_at IS NULL",
+            "SELECT id, name, token_hash, created_at, owner, public FROM endpoints WHERE id = ?1 AND deleted_at IS NULL",
         )?
         .query_row([id.as_u128().to_be_bytes()], endpoint_from)
         .optional()?)
 }
 
-pub fn insert_function(conn: &Connection, row: &FunctionInfo) -> StoreResult<()> {
+pub fn insert_function(conn: &Connection, row: &FunctionInfo, owner: UserId) -> StoreResult<()> {
     let spec = serde_json::to_string(&row.spec)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
     conn.execute(
-        "INSERT INTO functions (id, name, spec, created_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO functions (id, name, spec, created_at, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
             row.function_id.as_u128().to_be_bytes(),
             row.name,
             spec,
-            row.created_at.as_micros()
+            row.created_at.as_micros(),
+            owner.0,
         ],
     )?;
     Ok(())
@@ -98,6 +108,14 @@ pub fn function(conn: &Connection, id: FunctionId) -> StoreResult<Option<Functio
                 created_at: Timestamp::from_micros(r.get(2)?),
             })
         })
+        .optional()?)
+}
+
+/// The user who registered a function.
+pub fn function_owner(conn: &Connection, id: FunctionId) -> StoreResult<Option<UserId>> {
+    Ok(conn
+        .prepare_cached("SELECT owner FROM functions WHERE id = ?1")?
+        .query_row([id.as_u128().to_be_bytes()], |r| Ok(UserId(r.get(0)?)))
         .optional()?)
 }
 

@@ -69,6 +69,62 @@ const MIGRATIONS: &[Migration] = &[
     // 3: a task lost before its function started is requeued on the same attempt (it used to
     // take the next one): renumber the attempts of logs written under the old rule.
     Code(renumber_attempts),
+    // 4: users and their tokens; everything made before belongs to `admin` (user 1), whose token
+    // is the single user token of earlier versions. Endpoints can be shared; statistics are kept
+    // per endpoint and owner, so that each user's counts add up to the tasks they may see; admin
+    // actions are audited.
+    Sql(r#"
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        admin INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        removed_at INTEGER,
+        max_queued INTEGER,
+        max_submits_per_sec REAL
+    ) STRICT;
+    INSERT INTO users (id, name, admin, created_at) VALUES (1, 'admin', 1, unixepoch() * 1000000);
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users (id),
+        digest TEXT NOT NULL UNIQUE,
+        name TEXT,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        revoked_at INTEGER
+    ) STRICT;
+    CREATE INDEX tokens_by_user ON tokens (user_id);
+    INSERT INTO tokens (id, user_id, digest, name, created_at)
+        SELECT lower(hex(randomblob(8))), 1, value, 'initial', unixepoch() * 1000000
+        FROM meta WHERE key = 'user_token_digest';
+    DELETE FROM meta WHERE key = 'user_token_digest';
+    ALTER TABLE endpoints ADD COLUMN owner INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE endpoints ADD COLUMN public INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE endpoint_shares (
+        endpoint_id BLOB NOT NULL,
+        user_id INTEGER NOT NULL REFERENCES users (id),
+        PRIMARY KEY (endpoint_id, user_id)
+    ) STRICT, WITHOUT ROWID;
+    ALTER TABLE functions ADD COLUMN owner INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE tasks ADD COLUMN owner INTEGER NOT NULL DEFAULT 1;
+    CREATE INDEX tasks_by_owner ON tasks (owner, seq);
+    CREATE TABLE stats_by_owner (
+        endpoint_id BLOB NOT NULL,
+        owner INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (endpoint_id, owner)
+    ) STRICT;
+    INSERT INTO stats_by_owner (endpoint_id, owner, body) SELECT endpoint_id, 1, body FROM stats;
+    DROP TABLE stats;
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT
+    ) STRICT;
+    "#),
 ];
 
 /// Walks every task's log in order and gives each transition the attempt the current rule

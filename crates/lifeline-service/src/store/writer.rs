@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use super::{Job, Reply, Shared, StoreError, StoreResult, StoredEvent, TaskRow, read};
 use crate::stats::StatsBook;
+use crate::users::UserId;
 
 /// Most jobs folded into one transaction.
 const MAX_BATCH: usize = 4096;
@@ -71,7 +72,7 @@ pub struct Ctx<'a> {
     conn: &'a Connection,
     events: Vec<StoredEvent>,
     /// Stats changes, applied only if the job's savepoint is kept.
-    moves: Vec<(EndpointId, Option<Move>)>,
+    moves: Vec<((EndpointId, UserId), Option<Move>)>,
 }
 
 pub(super) fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: &Shared) {
@@ -139,23 +140,25 @@ fn run_batch(
         } = ctx;
         if keep {
             sp.commit()?;
-            for (endpoint, step) in moves {
-                touched.insert(endpoint);
+            for (key, step) in moves {
+                touched.insert(key);
                 match step {
-                    None => stats.received(endpoint),
-                    Some((from, to, dwell)) => stats.moved(endpoint, from, to, dwell),
+                    None => stats.received(key),
+                    Some((from, to, dwell)) => stats.moved(key, from, to, dwell),
                 }
             }
             events.extend(job_events);
         }
         replies.push(reply);
     }
-    for endpoint in touched {
-        if let Some(s) = stats.get(endpoint) {
+    for key in touched {
+        if let Some(s) = stats.get(key) {
             let body = serde_json::to_string(s)
                 .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-            tx.prepare_cached("INSERT OR REPLACE INTO stats (endpoint_id, body) VALUES (?1, ?2)")?
-                .execute(params![endpoint.as_u128().to_be_bytes(), body])?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO stats_by_owner (endpoint_id, owner, body) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![key.0.as_u128().to_be_bytes(), key.1.0, body])?;
         }
     }
     tx.commit()?;
@@ -175,6 +178,7 @@ impl Ctx<'_> {
     fn push_event(
         &mut self,
         endpoint_id: EndpointId,
+        owner: Option<UserId>,
         seq: i64,
         body: EventBody,
     ) -> StoreResult<()> {
@@ -184,6 +188,7 @@ impl Ctx<'_> {
         self.events.push(StoredEvent {
             seq,
             endpoint_id,
+            owner,
             json: json.into(),
         });
         Ok(())
@@ -192,6 +197,7 @@ impl Ctx<'_> {
     /// Stores new tasks in `received`, each with its first log entry.
     pub fn insert_tasks(
         &mut self,
+        owner: UserId,
         group: TaskGroupId,
         endpoint_id: EndpointId,
         max_retries: u32,
@@ -202,7 +208,7 @@ impl Ctx<'_> {
             let task_seq = {
                 let mut stmt = self.conn.prepare_cached(
                     "INSERT INTO tasks (id, group_id, endpoint_id, function_id, state, attempt, max_retries, \
-                     created_at, since, args, kwargs) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?7, ?8, ?9)",
+                     created_at, since, args, kwargs, owner) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?7, ?8, ?9, ?10)",
                 )?;
                 stmt.execute(params![
                     id_bytes(task.task_id.as_u128()),
@@ -214,6 +220,7 @@ impl Ctx<'_> {
                     now.as_micros(),
                     task.args,
                     task.kwargs,
+                    owner.0,
                 ])?;
                 self.conn.last_insert_rowid()
             };
@@ -226,7 +233,7 @@ impl Ctx<'_> {
                 now,
                 None,
             )?;
-            self.moves.push((endpoint_id, None));
+            self.moves.push(((endpoint_id, owner), None));
             let event = TransitionEvent {
                 task_id: task.task_id,
                 task_group_id: Some(group),
@@ -240,7 +247,7 @@ impl Ctx<'_> {
                 at: now,
                 reason: None,
             };
-            self.push_event(endpoint_id, seq, EventBody::Transition(event))?;
+            self.push_event(endpoint_id, Some(owner), seq, EventBody::Transition(event))?;
         }
         Ok(())
     }
@@ -338,7 +345,7 @@ impl Ctx<'_> {
             p.reason.as_deref(),
         )?;
         self.moves.push((
-            task.endpoint_id,
+            (task.endpoint_id, row.owner),
             Some((task.state, p.to, p.at.micros_since(task.since))),
         ));
         let event = TransitionEvent {
@@ -354,7 +361,12 @@ impl Ctx<'_> {
             at: p.at,
             reason: p.reason,
         };
-        self.push_event(task.endpoint_id, seq, EventBody::Transition(event))?;
+        self.push_event(
+            task.endpoint_id,
+            Some(row.owner),
+            seq,
+            EventBody::Transition(event),
+        )?;
         Ok(Outcome::Applied {
             from: task.state,
             to: p.to,
@@ -389,6 +401,6 @@ impl Ctx<'_> {
                 json
             ])?;
         let seq = self.conn.last_insert_rowid();
-        self.push_event(endpoint_id, seq, body)
+        self.push_event(endpoint_id, None, seq, body)
     }
 }

@@ -163,11 +163,22 @@ impl TestApp {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
+        self.call_as(&self.token, method, path, body).await
+    }
+
+    /// A call made with another user's `token`.
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let method_name = method.as_str().to_ascii_lowercase();
         let mut req = self
             .client
             .request(method, self.url(path))
-            .bearer_auth(&self.token);
+            .bearer_auth(token);
         if let Some(body) = body {
             req = req.json(&body);
         }
@@ -429,10 +440,20 @@ pub struct SseEvent {
 
 impl EventReader {
     pub async fn open(app: &TestApp, query: &str, last_event_id: Option<u64>) -> Self {
+        Self::open_as(app, &app.token, query, last_event_id).await
+    }
+
+    /// A stream opened with another user's `token`.
+    pub async fn open_as(
+        app: &TestApp,
+        token: &str,
+        query: &str,
+        last_event_id: Option<u64>,
+    ) -> Self {
         let mut req = app
             .client
             .get(app.url(&format!("/v1/events{query}")))
-            .bearer_auth(&app.token);
+            .bearer_auth(token);
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id.to_string());
         }
@@ -442,6 +463,19 @@ impl EventReader {
         Self {
             body: Box::pin(resp.bytes_stream()),
             buf: String::new(),
+        }
+    }
+
+    /// Whether the stream ends (the service closed it) within [`PATIENCE`], whatever events
+    /// come before.
+    pub async fn ends(&mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Err(_) => return false,
+                Ok(None | Some(Err(_))) => return true,
+                Ok(Some(Ok(_))) => {}
+            }
         }
     }
 
