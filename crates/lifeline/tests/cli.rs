@@ -466,3 +466,110 @@ async fn serve_prints_the_user_token_only_when_it_creates_it() {
         "{again}"
     );
 }
+
+#[tokio::test]
+async fn users_and_their_tokens_from_the_command_line() {
+    let l = common::serve().await;
+    let home = tempfile::tempdir().expect("home");
+    let h = home.path();
+    let url = l.url.as_str();
+    let as_admin = [("LIFELINE_URL", url), ("LIFELINE_TOKEN", l.token.as_str())];
+
+    let out = lifeline(&["user", "add", "ada", "--json"], &as_admin, h).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let added: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(added["user"], "ada");
+    let ada = added["token"].as_str().expect("token").to_owned();
+    let out = lifeline(&["user", "add", "bob"], &as_admin, h).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bob = text(&out.stdout)
+        .lines()
+        .last()
+        .expect("the token is the last line")
+        .to_owned();
+    let as_ada = [("LIFELINE_URL", url), ("LIFELINE_TOKEN", ada.as_str())];
+    let as_bob = [("LIFELINE_URL", url), ("LIFELINE_TOKEN", bob.as_str())];
+
+    // Ada's endpoint is hers until she shares it.
+    let out = lifeline(&["endpoint", "register", "ada-site"], &as_ada, h).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = lifeline(&["endpoint", "list"], &as_bob, h).await;
+    assert!(
+        !text(&out.stdout).contains("ada-site"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = lifeline(
+        &["endpoint", "share", "ada-site", "--with", "bob"],
+        &as_ada,
+        h,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("shared with bob"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = lifeline(&["endpoint", "list"], &as_bob, h).await;
+    assert!(
+        text(&out.stdout).contains("ada-site"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Tokens: made, listed, revoked, and then refused (exit code 4).
+    let out = lifeline(
+        &[
+            "token",
+            "create",
+            "--name",
+            "laptop",
+            "--expires",
+            "30d",
+            "--json",
+        ],
+        &as_ada,
+        h,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let made: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let id = made["id"].as_str().expect("id").to_owned();
+    assert_eq!(made["name"], "laptop");
+    assert!(
+        made["expires"].as_f64().is_some_and(|t| t > 1.7e9),
+        "{made}"
+    );
+    let laptop = made["token"].as_str().expect("token").to_owned();
+    let out = lifeline(&["token", "list"], &as_ada, h).await;
+    assert!(text(&out.stdout).contains(&id), "{}", text(&out.stdout));
+    let out = lifeline(&["token", "revoke", &id], &as_ada, h).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let with_laptop = [("LIFELINE_URL", url), ("LIFELINE_TOKEN", laptop.as_str())];
+    let out = lifeline(&["endpoint", "list"], &with_laptop, h).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+
+    // Only admin manages users.
+    let out = lifeline(&["user", "list"], &as_ada, h).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("only an admin"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = lifeline(&["user", "list"], &as_admin, h).await;
+    let listed = text(&out.stdout);
+    assert!(
+        listed.contains("ada") && listed.contains("bob") && listed.contains("admin"),
+        "{listed}"
+    );
+    let out = lifeline(&["user", "remove", "bob"], &as_admin, h).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = lifeline(&["endpoint", "list"], &as_bob, h).await;
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "a removed user's token is refused"
+    );
+}
