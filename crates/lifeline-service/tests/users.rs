@@ -127,9 +127,9 @@ async fn each_user_sees_only_their_own_and_another_user_s_things_do_not_exist() 
 
     // Lists and statistics hold exactly what each may see.
     let (_, page) = get(&app, &ada, "/v1/tasks").await;
-    assert_eq!(task_ids(&page), [a.task.clone()]);
+    assert_eq!(task_ids(&page), vec![a.task.clone()]);
     let (_, page) = get(&app, &bob, "/v1/tasks").await;
-    assert_eq!(task_ids(&page), [b.task.clone()]);
+    assert_eq!(task_ids(&page), vec![b.task.clone()]);
     let (_, page) = app.get("/v1/tasks").await;
     assert_eq!(task_ids(&page).len(), 2, "admin sees everyone's");
     let (_, page) = app.get("/v1/tasks?mine=true").await;
@@ -219,11 +219,11 @@ async fn a_shared_endpoint_runs_others_tasks_and_its_owner_sees_them_without_the
     );
     // Ada sees her task on it, not Bob's.
     let (_, page) = get(&app, &ada, "/v1/tasks").await;
-    assert_eq!(task_ids(&page), [task.clone()]);
+    assert_eq!(task_ids(&page), vec![task.clone()]);
     let (_, page) = get(&app, &bob, "/v1/tasks").await;
     assert_eq!(task_ids(&page).len(), 2, "{page}");
     let (_, page) = get(&app, &bob, "/v1/tasks?mine=true").await;
-    assert_eq!(task_ids(&page), [b.task.clone()]);
+    assert_eq!(task_ids(&page), vec![b.task.clone()]);
     let (_, stats) = get(&app, &bob, "/v1/stats").await;
     assert_eq!(stats["total"], 2);
     let (_, stats) = get(&app, &ada, "/v1/stats").await;
