@@ -317,6 +317,11 @@ pub struct TaskListQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "schema", schemars(with = "Option<TaskGroupId>"))]
     pub task_group_id: Option<String>,
+    /// Only tasks that took this edge of the life cycle, `FROM>TO` in wire names (such as
+    /// `running>success`), newest crossing first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[a-z-]+>[a-z-]+$")))]
+    pub edge: Option<String>,
     /// The `next_cursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,

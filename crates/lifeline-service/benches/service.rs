@@ -296,6 +296,12 @@ async fn main() {
         &vec![format!("/v1/tasks?endpoint_id={ep}&state=success"); 300],
     )
     .await;
+    latencies(
+        &bench,
+        "GET /v1/tasks?edge=running>success (first page)",
+        &vec!["/v1/tasks?edge=running%3Esuccess".to_owned(); 300],
+    )
+    .await;
     latencies(&bench, "GET /v1/stats", &vec!["/v1/stats".to_owned(); 300]).await;
     println!(
         "metric: service RSS (benchmark process) = {:.0} MiB",

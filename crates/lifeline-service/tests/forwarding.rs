@@ -485,3 +485,90 @@ async fn a_connection_must_start_with_hello() {
     let (_, endpoint) = app.get(&format!("/v1/endpoints/{ep}")).await;
     assert_eq!(endpoint["online"], false);
 }
+
+/// The ids of a task page, in order.
+fn listed(page: &serde_json::Value) -> Vec<String> {
+    page["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| t["task_id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn tasks_are_listed_by_the_edges_they_took() {
+    let app = spawn_app().await;
+    let (ep, token) = app.endpoint("site").await;
+    let f = app.python_function().await;
+    let ids = app.submit(&ep, &f, 3, Some(2)).await;
+    let mut agent = FakeEndpoint::connect(&app, &ep, &token).await;
+    agent.recv_tasks().await;
+    // The first succeeds; the second is retried once from running, then succeeds; the third
+    // waits for nodes.
+    assert!(
+        agent
+            .report(run_to_success(&ids[0], 1, "1"))
+            .await
+            .is_empty()
+    );
+    let mut second = run_to_success(&ids[1], 1, "2");
+    second.truncate(3);
+    second.push(step(&ids[1], State::WaitingForNodes, Actor::Endpoint, 2));
+    second.extend(run_to_success(&ids[1], 2, "2").into_iter().skip(1));
+    assert!(agent.report(second).await.is_empty());
+    assert!(
+        agent
+            .report(vec![step(
+                &ids[2],
+                State::WaitingForNodes,
+                Actor::Endpoint,
+                1
+            )])
+            .await
+            .is_empty()
+    );
+
+    let edge = |e: &str| format!("/v1/tasks?edge={}", e.replace('>', "%3E"));
+    let (status, page) = app.get(&edge("running>success")).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(
+        listed(&page),
+        [ids[1].clone(), ids[0].clone()],
+        "newest crossing first"
+    );
+    let (_, page) = app.get(&edge("running>waiting-for-nodes")).await;
+    assert_eq!(listed(&page), [ids[1].clone()]);
+    let (_, page) = app.get(&edge("dispatched-to-ep>waiting-for-nodes")).await;
+    assert_eq!(listed(&page).len(), 3);
+    // With the other filters, and a page at a time.
+    let (_, page) = app
+        .get(&format!(
+            "{}&state=waiting-for-nodes",
+            edge("dispatched-to-ep>waiting-for-nodes")
+        ))
+        .await;
+    assert_eq!(listed(&page), [ids[2].clone()]);
+    let (_, first) = app
+        .get(&format!(
+            "{}&limit=2",
+            edge("dispatched-to-ep>waiting-for-nodes")
+        ))
+        .await;
+    assert_eq!(listed(&first).len(), 2);
+    let cursor = first["next_cursor"].as_str().expect("more").to_owned();
+    let (_, rest) = app
+        .get(&format!(
+            "{}&limit=2&cursor={cursor}",
+            edge("dispatched-to-ep>waiting-for-nodes")
+        ))
+        .await;
+    assert_eq!(listed(&rest).len(), 1);
+    assert!(!listed(&first).contains(&listed(&rest)[0]));
+    // Not an edge of the life cycle, or not an edge at all.
+    for bad in ["running>received", "running", "running>nowhere"] {
+        let (status, body) = app.get(&edge(bad)).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error"], "invalid_edge", "{body}");
+    }
+}

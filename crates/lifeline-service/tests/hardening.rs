@@ -416,6 +416,11 @@ async fn stores_written_before_requeues_are_renumbered_on_open() {
     let doc = app.task(&id).await;
     assert_eq!(doc["status"], "waiting-for-ep");
     assert_eq!(doc["details"]["attempt"], 1, "{doc:#}");
+    // The log written before the edge index is found through it too.
+    let (_, page) = app
+        .get("/v1/tasks?edge=waiting-for-nodes%3Ewaiting-for-ep")
+        .await;
+    assert_eq!(page["tasks"][0]["task_id"], id.as_str(), "{page}");
     let mut agent = FakeEndpoint::connect(&app, &endpoint, &token).await;
     let tasks = agent.recv_tasks().await;
     assert_eq!(tasks[0].attempt, 1);
@@ -442,7 +447,7 @@ async fn stores_written_before_requeues_are_renumbered_on_open() {
 }
 
 /// Turns a store back into what versions before users wrote (schema 3): one user token kept in
-/// `meta`, no users, owners, shares or audit, statistics per endpoint.
+/// `meta`, no users, owners, shares or audit, statistics per endpoint, no edge index.
 fn downgrade_to_single_user(conn: &rusqlite::Connection) {
     conn.execute_batch(
         "INSERT INTO meta (key, value) SELECT 'user_token_digest', digest FROM tokens WHERE user_id = 1;
@@ -454,6 +459,8 @@ fn downgrade_to_single_user(conn: &rusqlite::Connection) {
          DROP TABLE tokens;
          DROP TABLE users;
          DROP INDEX tasks_by_owner;
+         DROP INDEX events_by_edge;
+         ALTER TABLE events DROP COLUMN from_state;
          ALTER TABLE tasks DROP COLUMN owner;
          ALTER TABLE functions DROP COLUMN owner;
          ALTER TABLE endpoints DROP COLUMN owner;

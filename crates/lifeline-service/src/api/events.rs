@@ -208,6 +208,7 @@ fn tasks_of(conn: &rusqlite::Connection, groups: &[TaskGroupId]) -> StoreResult<
                 states: Vec::new(),
                 function: None,
                 group: Some(group),
+                edge: None,
                 before,
                 limit: MEMBERS_PAGE,
             };

@@ -344,6 +344,25 @@ fn split<'a>(name: &str, list: Option<&'a str>) -> ApiResult<Vec<&'a str>> {
     Ok(items)
 }
 
+/// `FROM>TO` in wire names, an edge of the life cycle.
+fn parse_edge(text: &str) -> ApiResult<(TaskState, TaskState)> {
+    let bad = |why: String| ApiError::bad("invalid_edge", why);
+    let (from, to) = text.split_once('>').ok_or_else(|| {
+        bad(format!(
+            "edge {text:?} is not FROM>TO, such as running>success"
+        ))
+    })?;
+    let state = |s: &str| {
+        s.parse::<TaskState>()
+            .map_err(|e: lifeline_model::UnknownName| bad(e.to_string()))
+    };
+    let (from, to) = (state(from)?, state(to)?);
+    if lifeline_model::Edge::find(from, to).is_none() {
+        return Err(bad(format!("the life cycle has no edge {from}>{to}")));
+    }
+    Ok((from, to))
+}
+
 /// Page sizes `GET /v1/tasks` accepts.
 const PAGE_SIZES: std::ops::RangeInclusive<usize> = 1..=10_000;
 
@@ -390,6 +409,7 @@ pub(super) async fn list(
                 })
             })
             .transpose()?,
+        edge: q.edge.as_deref().map(parse_edge).transpose()?,
         before: q
             .cursor
             .as_deref()

@@ -30,20 +30,25 @@ fn actor_from(i: i64) -> rusqlite::Result<Actor> {
 const TASK_COLUMNS: &str = "seq, id, group_id, endpoint_id, function_id, state, attempt, max_retries, created_at, since, owner";
 
 fn task_from_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
+    task_from_row_at(r, 0)
+}
+
+/// A task row whose [`TASK_COLUMNS`] start at column `at`.
+fn task_from_row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<TaskRow> {
     Ok(TaskRow {
-        seq: r.get(0)?,
+        seq: r.get(at)?,
         task: TaskSummary {
-            task_id: TaskId::from_u128(id_from(r.get(1)?)?),
-            task_group_id: TaskGroupId::from_u128(id_from(r.get(2)?)?),
-            endpoint_id: EndpointId::from_u128(id_from(r.get(3)?)?),
-            function_id: FunctionId::from_u128(id_from(r.get(4)?)?),
-            state: state_from(r.get(5)?)?,
-            attempt: r.get(6)?,
-            max_retries: r.get(7)?,
-            created_at: Timestamp::from_micros(r.get(8)?),
-            since: Timestamp::from_micros(r.get(9)?),
+            task_id: TaskId::from_u128(id_from(r.get(at + 1)?)?),
+            task_group_id: TaskGroupId::from_u128(id_from(r.get(at + 2)?)?),
+            endpoint_id: EndpointId::from_u128(id_from(r.get(at + 3)?)?),
+            function_id: FunctionId::from_u128(id_from(r.get(at + 4)?)?),
+            state: state_from(r.get(at + 5)?)?,
+            attempt: r.get(at + 6)?,
+            max_retries: r.get(at + 7)?,
+            created_at: Timestamp::from_micros(r.get(at + 8)?),
+            since: Timestamp::from_micros(r.get(at + 9)?),
         },
-        owner: UserId(r.get(10)?),
+        owner: UserId(r.get(at + 10)?),
     })
 }
 
@@ -146,6 +151,9 @@ pub struct TaskFilter {
     pub states: Vec<State>,
     pub function: Option<FunctionId>,
     pub group: Option<TaskGroupId>,
+    /// Only tasks that took this edge (then the list is newest edge first, and the cursor an
+    /// event's sequence number).
+    pub edge: Option<(State, State)>,
     /// Only tasks older (smaller sequence) than this.
     pub before: Option<i64>,
     pub limit: usize,
@@ -155,6 +163,9 @@ pub struct TaskFilter {
 /// range backwards from the cursor and the walks are merged, so a page costs O(limit x
 /// alternatives) whatever the number of stored tasks.
 pub fn list_tasks(conn: &Connection, filter: &TaskFilter) -> StoreResult<TaskPage> {
+    if let Some(edge) = filter.edge {
+        return tasks_on_edge(conn, filter, edge);
+    }
     let endpoints: Vec<Option<EndpointId>> = if filter.endpoints.is_empty() {
         vec![None]
     } else {
@@ -239,6 +250,79 @@ pub fn list_tasks(conn: &Connection, filter: &TaskFilter) -> StoreResult<TaskPag
         tasks: rows.into_iter().map(|r| r.task).collect(),
         next_cursor,
     })
+}
+
+/// The tasks that took `edge`, newest crossing first: the edge index walked backwards from the
+/// cursor, each crossing joined to its task and kept when the task passes the other filters. A
+/// task that took the edge several times is listed once per page, at its newest crossing. The
+/// walk reads
+/// at most [`EDGE_SCAN`] crossings per page, so a page costs the same with any number of tasks;
+/// a page cut short by that bound still has a cursor to go on from.
+fn tasks_on_edge(
+    conn: &Connection,
+    filter: &TaskFilter,
+    (from, to): (State, State),
+) -> StoreResult<TaskPage> {
+    let mut sql = format!(
+        "SELECT e.seq, {} FROM events e JOIN tasks t ON t.seq = e.task \
+         WHERE e.from_state = ?1 AND e.state = ?2 AND e.task IS NOT NULL AND e.seq < ?3",
+        TASK_COLUMNS
+            .split(", ")
+            .map(|c| format!("t.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    sql.push_str(" ORDER BY e.seq DESC LIMIT ?4");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut before = filter.before.unwrap_or(i64::MAX);
+    let mut seen = std::collections::HashSet::new();
+    let mut tasks = Vec::new();
+    let mut scanned = 0;
+    loop {
+        let mut rows = stmt.query(params![
+            i64::from(from.storage_code()),
+            i64::from(to.storage_code()),
+            before,
+            EDGE_BATCH as i64,
+        ])?;
+        let mut read = 0;
+        while let Some(row) = rows.next()? {
+            read += 1;
+            before = row.get(0)?;
+            let task = task_from_row_at(row, 1)?;
+            if !seen.insert(task.task.task_id) || !edge_filter_keeps(filter, &task) {
+                continue;
+            }
+            tasks.push(task);
+            if tasks.len() == filter.limit {
+                break;
+            }
+        }
+        drop(rows);
+        scanned += read;
+        if tasks.len() == filter.limit || read < EDGE_BATCH || scanned >= EDGE_SCAN {
+            let more = tasks.len() == filter.limit || read == EDGE_BATCH;
+            return Ok(TaskPage {
+                next_cursor: more.then(|| before.to_string()),
+                tasks: tasks.into_iter().map(|r| r.task).collect(),
+            });
+        }
+    }
+}
+
+/// Crossings read per query while listing an edge's tasks.
+const EDGE_BATCH: usize = 1000;
+/// Most crossings read for one page.
+const EDGE_SCAN: usize = 100_000;
+
+/// Whether a task found on an edge passes the list's other filters.
+fn edge_filter_keeps(filter: &TaskFilter, row: &TaskRow) -> bool {
+    let t = &row.task;
+    filter.scope.sees(row.owner, t.endpoint_id)
+        && (filter.endpoints.is_empty() || filter.endpoints.contains(&t.endpoint_id))
+        && (filter.states.is_empty() || filter.states.contains(&t.state))
+        && filter.function.is_none_or(|f| f == t.function_id)
+        && filter.group.is_none_or(|g| g == t.task_group_id)
 }
 
 /// Up to `limit` events after `after`, for one endpoint or all, in sequence order.

@@ -125,7 +125,36 @@ const MIGRATIONS: &[Migration] = &[
         detail TEXT
     ) STRICT;
     "#),
+    // 5 to 7: each transition records the state it left, so that the tasks that took an edge
+    // are found through an index (`GET /v1/tasks?edge=`).
+    Sql(r#"
+    ALTER TABLE events ADD COLUMN from_state INTEGER;
+    "#),
+    Code(fill_from_states),
+    Sql(r#"
+    CREATE INDEX events_by_edge ON events (from_state, state, seq) WHERE task IS NOT NULL;
+    "#),
 ];
+
+/// Gives every task transition already in the log the state it left: the state of the task's
+/// previous transition.
+fn fill_from_states(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let mut fill = tx.prepare("UPDATE events SET from_state = ?2 WHERE seq = ?1")?;
+    let mut rows = tx
+        .prepare("SELECT seq, task, state FROM events WHERE task IS NOT NULL ORDER BY task, seq")?;
+    let mut rows = rows.query([])?;
+    let mut previous: Option<(i64, i64)> = None;
+    while let Some(row) = rows.next()? {
+        let (seq, task, state): (i64, i64, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        if let Some((t, from)) = previous
+            && t == task
+        {
+            fill.execute(params![seq, from])?;
+        }
+        previous = Some((task, state));
+    }
+    Ok(())
+}
 
 /// Walks every task's log in order and gives each transition the attempt the current rule
 /// gives it; the task's own attempt follows its last transition.

@@ -224,15 +224,14 @@ impl Ctx<'_> {
                 ])?;
                 self.conn.last_insert_rowid()
             };
-            let seq = self.insert_transition(
-                task_seq,
-                endpoint_id,
-                State::Received,
-                Actor::WebService,
-                1,
-                now,
-                None,
-            )?;
+            let first = lifeline_model::TransitionRecord {
+                state: State::Received,
+                actor: Actor::WebService,
+                attempt: 1,
+                at: now,
+                reason: None,
+            };
+            let seq = self.insert_transition(task_seq, endpoint_id, None, &first)?;
             self.moves.push(((endpoint_id, owner), None));
             let event = TransitionEvent {
                 task_id: task.task_id,
@@ -252,29 +251,27 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Appends a transition to the log, with the state it left (what the edge index reads).
     fn insert_transition(
         &self,
         task_seq: i64,
         endpoint_id: EndpointId,
-        state: State,
-        actor: Actor,
-        attempt: u32,
-        at: Timestamp,
-        reason: Option<&str>,
+        from: Option<State>,
+        record: &lifeline_model::TransitionRecord,
     ) -> StoreResult<i64> {
         let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO events (task, endpoint_id, state, actor, attempt, at, reason) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO events (task, endpoint_id, state, actor, attempt, at, reason, from_state) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
         stmt.execute(params![
             task_seq,
             id_bytes(endpoint_id.as_u128()),
-            i64::from(state.storage_code()),
-            i64::from(actor.storage_code()),
-            attempt,
-            at.as_micros(),
-            reason,
+            i64::from(record.state.storage_code()),
+            i64::from(record.actor.storage_code()),
+            record.attempt,
+            record.at.as_micros(),
+            record.reason,
+            from.map(|f| i64::from(f.storage_code())),
         ])?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -335,15 +332,7 @@ impl Ctx<'_> {
         self.conn
             .prepare_cached("UPDATE tasks SET state = ?2, attempt = ?3, since = ?4, result = coalesce(?5, result) WHERE seq = ?1")?
             .execute(params![row.seq, i64::from(p.to.storage_code()), accepted.attempt, p.at.as_micros(), p.result])?;
-        let seq = self.insert_transition(
-            row.seq,
-            task.endpoint_id,
-            p.to,
-            p.actor,
-            accepted.attempt,
-            p.at,
-            p.reason.as_deref(),
-        )?;
+        let seq = self.insert_transition(row.seq, task.endpoint_id, Some(task.state), &record)?;
         self.moves.push((
             (task.endpoint_id, row.owner),
             Some((task.state, p.to, p.at.micros_since(task.since))),
