@@ -199,6 +199,16 @@ impl Client {
         self.get(&format!("/v1/tasks/{id}")).await
     }
 
+    /// `GET /v1/tasks/{id}?wait=`: the status document once the task is finished, or when
+    /// `wait` (at most a minute) has passed, whichever comes first.
+    pub async fn wait_for_task(&self, id: TaskId, wait: std::time::Duration) -> Result<TaskStatus> {
+        let secs = wait.as_secs_f64().min(lifeline_model::api::MAX_WAIT_SECS);
+        let request = self
+            .request(Method::GET, &format!("/v1/tasks/{id}"))
+            .query(&[("wait", format!("{secs:.3}"))]);
+        self.call(request).await
+    }
+
     /// `POST /v1/tasks/batch_status`: one answer per id as given (malformed ones included).
     pub async fn batch_status(&self, ids: &[String]) -> Result<BatchStatus<Value>> {
         let body = BatchStatusRequest {

@@ -334,6 +334,21 @@ pub struct TaskListQuery {
     pub mine: Option<bool>,
 }
 
+/// The query of `GET /v1/tasks/{id}` and `POST /v1/tasks/batch_status`: hold the answer until
+/// the task (every task asked about) is finished, or this many seconds have passed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    /// Seconds to wait for the end, 0 to 60 (default 0: answer at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 0.0, max = 60.0)))]
+    pub wait: Option<f64>,
+}
+
+/// The longest wait a status request may ask for, in seconds.
+pub const MAX_WAIT_SECS: f64 = 60.0;
+
 /// The query of `GET /v1/stats`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

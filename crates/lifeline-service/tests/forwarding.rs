@@ -572,3 +572,59 @@ async fn tasks_are_listed_by_the_edges_they_took() {
         assert_eq!(body["error"], "invalid_edge", "{body}");
     }
 }
+
+#[tokio::test]
+async fn a_status_request_can_wait_for_the_end() {
+    let app = spawn_app().await;
+    let (ep, token) = app.endpoint("site").await;
+    let f = app.python_function().await;
+    let ids = app.submit(&ep, &f, 2, None).await;
+    let mut agent = FakeEndpoint::connect(&app, &ep, &token).await;
+    agent.recv_tasks().await;
+
+    // A wait that runs out answers the pending document.
+    let (status, doc) = app.get(&format!("/v1/tasks/{}?wait=0.2", ids[0])).await;
+    assert_eq!(
+        (status, doc["pending"].as_bool()),
+        (200, Some(true)),
+        "{doc}"
+    );
+
+    // A waiting request is still open while the task runs, and answers its end.
+    let path = format!("/v1/tasks/{}?wait=30", ids[0]);
+    let one = app.get(&path);
+    let both = app.call(
+        reqwest::Method::POST,
+        "/v1/tasks/batch_status?wait=30",
+        Some(json!({ "task_ids": ids })),
+    );
+    tokio::pin!(one);
+    tokio::pin!(both);
+    let early = tokio::time::timeout(std::time::Duration::from_millis(300), &mut one).await;
+    assert!(early.is_err(), "answered before the task ended: {early:?}");
+    assert!(
+        agent
+            .report(run_to_success(&ids[0], 1, "1"))
+            .await
+            .is_empty()
+    );
+    let (status, doc) = one.await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["status"], "success", "{doc}");
+    // The batch waits for every task it asked about.
+    let early = tokio::time::timeout(std::time::Duration::from_millis(300), &mut both).await;
+    assert!(early.is_err(), "answered with a task still running");
+    assert!(
+        agent
+            .report(run_to_success(&ids[1], 1, "2"))
+            .await
+            .is_empty()
+    );
+    let (status, batch) = both.await;
+    assert_eq!(status, 200);
+    for id in &ids {
+        assert_eq!(batch["results"][id]["status"], "success", "{batch}");
+    }
+    let (status, body) = app.get(&format!("/v1/tasks/{}?wait=61", ids[0])).await;
+    assert_eq!(status, 400, "{body}");
+}

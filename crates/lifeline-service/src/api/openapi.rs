@@ -14,7 +14,7 @@ use lifeline_model::api::{
     EndpointSummary, ErrorBody, Event, EventsQuery, FunctionInfo, FunctionRegistered, Health,
     NewToken, NewUser, RegisterEndpoint, RegisterFunction, ShareEndpoint, StatsQuery, StatsSummary,
     StatusDocument, StreamTicket, SubmitRequest, Submitted, TaskListQuery, TaskPage, TokenCreated,
-    TokenInfo, TokenListQuery, UserCreated, UserInfo, UserQuotas,
+    TokenInfo, TokenListQuery, UserCreated, UserInfo, UserQuotas, WaitQuery,
 };
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
@@ -129,12 +129,14 @@ routes! {
         ok: 200 json TaskPage,
     }
     post "/tasks/batch_status" => tasks::batch_status {
-        summary: "Status documents of many tasks; unknown ids get a per-id error.",
+        summary: "Status documents of many tasks; unknown ids get a per-id error. With ?wait=S the answer waits (up to S seconds) until every task asked about is finished.",
+        query: WaitQuery,
         body: BatchStatusRequest,
         ok: 200 json BatchStatus<Json_>,
     }
     get "/tasks/{id}" => tasks::get_one {
-        summary: "A task's status document: {pending, status, result | exception, completion_t, details}.",
+        summary: "A task's status document: {pending, status, result | exception, completion_t, details}. With ?wait=S the answer waits (up to S seconds) until the task is finished.",
+        query: WaitQuery,
         ok: 200 json StatusDocument<Json_>,
     }
     post "/tasks/{id}/cancel" => tasks::cancel {
@@ -281,7 +283,9 @@ fn operation(route: &RouteDoc, generator: &mut SchemaGenerator) -> Value {
     responses.insert(route.ok.to_string(), success);
     responses.insert(
         "4XX".into(),
-        error_response("Bad input, no or wrong token, unknown id, conflict, too large."),
+        error_response(
+            "Bad input, no or wrong token, unknown id, conflict, too large, over a quota (429, with Retry-After).",
+        ),
     );
     responses.insert(
         "503".into(),

@@ -1,6 +1,12 @@
 //! Reports: what an endpoint says its tasks did, checked by the model in the store and
 //! acknowledged with what was refused. Refusals are counted, and logged only so many times per
 //! endpoint per interval.
+//!
+//! A refusal is final for the agent: it stops working on the task's attempt and forgets it. A
+//! task the endpoint had acknowledged would then wait at the endpoint for reports that never
+//! come, and nothing else would move it while the endpoint stays connected; so the refusal also
+//! sends it back to the forwarder by the model's system-failure rule, to be dispatched again. (A
+//! task still `dispatched-to-ep` needs nothing more: the acknowledgement timeout retries it.)
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -9,6 +15,7 @@ use lifeline_model::{EndpointId, State};
 use lifeline_protocol::{Rejection, Reported, ToEndpoint};
 
 use super::Forwarder;
+use super::retry::retry_or_fail;
 use crate::log_limit::Verdict;
 use crate::store::{Outcome, Proposal, StoreResult};
 
@@ -35,7 +42,19 @@ impl Forwarder {
                     let proposal = reported_proposal(endpoint, r, limit);
                     let message = match ctx.transition(proposal)? {
                         Outcome::Applied { .. } | Outcome::Duplicate => continue,
-                        Outcome::Illegal(error) => error.to_string(),
+                        Outcome::Illegal(error) => {
+                            let message = error.to_string();
+                            if ctx.task(task_id)?.is_some_and(|row| {
+                                row.task.state.at_endpoint()
+                                    && row.task.state != State::DispatchedToEp
+                            }) {
+                                let reason = format!(
+                                    "system failure: the endpoint dropped the task when its report was refused ({message})"
+                                );
+                                retry_or_fail(ctx, task_id, crate::now(), &reason)?;
+                            }
+                            message
+                        }
                         Outcome::Forbidden => "the task belongs to another endpoint".to_owned(),
                         Outcome::Unknown => "unknown task".to_owned(),
                     };

@@ -60,6 +60,8 @@ pub struct StoredEvent {
     pub endpoint_id: EndpointId,
     /// The owner of the task a transition is about; `None` for an endpoint's status change.
     pub owner: Option<UserId>,
+    /// The task a transition moved and the state it entered.
+    pub task: Option<(lifeline_model::TaskId, lifeline_model::State)>,
     /// The [`lifeline_model::Event`] as JSON.
     pub json: Arc<str>,
 }

@@ -183,12 +183,17 @@ impl Ctx<'_> {
         body: EventBody,
     ) -> StoreResult<()> {
         let seq = seq as u64;
+        let task = match &body {
+            EventBody::Transition(t) => Some((t.task_id, t.to)),
+            EventBody::Endpoint(_) => None,
+        };
         let json = serde_json::to_string(&Event { seq, body })
             .map_err(|e| StoreError::Db(rusqlite::Error::ToSqlConversionFailure(e.into())))?;
         self.events.push(StoredEvent {
             seq,
             endpoint_id,
             owner,
+            task,
             json: json.into(),
         });
         Ok(())
