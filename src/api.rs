@@ -5,12 +5,18 @@
 //! rather than showing nothing on screen. Query strings are written from the model's query types
 //! too. The event stream itself is read by [`crate::event_stream`]; this module only says where
 //! it is.
+//!
+//! Every call also reports how it went to the [`Api`]'s observer, if it has one: the session
+//! learns from that one place that a token was refused (whatever call met the refusal) and
+//! whether the service can be reached, instead of each caller deciding for itself.
 
 use std::fmt;
+use std::sync::Arc;
 
 use gloo_net::http::{QueryParams, Request, Response};
 use lifeline_model::api::{
     ErrorBody, EventsQuery, FunctionInfo, StatsQuery, StatusDocument, StreamTicket, TaskListQuery,
+    UserInfo,
 };
 use lifeline_model::{EndpointId, EndpointSummary, FunctionId, StatsSummary, TaskId, TaskPage};
 use serde::Serialize;
@@ -34,26 +40,99 @@ pub enum ApiError {
 }
 
 impl fmt::Display for ApiError {
+    /// One sentence for a person: never a response body or a browser's internal error text.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ApiError::Unauthorized => f.write_str("The service refused the token. Sign in again."),
-            ApiError::Http { status, message } => {
+            ApiError::Unauthorized => f.write_str(REFUSED),
+            ApiError::Http { status, message } if !message.is_empty() => {
                 write!(f, "The service answered {status}: {message}")
             }
-            ApiError::Network(why) => write!(f, "Cannot reach the service ({why})."),
-            ApiError::Decode(why) => write!(f, "Unexpected answer from the service: {why}"),
+            ApiError::Http { status: 404, .. } => f.write_str(
+                "No Lifeline service answers at this address (it answered 404): check the service URL.",
+            ),
+            ApiError::Http { status, .. } if *status >= 500 => write!(
+                f,
+                "The service failed to answer ({status}); it may be starting or overloaded."
+            ),
+            ApiError::Http { status, .. } => {
+                write!(f, "The service refused the request ({status}).")
+            }
+            ApiError::Network(_) => f.write_str(
+                "Cannot reach the service: check the service URL and that it is running.",
+            ),
+            ApiError::Decode(_) => f.write_str(
+                "The answer was not what a Lifeline service sends: check the service URL.",
+            ),
         }
+    }
+}
+
+/// What a refused token means to the person holding it.
+pub const REFUSED: &str =
+    "The service refused the token: it was revoked or has expired. Sign in again.";
+
+/// The message of a service's error body, cut to its first sentence and a readable length, so
+/// that what is shown stays one sentence whatever the body holds.
+fn first_sentence(message: &str) -> String {
+    const MAX: usize = 160;
+    let line = message.lines().next().unwrap_or_default().trim();
+    let end = line
+        .char_indices()
+        .find(|&(i, c)| c == '.' && line[i + 1..].starts_with(' '))
+        .map_or(line.len(), |(i, _)| i);
+    let sentence = line[..end].trim_end_matches('.');
+    if sentence.chars().count() > MAX {
+        let cut: String = sentence.chars().take(MAX).collect();
+        format!("{}…", cut.trim_end())
+    } else {
+        format!("{sentence}.")
     }
 }
 
 impl std::error::Error for ApiError {}
 
+/// How a call went, as the [`Api`]'s observer hears it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The service answered (whatever it said, other than refusing the token).
+    Answered,
+    /// The service refused the token.
+    Refused,
+    /// The service could not be reached.
+    Unreachable,
+}
+
+/// Hears how every call went: the token it was made with, and the outcome.
+pub type Observer = Arc<dyn Fn(&str, Outcome) + Send + Sync>;
+
 /// Where the service is and the token to send.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone)]
 pub struct Api {
     /// The service's base URL, empty when it serves this page.
     pub base: String,
     pub token: String,
+    observer: Option<Observer>,
+}
+
+impl PartialEq for Api {
+    /// Two handles are the same session when they name the same service and token.
+    fn eq(&self, other: &Self) -> bool {
+        self.base == other.base && self.token == other.token
+    }
+}
+
+impl fmt::Debug for Api {
+    /// Leaves the token out: it must not reach a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Api")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A service URL as typed: blank for this page's own origin, otherwise without a trailing `/`.
+pub fn normalize_base(base: &str) -> String {
+    base.trim().trim_end_matches('/').to_owned()
 }
 
 /// A query type's fields as `(name, value)` pairs, absent ones left out. The model's query types
@@ -84,7 +163,8 @@ fn endpoint_filter(endpoints: &[EndpointId]) -> Option<String> {
     })
 }
 
-/// The error an answer that is not a success stands for.
+/// The error an answer that is not a success stands for. Only a service's own error body is
+/// shown (its first sentence); any other body (a proxy's HTML page, say) is left out.
 async fn failure(response: Response) -> ApiError {
     let status = response.status();
     if status == 401 {
@@ -92,20 +172,67 @@ async fn failure(response: Response) -> ApiError {
     }
     let text = response.text().await.unwrap_or_default();
     let message = serde_json::from_str::<ErrorBody>(&text)
-        .map(|body| body.message)
-        .unwrap_or(text);
+        .map(|body| first_sentence(&body.message))
+        .unwrap_or_default();
     ApiError::Http { status, message }
 }
 
 impl Api {
+    pub fn new(base: &str, token: &str) -> Self {
+        Self {
+            base: normalize_base(base),
+            token: token.to_owned(),
+            observer: None,
+        }
+    }
+
+    /// The same service and token, reporting every call's outcome to `observer`.
+    pub fn observed(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn tell(&self, outcome: Outcome) {
+        if let Some(observer) = &self.observer {
+            observer(&self.token, outcome);
+        }
+    }
+
+    /// Reports a call's result to the observer and passes it on.
+    fn observe<T>(&self, result: Result<T, ApiError>) -> Result<T, ApiError> {
+        match &result {
+            Err(ApiError::Unauthorized) => self.tell(Outcome::Refused),
+            Err(ApiError::Network(_)) => self.tell(Outcome::Unreachable),
+            Ok(_) | Err(ApiError::Http { .. } | ApiError::Decode(_)) => {
+                self.tell(Outcome::Answered)
+            }
+        }
+        result
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    /// The event stream's URL, resuming after sequence number `after`. EventSource cannot send
-    /// headers, and a long-lived token must not sit in a URL: the service first hands out a
-    /// single-use ticket for this one connection.
-    pub async fn events_url(&self, after: u64) -> Result<String, ApiError> {
+    /// The event stream's URL, resuming after sequence number `after` (`mine`: only the
+    /// caller's own tasks). EventSource cannot send headers, and a long-lived token must not sit
+    /// in a URL: the service first hands out a single-use ticket for this one connection.
+    pub async fn events_url(&self, after: u64, mine: bool) -> Result<String, ApiError> {
+        let ticket = self.observe(self.ticket().await)?;
+        let query = EventsQuery {
+            after: Some(after),
+            ticket: Some(ticket.ticket),
+            mine: mine.then_some(true),
+            ..EventsQuery::default()
+        };
+        let params = QueryParams::new();
+        for (name, value) in query_pairs(&query) {
+            params.append(&name, &value);
+        }
+        Ok(self.url(&format!("/v1/events?{params}")))
+    }
+
+    async fn ticket(&self) -> Result<StreamTicket, ApiError> {
         let response = Request::post(&self.url("/v1/events/ticket"))
             .header("Authorization", &format!("Bearer {}", self.token))
             .send()
@@ -118,18 +245,7 @@ impl Api {
             .text()
             .await
             .map_err(|e| ApiError::Network(e.to_string()))?;
-        let ticket: StreamTicket =
-            serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()))?;
-        let query = EventsQuery {
-            after: Some(after),
-            ticket: Some(ticket.ticket),
-            ..EventsQuery::default()
-        };
-        let params = QueryParams::new();
-        for (name, value) in query_pairs(&query) {
-            params.append(&name, &value);
-        }
-        Ok(self.url(&format!("/v1/events?{params}")))
+        serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()))
     }
 
     /// `GET path` with `query`: the answer's text, or the error it stands for. Not generic, so
@@ -156,23 +272,35 @@ impl Api {
         path: &str,
         query: Vec<(String, String)>,
     ) -> Result<T, ApiError> {
-        let text = self.fetch(path, &query).await?;
+        let text = self.observe(self.fetch(path, &query).await)?;
         serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()))
     }
 
-    /// `GET /v1/stats` for the endpoints (all of them when none is given).
-    pub async fn stats(&self, endpoints: &[EndpointId]) -> Result<StatsSummary, ApiError> {
+    /// `GET /v1/me`: who the token belongs to.
+    pub async fn me(&self) -> Result<UserInfo, ApiError> {
+        self.get("/v1/me", Vec::new()).await
+    }
+
+    /// `GET /v1/stats` for the endpoints (all of them when none is given; `mine`: only the
+    /// caller's own tasks).
+    pub async fn stats(
+        &self,
+        endpoints: &[EndpointId],
+        mine: bool,
+    ) -> Result<StatsSummary, ApiError> {
         let query = StatsQuery {
             endpoint_id: endpoint_filter(endpoints),
-            mine: None,
+            mine: mine.then_some(true),
         };
         self.get("/v1/stats", query_pairs(&query)).await
     }
 
-    /// One page of `GET /v1/tasks`, newest first, for the endpoints (all when none is given).
+    /// One page of `GET /v1/tasks`, newest first, for the endpoints (all when none is given;
+    /// `mine`: only the caller's own tasks).
     pub async fn tasks(
         &self,
         endpoints: &[EndpointId],
+        mine: bool,
         limit: usize,
         cursor: Option<String>,
     ) -> Result<TaskPage, ApiError> {
@@ -180,6 +308,7 @@ impl Api {
             endpoint_id: endpoint_filter(endpoints),
             cursor,
             limit: Some(limit),
+            mine: mine.then_some(true),
             ..TaskListQuery::default()
         };
         self.get("/v1/tasks", query_pairs(&query)).await
@@ -226,5 +355,61 @@ mod tests {
             ]
         );
         assert!(query_pairs(&StatsQuery::default()).is_empty());
+        let mine = StatsQuery {
+            mine: Some(true),
+            ..StatsQuery::default()
+        };
+        assert_eq!(query_pairs(&mine), vec![("mine".into(), "true".into())]);
+    }
+
+    #[test]
+    fn errors_read_as_one_sentence_without_bodies() {
+        assert_eq!(
+            first_sentence("unknown task. It may be someone else's.\nmore"),
+            "unknown task."
+        );
+        assert_eq!(
+            first_sentence("version 1.2 is too old"),
+            "version 1.2 is too old."
+        );
+        let long = "x".repeat(400);
+        assert!(first_sentence(&long).chars().count() <= 161);
+        let cases = [
+            ApiError::Unauthorized,
+            ApiError::Http {
+                status: 404,
+                message: String::new(),
+            },
+            ApiError::Http {
+                status: 502,
+                message: String::new(),
+            },
+            ApiError::Http {
+                status: 400,
+                message: "bad limit.".into(),
+            },
+            ApiError::Network("TypeError: Failed to fetch {}".into()),
+            ApiError::Decode("expected value at line 1 column 1".into()),
+        ];
+        for error in cases {
+            let text = error.to_string();
+            assert!(!text.contains('{') && !text.contains('<'), "{text}");
+            assert!(!text.contains("line 1"), "no parser internals: {text}");
+            assert!(text.ends_with('.'), "{text}");
+        }
+        assert!(
+            ApiError::Unauthorized
+                .to_string()
+                .contains("revoked or has expired")
+        );
+    }
+
+    #[test]
+    fn service_urls_lose_blanks_and_trailing_slashes() {
+        assert_eq!(normalize_base(" http://h:8080/ "), "http://h:8080");
+        assert_eq!(normalize_base(""), "");
+        let a = Api::new("http://h/", "secret-token");
+        assert_eq!(a, Api::new("http://h", "secret-token"));
+        assert!(!format!("{a:?}").contains("secret-token"), "{a:?}");
     }
 }

@@ -26,24 +26,24 @@ use crate::session::{Auth, provide_session};
 use crate::url_state::{Page, ViewState, from_fragment};
 
 pub(crate) const TOKEN_KEY: &str = "lifeline-token";
-const SERVICE_KEY: &str = "lifeline-service";
+pub(crate) const SERVICE_KEY: &str = "lifeline-service";
+
+/// The service URL last signed in to, for the sign-in form.
+pub(crate) fn stored_service() -> String {
+    web_sys::window()
+        .and_then(|w| w.session_storage().ok().flatten())
+        .and_then(|s| s.get_item(SERVICE_KEY).ok().flatten())
+        .unwrap_or_default()
+}
 
 /// The service and token from `#token=...&service=...` (then removed from the address bar),
 /// or from session storage. Without `service`, the service is the page's own origin.
 fn initial_api() -> Option<Api> {
     let window = web_sys::window()?;
-    let storage = window.session_storage().ok().flatten();
     let location = window.location();
     let fragment = location.hash().unwrap_or_default();
     if let Some(token) = from_fragment(&fragment, "token") {
-        let base = from_fragment(&fragment, "service")
-            .unwrap_or_default()
-            .trim_end_matches('/')
-            .to_owned();
-        if let Some(s) = &storage {
-            let _ = s.set_item(TOKEN_KEY, &token);
-            let _ = s.set_item(SERVICE_KEY, &base);
-        }
+        let base = from_fragment(&fragment, "service").unwrap_or_default();
         let clean = format!(
             "{}{}",
             location.pathname().unwrap_or_default(),
@@ -52,16 +52,11 @@ fn initial_api() -> Option<Api> {
         if let Ok(history) = window.history() {
             let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&clean));
         }
-        return Some(Api { base, token });
+        return Some(Api::new(&base, &token));
     }
-    let storage = storage?;
+    let storage = window.session_storage().ok().flatten()?;
     let token = storage.get_item(TOKEN_KEY).ok().flatten()?;
-    let base = storage
-        .get_item(SERVICE_KEY)
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    Some(Api { base, token })
+    Some(Api::new(&stored_service(), &token))
 }
 
 /// Keeps the view in the address bar.

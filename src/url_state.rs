@@ -1,5 +1,6 @@
 //! What the dashboard shows, kept in the URL's query so that a link reproduces the view and a
-//! reload keeps it: `?view=endpoints&endpoint=ID,ID&state=running,failed&function=ID&q=0190&task=ID`.
+//! reload keeps it:
+//! `?view=endpoints&endpoint=ID,ID&mine=true&state=running,failed&function=ID&q=0190&task=ID`.
 
 use lifeline_model::{EndpointId, FunctionId, State, TaskId};
 
@@ -38,6 +39,8 @@ pub struct ViewState {
     pub page: Page,
     /// Several endpoints at once; empty: all.
     pub endpoints: Vec<EndpointId>,
+    /// Only the signed-in user's own tasks (admin's switch; others see only theirs anyway).
+    pub mine: bool,
     /// The task list shows tasks in these states; empty: all.
     pub states: Vec<State>,
     /// An edge clicked on the diagram: tasks that took it.
@@ -110,6 +113,7 @@ impl ViewState {
                         .unwrap_or_default()
                 }
                 "endpoint" => state.endpoints = list(&value),
+                "mine" => state.mine = matches!(value.as_str(), "true" | "1"),
                 "state" => state.states = list(&value),
                 "edge" => {
                     state.edge = value
@@ -137,6 +141,9 @@ impl ViewState {
                 "endpoint={}",
                 join(self.endpoints.iter().map(ToString::to_string).collect())
             ));
+        }
+        if self.mine {
+            parts.push("mine=true".to_owned());
         }
         if !self.states.is_empty() {
             parts.push(format!(
@@ -184,6 +191,7 @@ mod tests {
         let state = ViewState {
             page: Page::Overview,
             endpoints: vec![EndpointId::from_u128(1), EndpointId::from_u128(2)],
+            mine: true,
             states: vec![State::Running, State::WaitingForEp],
             edge: Some((State::Running, State::WaitingForNodes)),
             function: Some(FunctionId::from_u128(3)),
@@ -196,6 +204,7 @@ mod tests {
             "{query}"
         );
         assert!(query.contains("state=running,waiting-for-ep"), "{query}");
+        assert!(query.contains("&mine=true&"), "{query}");
         assert!(query.contains("q=01a2%20x%26y"), "{query}");
         assert_eq!(ViewState::from_query(&query), state);
         assert_eq!(ViewState::default().to_query(), "");
@@ -207,6 +216,9 @@ mod tests {
         assert_eq!(state.page, Page::Lifecycle);
         assert_eq!(state.states, vec![State::Running]);
         assert_eq!(state.task, None);
+        assert!(!state.mine);
+        assert!(ViewState::from_query("?mine=1").mine);
+        assert!(!ViewState::from_query("?mine=no").mine);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The top bar: pages, the endpoint filter, the connection indicator and notices.
+//! The top bar: pages, the endpoint filter, the connection indicator, who is signed in (with
+//! admin's "mine / everyone" switch) and the sign-out control, then notices.
 
 use leptos::prelude::*;
 
@@ -50,6 +51,29 @@ pub fn Header() -> impl IntoView {
                 .collect_view()
         })
     };
+    let who = move || {
+        auth.user.get().map(|u| {
+            let name = u.user.clone();
+            view! {
+                <span class="who" data-testid="user" data-user=name.clone() data-admin=u.admin.to_string()
+                    title=if u.admin { format!("Signed in as {name} (admin)") } else { format!("Signed in as {name}") }>
+                    <span class="user-name">{name.clone()}</span>
+                    {u.admin.then(|| view! { <span class="admin-badge">"admin"</span> })}
+                </span>
+            }
+        })
+    };
+    let admin = move || auth.user.with(|u| u.as_ref().is_some_and(|u| u.admin));
+    let scope_button = move |mine: bool, label: &'static str| {
+        let pressed = move || view_state.with(|v| v.mine == mine);
+        view! {
+            <button class="scope-choice" class:active=pressed aria-pressed=move || pressed().to_string()
+                data-scope=if mine { "mine" } else { "everyone" }
+                on:click=move |_| view_state.update(|v| v.mine = mine)>
+                {label}
+            </button>
+        }
+    };
     view! {
         <header class="top">
             <h1>"Lifeline"</h1>
@@ -66,7 +90,16 @@ pub fn Header() -> impl IntoView {
                 <span class="dot" aria-hidden="true"></span>
                 {move || connection.get().label()}
             </span>
-            <button class="signout" on:click=move |_| auth.sign_out("Signed out.")>"Sign out"</button>
+            <Show when=admin>
+                <div class="scope" role="group" aria-label="Whose tasks" data-testid="scope">
+                    {scope_button(true, "Mine")}
+                    {scope_button(false, "Everyone")}
+                </div>
+            </Show>
+            <div class="account">
+                {who}
+                <button class="signout" data-testid="sign-out" on:click=move |_| auth.sign_out("Signed out.")>"Sign out"</button>
+            </div>
         </header>
         {move || auth.notice.get().map(|n| view! {
             <div class="notice" role="alert">

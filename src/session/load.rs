@@ -1,5 +1,6 @@
 //! Loading what the dashboard starts from: statistics at a sequence number and the newest tasks,
-//! all of them up to a cap when (re)loading, the newest page when polling.
+//! all of them up to a cap when (re)loading, the newest page when polling; for the endpoint
+//! filter and, with `mine`, the caller's own tasks only.
 
 use std::time::Duration;
 
@@ -17,12 +18,13 @@ const PAGE: usize = 5000;
 pub(super) async fn everything(
     api: &Api,
     endpoints: &[EndpointId],
+    mine: bool,
 ) -> Result<(StatsSummary, Vec<TaskRow>), ApiError> {
-    let stats = api.stats(endpoints).await?;
+    let stats = api.stats(endpoints, mine).await?;
     let mut rows = Vec::new();
     let mut cursor: Option<String> = None;
     while rows.len() < TASK_CAP {
-        let page = api.tasks(endpoints, PAGE, cursor.take()).await?;
+        let page = api.tasks(endpoints, mine, PAGE, cursor.take()).await?;
         rows.extend(page.tasks);
         match page.next_cursor {
             Some(c) => cursor = Some(c),
@@ -36,9 +38,10 @@ pub(super) async fn everything(
 pub(super) async fn head(
     api: &Api,
     endpoints: &[EndpointId],
+    mine: bool,
 ) -> Result<(StatsSummary, Vec<TaskRow>), ApiError> {
-    let stats = api.stats(endpoints).await?;
-    let page = api.tasks(endpoints, PAGE, None).await?;
+    let stats = api.stats(endpoints, mine).await?;
+    let page = api.tasks(endpoints, mine, PAGE, None).await?;
     Ok((stats, page.tasks))
 }
 

@@ -14,11 +14,14 @@ mod load;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use lifeline_model::{EventBody, FunctionId, StatsSummary};
+use lifeline_model::api::UserInfo;
+use lifeline_model::{EndpointId, EventBody, FunctionId, StatsSummary};
 
-use crate::api::{Api, ApiError};
+use crate::api::{Api, ApiError, Outcome, REFUSED};
 use crate::event_stream::{
     Applied, StreamAddress, StreamState, UseEventStreamOptions, UseEventStreamReturn,
     use_event_stream_with_options,
@@ -95,27 +98,133 @@ const STATS_EVERY: u64 = 3;
 pub struct Auth {
     /// The service and token; `None` shows the sign-in form.
     pub api: RwSignal<Option<Api>>,
+    /// Whose token it is, once `/v1/me` has said.
+    pub user: RwSignal<Option<UserInfo>>,
+    /// Whether the last call reached the service (a refusal or an error answer counts: the
+    /// service is there).
+    pub reachable: RwSignal<bool>,
     /// A message for the user, shown until dismissed.
     pub notice: RwSignal<Option<String>>,
 }
 
 impl Auth {
-    /// Shows an error; a refused token sends the user back to the sign-in form.
-    pub fn fail(&self, error: &ApiError) {
-        if *error == ApiError::Unauthorized {
-            self.sign_out("The service refused the token. Sign in again.");
-        } else {
-            self.notice.try_set(Some(error.to_string()));
+    fn new() -> Self {
+        Self {
+            api: RwSignal::new(None),
+            user: RwSignal::new(None),
+            reachable: RwSignal::new(true),
+            notice: RwSignal::new(None),
         }
     }
 
-    /// Forgets the token; the data layer stops following the service when it sees that.
+    /// Hears every call the session's [`Api`] makes. A refusal of the current token, by
+    /// whichever call met it, signs out with the same message; one for a token signed out
+    /// since (an answer arriving late) changes nothing.
+    fn observer(self) -> crate::api::Observer {
+        Arc::new(move |token: &str, outcome: Outcome| match outcome {
+            Outcome::Refused => {
+                let current = self
+                    .api
+                    .try_with_untracked(|a| a.as_ref().is_some_and(|a| a.token == token))
+                    .unwrap_or(false);
+                if current {
+                    self.sign_out(REFUSED);
+                }
+            }
+            Outcome::Unreachable => {
+                self.reachable.try_set(false);
+            }
+            Outcome::Answered => {
+                if self.reachable.try_get_untracked() == Some(false) {
+                    self.reachable.try_set(true);
+                }
+            }
+        })
+    }
+
+    /// Signs in with a service and token (and who it belongs to, when already known), keeping
+    /// them in session storage so that a reload stays signed in.
+    pub fn sign_in(&self, api: Api, user: Option<UserInfo>) {
+        if let Some(storage) = web_sys::window().and_then(|w| w.session_storage().ok().flatten()) {
+            let _ = storage.set_item(crate::TOKEN_KEY, &api.token);
+            let _ = storage.set_item(crate::SERVICE_KEY, &api.base);
+        }
+        self.notice.set(None);
+        self.reachable.set(true);
+        self.user.set(user);
+        self.api.set(Some(api.observed(self.observer())));
+    }
+
+    /// Shows an error. A refused token has already signed out (see [`Auth::observer`]) and an
+    /// unreachable service shows in the connection indicator, so neither becomes a notice.
+    pub fn fail(&self, error: &ApiError) {
+        match error {
+            ApiError::Unauthorized => {
+                if self.api.try_with_untracked(Option::is_some) == Some(true) {
+                    self.sign_out(REFUSED);
+                }
+            }
+            ApiError::Network(_) => {
+                self.reachable.try_set(false);
+            }
+            ApiError::Http { .. } | ApiError::Decode(_) => {
+                self.notice.try_set(Some(error.to_string()));
+            }
+        }
+    }
+
+    /// Forgets the token; the data layer stops following the service when it sees that. The
+    /// service URL is kept, for the sign-in form.
     pub fn sign_out(&self, why: &str) {
         if let Some(storage) = web_sys::window().and_then(|w| w.session_storage().ok().flatten()) {
             let _ = storage.remove_item(crate::TOKEN_KEY);
         }
         self.api.try_set(None);
+        self.user.try_set(None);
+        self.reachable.try_set(true);
         self.notice.try_set(Some(why.to_owned()));
+    }
+
+    /// Whether the view narrows to the caller's own tasks: admin's choice (the `mine` switch),
+    /// `None` until `/v1/me` has said who is signed in. Others see what is theirs or shared
+    /// with them either way.
+    pub fn mine(&self, wanted: bool) -> Option<bool> {
+        self.user.with(|u| u.as_ref().map(|u| u.admin && wanted))
+    }
+
+    fn mine_untracked(&self, wanted: bool) -> bool {
+        self.user
+            .with_untracked(|u| u.as_ref().is_some_and(|u| u.admin && wanted))
+    }
+
+    /// Asks `/v1/me` who the token belongs to, unless that is known or being asked.
+    fn ask_who(&self, asking: StoredValue<bool>) {
+        let Some(api) = self.api.get_untracked() else {
+            return;
+        };
+        if self.user.with_untracked(Option::is_some) || asking.get_value() {
+            return;
+        }
+        asking.set_value(true);
+        let auth = *self;
+        spawn_local(async move {
+            let answer = api.me().await;
+            if asking.try_set_value(false).is_some() {
+                return; // The session is gone.
+            }
+            let same = auth
+                .api
+                .try_with_untracked(|a| a.as_ref() == Some(&api))
+                .unwrap_or(false);
+            match answer {
+                Ok(user) if same => {
+                    auth.user.set(Some(user));
+                }
+                Ok(_) => {}
+                Err(error) if same => auth.fail(&error),
+                Err(_) => {}
+            }
+        });
     }
 }
 
@@ -232,10 +341,10 @@ pub fn short(id: &str) -> String {
 /// its contexts: [`Auth`], `RwSignal<ViewState>`, [`LiveTasks`], [`Endpoints`],
 /// [`FunctionNames`], [`Clock`], `Signal<StatsSummary>` and `Signal<Connection>`.
 pub fn provide_session(api: Option<Api>, view: ViewState) {
-    let auth = Auth {
-        api: RwSignal::new(api),
-        notice: RwSignal::new(None),
-    };
+    let auth = Auth::new();
+    if let Some(api) = api {
+        auth.sign_in(api, None);
+    }
     let view = RwSignal::new(view);
     let live = LiveTasks::new();
     let stats = RwSignal::new(StatsSummary::default());
@@ -248,9 +357,12 @@ pub fn provide_session(api: Option<Api>, view: ViewState) {
     let stream = use_event_stream_with_options(
         move |after| {
             let api = auth.api.get_untracked();
+            let mine = auth.mine_untracked(view.with_untracked(|v| v.mine));
+            // A refused ticket signs out through the observer; any failure here makes the
+            // stream fall back to polling.
             Box::pin(async move {
                 match api {
-                    Some(api) => api.events_url(after).await.ok(),
+                    Some(api) => api.events_url(after, mine).await.ok(),
                     None => None,
                 }
             }) as StreamAddress
@@ -280,10 +392,23 @@ pub fn provide_session(api: Option<Api>, view: ViewState) {
     provide_context::<Signal<StatsSummary>>(stats.into());
     provide_context::<Signal<Connection>>(connection.into());
 
-    // A new session or endpoint filter loads everything again; signing out stops.
-    let filter = Memo::new(move |_| (auth.api.get(), view.with(|v| v.endpoints.clone())));
+    // Who is signed in is asked first: admin's "mine" switch decides what loads.
+    let asking = StoredValue::new(false);
     Effect::new(move |_| {
-        if filter.with(|(api, _)| api.is_some()) {
+        if auth.api.with(Option::is_some) {
+            auth.ask_who(asking);
+        }
+    });
+    // A new session, endpoint filter or scope loads everything again; signing out stops.
+    let filter = Memo::new(move |_| {
+        (
+            auth.api.get(),
+            auth.mine(view.with(|v| v.mine)),
+            view.with(|v| v.endpoints.clone()),
+        )
+    });
+    Effect::new(move |_| {
+        if filter.with(|(api, mine, _)| api.is_some() && mine.is_some()) {
             data.reload();
         } else {
             data.stop();
@@ -305,6 +430,8 @@ pub fn provide_session(api: Option<Api>, view: ViewState) {
             clock.0.set(now_secs());
             let tick = clock.0.get_untracked() as u64;
             if auth.api.with_untracked(Option::is_some) && tick.is_multiple_of(STATS_EVERY) {
+                // Until `/v1/me` answers (the service was unreachable, say), ask again.
+                auth.ask_who(asking);
                 data.refresh_stats();
             }
         },
@@ -379,6 +506,12 @@ where
         self.generation.try_get_value() == Some(generation)
     }
 
+    /// The view's endpoints, and whether it narrows to the caller's own tasks.
+    fn scope(&self) -> (Vec<EndpointId>, bool) {
+        let (endpoints, wanted) = self.view.with_untracked(|v| (v.endpoints.clone(), v.mine));
+        (endpoints, self.auth.mine_untracked(wanted))
+    }
+
     fn stop(&self) {
         self.generation.update_value(|g| *g += 1);
         (self.stream.close)();
@@ -392,10 +525,10 @@ where
         };
         self.stop();
         let generation = self.generation.get_value();
-        let endpoints = self.view.with_untracked(|v| v.endpoints.clone());
+        let (endpoints, mine) = self.scope();
         let data = *self;
         spawn_local(async move {
-            let loaded = load::everything(&api, &endpoints).await;
+            let loaded = load::everything(&api, &endpoints, mine).await;
             if !data.current(generation) {
                 return;
             }
@@ -409,7 +542,21 @@ where
                     data.auth.notice.set(None);
                     (data.stream.open)(seq);
                 }
-                Err(error) => data.auth.fail(&error),
+                Err(error) => {
+                    data.auth.fail(&error);
+                    // The service is away or failing: try again while this load is current.
+                    let transient = match &error {
+                        ApiError::Network(_) => true,
+                        ApiError::Http { status, .. } => *status >= 500 || *status == 429,
+                        ApiError::Unauthorized | ApiError::Decode(_) => false,
+                    };
+                    if transient {
+                        load::sleep(POLL_PERIOD).await;
+                        if data.current(generation) {
+                            data.reload();
+                        }
+                    }
+                }
             }
         });
     }
@@ -419,10 +566,10 @@ where
         let Some(api) = self.auth.api.get_untracked() else {
             return;
         };
-        let endpoints = self.view.with_untracked(|v| v.endpoints.clone());
+        let (endpoints, mine) = self.scope();
         let stats = self.stats;
         spawn_local(async move {
-            if let Ok(s) = api.stats(&endpoints).await {
+            if let Ok(s) = api.stats(&endpoints, mine).await {
                 stats.try_set(s);
             }
         });
@@ -463,8 +610,8 @@ where
             let Some(api) = self.auth.api.get_untracked() else {
                 return;
             };
-            let endpoints = self.view.with_untracked(|v| v.endpoints.clone());
-            match load::head(&api, &endpoints).await {
+            let (endpoints, mine) = self.scope();
+            match load::head(&api, &endpoints, mine).await {
                 // An answer that comes after the stream opened is older than what it applied.
                 Ok(_) if !self.still_polling(generation) => return,
                 Ok((stats, rows)) => {
@@ -473,10 +620,7 @@ where
                     self.stats.set(stats);
                     self.fallback.set(Fallback::Polling);
                 }
-                Err(ApiError::Unauthorized) => {
-                    self.auth.fail(&ApiError::Unauthorized);
-                    return;
-                }
+                Err(ApiError::Unauthorized) => return,
                 Err(_) => self.fallback.set(Fallback::Unreachable),
             }
             // Every few rounds, try the stream again; polling goes on until it opens.
