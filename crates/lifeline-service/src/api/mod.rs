@@ -6,7 +6,9 @@ mod endpoints;
 mod error;
 mod events;
 mod functions;
+mod listing;
 mod openapi;
+mod status;
 mod tasks;
 mod users;
 

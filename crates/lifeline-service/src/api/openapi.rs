@@ -20,7 +20,7 @@ use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
-use super::{AppState, audit, endpoints, events, functions, tasks, users};
+use super::{AppState, audit, endpoints, events, functions, listing, status, tasks, users};
 
 /// A schema of one type, made by the document's generator (which collects the components).
 type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
@@ -123,18 +123,18 @@ routes! {
         ok: 201 json FunctionRegistered,
     }
     get "/functions/{id}" => functions::get_one { summary: "One function.", ok: 200 json FunctionInfo }
-    get "/tasks" => tasks::list {
+    get "/tasks" => listing::list {
         summary: "Tasks, newest first, one page at a time.",
         query: TaskListQuery,
         ok: 200 json TaskPage,
     }
-    post "/tasks/batch_status" => tasks::batch_status {
+    post "/tasks/batch_status" => status::batch_status {
         summary: "Status documents of many tasks; unknown ids get a per-id error. With ?wait=S the answer waits (up to S seconds) until every task asked about is finished.",
         query: WaitQuery,
         body: BatchStatusRequest,
         ok: 200 json BatchStatus<Json_>,
     }
-    get "/tasks/{id}" => tasks::get_one {
+    get "/tasks/{id}" => status::get_one {
         summary: "A task's status document: {pending, status, result | exception, completion_t, details}. With ?wait=S the answer waits (up to S seconds) until the task is finished.",
         query: WaitQuery,
         ok: 200 json StatusDocument<Json_>,
@@ -143,7 +143,7 @@ routes! {
         summary: "Cancel a pending task (409 when it already finished).",
         ok: 200 json StatusDocument<Json_>,
     }
-    get "/stats" => tasks::stats {
+    get "/stats" => listing::stats {
         summary: "Tasks per state, transitions per edge and time-in-state percentiles, with the event sequence they include.",
         query: StatsQuery,
         ok: 200 json StatsSummary,

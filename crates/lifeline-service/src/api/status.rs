@@ -1,0 +1,201 @@
+//! Reading tasks' status documents, one or many at a time, optionally waiting for their end
+//! (`?wait=`). What a caller may not see is unknown to them; another user's result is withheld
+//! from an endpoint's owner.
+
+use std::collections::{BTreeMap, HashSet};
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use lifeline_model::api::{
+    BatchEntry, BatchStatus, BatchStatusRequest, ErrorBody, MAX_WAIT_SECS, WaitQuery,
+};
+use lifeline_model::{Actor, TaskId};
+use serde_json::value::RawValue;
+
+use super::AppState;
+use super::auth::User;
+use super::error::{ApiError, ApiResult, JsonBody};
+use super::listing::query_error;
+use crate::access::{Directory, may_read_payload};
+use crate::store;
+use crate::users::Caller;
+
+pub(super) fn parse_task_id(text: &str) -> ApiResult<TaskId> {
+    text.parse()
+        .map_err(|e: lifeline_model::IdError| ApiError::bad("invalid_id", e.to_string()))
+}
+
+#[tracing::instrument(skip_all, fields(task_id = %id))]
+pub(super) async fn get_one(
+    User(caller): User,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Document>> {
+    let id = parse_task_id(&id)?;
+    let wait = wait_of(query)?;
+    let mut docs = read_documents(&state, &caller, vec![id], wait).await?;
+    Ok(Json(docs.pop().flatten().ok_or_else(|| {
+        ApiError::NotFound(format!("unknown task {id}"))
+    })?))
+}
+
+/// The `wait` of a status request: none, or at most [`MAX_WAIT_SECS`].
+fn wait_of(
+    query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Option<std::time::Duration>> {
+    let Query(q) = query.map_err(query_error)?;
+    match q.wait {
+        None => Ok(None),
+        Some(secs) if secs.is_finite() && (0.0..=MAX_WAIT_SECS).contains(&secs) => {
+            Ok((secs > 0.0).then(|| std::time::Duration::from_secs_f64(secs)))
+        }
+        Some(secs) => Err(ApiError::bad(
+            "invalid_query",
+            format!("wait must be 0 to {MAX_WAIT_SECS} seconds, not {secs}"),
+        )),
+    }
+}
+
+/// The status documents of `ids` that `caller` may see (`None` for the others). With a `wait`,
+/// answers once every one of them is finished or the wait is over, whichever comes first: the
+/// request listens to the store's events (subscribed before the first read, so that no end is
+/// missed) and reads again when one of its tasks finishes.
+pub(super) async fn read_documents(
+    state: &AppState,
+    caller: &Caller,
+    ids: Vec<TaskId>,
+    wait: Option<std::time::Duration>,
+) -> ApiResult<Vec<Option<Document>>> {
+    let mut events = wait.map(|_| state.store().subscribe());
+    let deadline = wait.map(|w| tokio::time::Instant::now() + w);
+    loop {
+        let (shared, who, asked) = (state.clone(), caller.clone(), ids.clone());
+        let docs = state
+            .store()
+            .read(move |c| {
+                asked
+                    .iter()
+                    .map(|id| visible_document(c, shared.directory(), &who, *id))
+                    .collect::<crate::store::StoreResult<Vec<_>>>()
+            })
+            .await?;
+        let open: HashSet<TaskId> = docs
+            .iter()
+            .flatten()
+            .filter(|d| d.pending)
+            .map(|d| d.task_id)
+            .collect();
+        let (Some(rx), Some(deadline)) = (events.as_mut(), deadline) else {
+            return Ok(docs);
+        };
+        if open.is_empty() {
+            return Ok(docs);
+        }
+        // Sleep until one of the open tasks ends (or the log moved too fast to follow).
+        let ended = async {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => {
+                        if event
+                            .task
+                            .is_some_and(|(task, to)| to.is_terminal() && open.contains(&task))
+                        {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        std::future::pending::<()>().await
+                    }
+                }
+            }
+        };
+        if tokio::time::timeout_at(deadline, ended).await.is_err() {
+            return Ok(docs);
+        }
+    }
+}
+
+/// A task's status document if `caller` may see it, without its payload unless they submitted
+/// it.
+fn visible_document(
+    c: &rusqlite::Connection,
+    directory: &Directory,
+    caller: &Caller,
+    id: TaskId,
+) -> crate::store::StoreResult<Option<Document>> {
+    let Some((owner, endpoint)) = store::task_owner(c, id)? else {
+        return Ok(None);
+    };
+    if !directory.may_see_task(caller, owner, endpoint) {
+        return Ok(None);
+    }
+    let mut doc = store::status_document(c, id)?;
+    if !may_read_payload(caller, owner)
+        && let Some(doc) = doc.as_mut()
+    {
+        doc.result = None;
+        doc.exception = doc.exception.as_ref().map(|_| WITHHELD.to_owned());
+        for t in &mut doc.details.task_transitions {
+            if t.actor == Actor::Worker && t.reason.is_some() {
+                t.reason = Some(WITHHELD.to_owned());
+            }
+        }
+    }
+    Ok(doc)
+}
+
+/// What an endpoint's owner reads instead of another user's traceback.
+const WITHHELD: &str = "withheld: only the user who submitted the task may read its result";
+
+pub(super) type Document = lifeline_model::StatusDocument<Box<RawValue>>;
+
+/// Most ids in one batch status request.
+const MAX_BATCH_STATUS: usize = 10_000;
+
+#[tracing::instrument(skip_all)]
+pub(super) async fn batch_status(
+    User(caller): User,
+    State(state): State<AppState>,
+    query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
+    JsonBody(body): JsonBody<BatchStatusRequest>,
+) -> ApiResult<Json<BatchStatus<Box<RawValue>>>> {
+    if body.task_ids.len() > MAX_BATCH_STATUS {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "at most {MAX_BATCH_STATUS} task ids per request"
+        )));
+    }
+    let wait = wait_of(query)?;
+    let parsed: Vec<Result<TaskId, String>> = body
+        .task_ids
+        .iter()
+        .map(|text| text.parse::<TaskId>().map_err(|e| e.to_string()))
+        .collect();
+    let ids: Vec<TaskId> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok())
+        .copied()
+        .collect();
+    let mut docs = read_documents(&state, &caller, ids, wait)
+        .await?
+        .into_iter();
+    let mut results = BTreeMap::new();
+    for (text, parsed) in body.task_ids.into_iter().zip(parsed) {
+        let entry = match parsed {
+            Err(message) => BatchEntry::Error(ErrorBody {
+                error: "invalid_id".into(),
+                message,
+            }),
+            Ok(id) => match docs.next().flatten() {
+                Some(doc) => BatchEntry::Status(doc),
+                None => BatchEntry::Error(ErrorBody {
+                    error: "unknown_task".into(),
+                    message: format!("unknown task {id}"),
+                }),
+            },
+        };
+        results.insert(text, entry);
+    }
+    Ok(Json(BatchStatus { results }))
+}
