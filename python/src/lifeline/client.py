@@ -27,6 +27,10 @@ Function = Union[Callable[..., Any], ShellFunction, PythonFunction, str]
 Call = Union[tuple[Function, Sequence[Any]], tuple[Function, Sequence[Any], dict[str, Any]]]
 
 
+#: The longest the service holds a status request (``?wait=``), in seconds.
+MAX_WAIT = 60.0
+
+
 @dataclass(frozen=True)
 class Submitted:
     """The answer to a submission: its task group, and one task id per call, in order."""
@@ -229,19 +233,23 @@ class Client:
     def get_result(self, task_id: str, timeout: float | None = None) -> Any:
         """Waits for a task to finish and returns its result. Raises :class:`TaskFailed` (the
         remote traceback, every attempt's reason), :class:`TaskCancelled`, or TimeoutError after
-        ``timeout`` seconds (None: no limit). It polls, from every 5 ms up to every second; an
-        :class:`~lifeline.Executor` is told of results instead."""
+        ``timeout`` seconds (None: no limit). The service holds each request until the task
+        ends (``?wait=``, up to a minute at a time), so the result arrives as soon as it is
+        stored, without polling; an :class:`~lifeline.Executor` is told of results instead."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        pause = 0.005
         while True:
-            doc = self.get_task(task_id)
+            left = MAX_WAIT if deadline is None else max(0.0, deadline - time.monotonic())
+            wait = min(left, MAX_WAIT)
+            doc: dict[str, Any] = self._call(
+                "GET",
+                f"/v1/tasks/{task_id}",
+                params={"wait": f"{wait:.3f}"},
+                timeout=self.timeout + wait,
+            )
             if not doc["pending"]:
                 return result_of(doc)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"task {task_id} is still {doc['status']} after {timeout} s")
-            wait = pause if deadline is None else min(pause, max(0.0, deadline - time.monotonic()))
-            time.sleep(wait)
-            pause = min(pause * 2, 1.0)
 
     def get_batch_status(self, task_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Status documents of many tasks, keyed by id. An id the service does not know (or
