@@ -20,6 +20,18 @@ sys.stdout = sys.stderr
 
 functions = {}
 
+# The name this program runs under (the manager compiles it as "<lifeline worker>"): frames of
+# this file are Lifeline's, not the user's.
+WORKER_FILE = (lambda: None).__code__.co_filename
+
+
+def user_frames(tb):
+    """The traceback from the user's first frame on, without the worker's own frames (this loop,
+    `load`, the `exec` of the module): a user's traceback shows only their code."""
+    while tb is not None and tb.tb_frame.f_code.co_filename == WORKER_FILE:
+        tb = tb.tb_next
+    return tb
+
 
 def load(request):
     key = request["function_id"]
@@ -32,13 +44,21 @@ def load(request):
         exec(compile(source, filename, "exec"), namespace)
         entry = namespace.get(request["entrypoint"])
         if not callable(entry):
-            raise NameError("entrypoint %r is not a function defined by the source" % request["entrypoint"])
+            raise NameError("the function's source defines no function named %r" % request["entrypoint"])
         functions[key] = entry
     return functions[key]
 
 
+def send(line):
+    try:
+        protocol.write(line)
+    except BrokenPipeError:
+        # The manager is gone (it stopped or died): nobody is left to answer, so leave quietly.
+        os._exit(0)
+
+
 def answer(message):
-    protocol.write(json.dumps(message) + "\n")
+    send(json.dumps(message) + "\n")
 
 
 for line in sys.stdin:
@@ -52,8 +72,9 @@ for line in sys.stdin:
     try:
         value = load(request)(*args, **kwargs)
     except BaseException as error:
-        # Leave out this loop's own frame: the traceback starts in the user's code.
-        frames = error.__traceback__.tb_next if error.__traceback__ else None
+        # Leave out the worker's frames: the traceback starts in the user's code. An error of
+        # the function's file itself (a syntax error, a missing entry point) keeps its message.
+        frames = user_frames(error.__traceback__)
         text = "".join(traceback.format_exception(type(error), error, frames))
         answer({"ok": False, "exception": text.rstrip("\n")})
         continue
@@ -62,4 +83,4 @@ for line in sys.stdin:
     except (TypeError, ValueError) as error:
         answer({"ok": False, "exception": "the result is not JSON-serialisable: %s: %s" % (type(error).__name__, error)})
         continue
-    protocol.write('{"ok": true, "result": ' + result + "}\n")
+    send('{"ok": true, "result": ' + result + "}\n")
