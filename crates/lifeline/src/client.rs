@@ -129,6 +129,17 @@ impl From<lifeline_client::Error> for CliError {
     }
 }
 
+/// An id given on the command line (a task, task group or function id): a malformed one is bad
+/// usage, refused here rather than sent to the service.
+pub(crate) fn parse_id<T>(text: &str) -> CliResult<T>
+where
+    T: std::str::FromStr<Err = lifeline_model::IdError>,
+{
+    text.trim()
+        .parse()
+        .map_err(|e: lifeline_model::IdError| CliError::usage(e.to_string()))
+}
+
 /// An endpoint's id from its id or its name.
 pub(crate) async fn endpoint_id(client: &Client, name_or_id: &str) -> CliResult<EndpointId> {
     let endpoints = client.endpoints().await?;

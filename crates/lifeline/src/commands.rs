@@ -1,13 +1,14 @@
 //! The user's commands: endpoints, functions, submit, status and cancel.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use lifeline_client::{Client, TaskStatus};
 use lifeline_model::api::{BatchEntry, FunctionSpec, RegisterFunction, SubmitRequest, TaskSpec};
-use lifeline_model::{BlockReport, State, TaskId, human_duration};
+use lifeline_model::{BlockReport, EndpointId, FunctionId, State, TaskId, human_duration};
 use serde_json::Value;
 
-use crate::client::{CliError, CliResult, endpoint_id};
+use crate::client::{CliError, CliResult, endpoint_id, parse_id};
+use crate::python_check;
 
 /// `lifeline endpoint register NAME`: prints the endpoint's id and token.
 pub(crate) async fn endpoint_register(client: &Client, name: &str) -> CliResult<()> {
@@ -96,21 +97,26 @@ fn block_line(provider: &str, b: &BlockReport) -> String {
     line
 }
 
-/// The registration of a function from `--python FILE:FUNC` or `--shell CMD`.
-pub(crate) fn function_body(
+/// The registration of a function from `--python FILE:FUNC` or `--shell CMD`. A Python file is
+/// checked here first: it must compile and define the function.
+pub(crate) async fn function_body(
     python: Option<&str>,
     shell: Option<&str>,
     name: Option<&str>,
 ) -> CliResult<RegisterFunction> {
     match (python, shell) {
         (Some(spec), None) => {
-            let (file, entrypoint) = spec.rsplit_once(':').ok_or_else(|| {
-                CliError::usage(format!(
-                    "--python takes FILE.py:FUNCTION, such as analysis.py:run; got {spec:?}"
-                ))
-            })?;
+            let (file, entrypoint) = spec
+                .rsplit_once(':')
+                .filter(|(file, entry)| !file.is_empty() && !entry.is_empty())
+                .ok_or_else(|| {
+                    CliError::usage(format!(
+                        "--python takes FILE.py:FUNCTION, such as analysis.py:run; got {spec:?}"
+                    ))
+                })?;
             let source = std::fs::read_to_string(Path::new(file))
                 .map_err(|e| CliError::usage(format!("cannot read {file}: {e}")))?;
+            python_check::check(file, &source, entrypoint).await?;
             let spec = FunctionSpec::Python {
                 source,
                 entrypoint: entrypoint.to_owned(),
@@ -145,7 +151,8 @@ fn parse_json(what: &str, text: &str) -> CliResult<Value> {
 pub(crate) struct SubmitArgs {
     /// A registered function's id (or use --python / --shell)
     function_id: Option<String>,
-    /// Register and call the Python function FUNCTION in FILE.py
+    /// Register and call the Python function FUNCTION in FILE.py (checked first: it must compile
+    /// and define FUNCTION)
     #[arg(long, value_name = "FILE.py:FUNCTION", conflicts_with = "function_id")]
     python: Option<String>,
     /// Register and call a shell command; {name} placeholders come from --kwargs
@@ -163,6 +170,10 @@ pub(crate) struct SubmitArgs {
     /// How many identical tasks to submit
     #[arg(long, default_value_t = 1)]
     count: usize,
+    /// One task per line of FILE, each line a JSON object {"args": [...], "kwargs": {...}}
+    /// (either may be left out); `-` reads standard input
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["args", "kwargs", "count"])]
+    args_file: Option<PathBuf>,
     /// Retries after system failures under a running function [default: the service's, 3]
     #[arg(long)]
     max_retries: Option<u32>,
@@ -170,8 +181,11 @@ pub(crate) struct SubmitArgs {
     pub(crate) connection: crate::Connection,
 }
 
-/// `lifeline submit`: prints one task id per line (the task group on stderr).
-pub(crate) async fn submit(client: &Client, s: &SubmitArgs) -> CliResult<()> {
+/// The arguments of one task.
+type Call = (Value, Value);
+
+/// The calls of `--args` and `--kwargs`, `--count` times.
+fn calls_from_flags(s: &SubmitArgs) -> CliResult<Vec<Call>> {
     let args = parse_json("--args", &s.args)?;
     let kwargs = parse_json("--kwargs", &s.kwargs)?;
     if !args.is_array() {
@@ -189,18 +203,88 @@ pub(crate) async fn submit(client: &Client, s: &SubmitArgs) -> CliResult<()> {
     if s.count == 0 {
         return Err(CliError::usage("--count must be at least 1"));
     }
+    Ok(vec![(args, kwargs); s.count])
+}
+
+/// The calls of an `--args-file`: one JSON object per line, blank lines skipped.
+fn calls_from_file(path: &Path) -> CliResult<Vec<Call>> {
+    let name = path.display().to_string();
+    let text = if name == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| CliError::usage(format!("cannot read the tasks from stdin: {e}")))?
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| CliError::usage(format!("cannot read {name}: {e}")))?
+    };
+    let mut calls = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let call = parse_call(line).map_err(|why| {
+            CliError::usage(format!(
+                "{name}, line {}: {why}; nothing was submitted",
+                i + 1
+            ))
+        })?;
+        calls.push(call);
+    }
+    if calls.is_empty() {
+        return Err(CliError::usage(format!(
+            "{name} holds no task: write one JSON object per line, such as {{\"args\": [1, 2], \"kwargs\": {{}}}}"
+        )));
+    }
+    Ok(calls)
+}
+
+/// One line of an `--args-file`; `Err` says what is wrong with it.
+fn parse_call(line: &str) -> Result<Call, String> {
+    let value: Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON ({e})"))?;
+    let Value::Object(mut fields) = value else {
+        return Err("not a JSON object such as {\"args\": [1, 2], \"kwargs\": {}}".into());
+    };
+    let args = fields
+        .remove("args")
+        .unwrap_or_else(|| Value::Array(Vec::new()));
+    let kwargs = fields
+        .remove("kwargs")
+        .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+    if let Some(unknown) = fields.keys().next() {
+        return Err(format!(
+            "unknown key {unknown:?} (a line holds \"args\" and \"kwargs\")"
+        ));
+    }
+    if !args.is_array() {
+        return Err(format!("\"args\" must be a JSON array; got {args}"));
+    }
+    if !kwargs.is_object() {
+        return Err(format!("\"kwargs\" must be a JSON object; got {kwargs}"));
+    }
+    Ok((args, kwargs))
+}
+
+/// The function a submission calls.
+enum Function {
+    Registered(FunctionId),
+    New(RegisterFunction),
+}
+
+/// `lifeline submit`: prints one task id per line (the task group on stderr). Everything given
+/// on the command line is checked before anything is registered or submitted.
+pub(crate) async fn submit(client: &Client, s: &SubmitArgs) -> CliResult<()> {
+    let calls = match &s.args_file {
+        Some(path) => calls_from_file(path)?,
+        None => calls_from_flags(s)?,
+    };
+    // Local checks first, then the endpoint's name, and only then is a new function registered.
     let function = match (
         s.function_id.as_deref(),
         s.python.as_deref(),
         s.shell.as_deref(),
     ) {
-        (Some(id), None, None) => id
-            .parse()
-            .map_err(|e: lifeline_model::IdError| CliError::usage(e.to_string()))?,
+        (Some(id), None, None) => Function::Registered(parse_id(id)?),
         (None, python, shell) if python.is_some() || shell.is_some() => {
-            client
-                .register_function(&function_body(python, shell, None)?)
-                .await?
+            Function::New(function_body(python, shell, None).await?)
         }
         _ => {
             return Err(CliError::usage(
@@ -209,15 +293,29 @@ pub(crate) async fn submit(client: &Client, s: &SubmitArgs) -> CliResult<()> {
         }
     };
     let endpoint = endpoint_id(client, &s.endpoint).await?;
-    let task = TaskSpec {
-        function_id: function,
-        args: Some(args),
-        kwargs: Some(kwargs),
+    let function = match function {
+        Function::Registered(id) => id,
+        Function::New(body) => client.register_function(&body).await?,
     };
-    let request = SubmitRequest {
-        tasks: vec![task; s.count],
-        max_retries: s.max_retries,
-    };
+    submit_calls(client, endpoint, function, calls, s.max_retries).await
+}
+
+async fn submit_calls(
+    client: &Client,
+    endpoint: EndpointId,
+    function: FunctionId,
+    calls: Vec<Call>,
+    max_retries: Option<u32>,
+) -> CliResult<()> {
+    let tasks = calls
+        .into_iter()
+        .map(|(args, kwargs)| TaskSpec {
+            function_id: function,
+            args: Some(args),
+            kwargs: Some(kwargs),
+        })
+        .collect();
+    let request = SubmitRequest { tasks, max_retries };
     let answer = client.submit(endpoint, &request).await?;
     for id in &answer.task_ids {
         println!("{id}");
@@ -226,41 +324,63 @@ pub(crate) async fn submit(client: &Client, s: &SubmitArgs) -> CliResult<()> {
     Ok(())
 }
 
-/// `lifeline status`: each task's status, readable, or the raw documents with `--json`.
+/// `lifeline status`: each task's status, readable, or the raw documents with `--json`. Exits 1
+/// when a task failed or cannot be found; a malformed id is bad usage, refused before asking.
 pub(crate) async fn status(client: &Client, ids: &[String], as_json: bool) -> CliResult<()> {
+    for id in ids {
+        parse_id::<TaskId>(id)?;
+    }
     let answer = client.batch_status(ids).await?;
     let results = answer.results;
+    let failed = ids
+        .iter()
+        .filter(|id| {
+            matches!(results.get(*id), Some(BatchEntry::Status(doc)) if doc.status == State::Failed)
+        })
+        .count();
+    let mut missing = 0;
     if as_json {
         let text = match ids {
             [one] => serde_json::to_string_pretty(&results.get(one)),
             _ => serde_json::to_string_pretty(&results),
         };
         println!("{}", text.unwrap_or_default());
-        return Ok(());
+        missing = ids
+            .iter()
+            .filter(|id| !matches!(results.get(*id), Some(BatchEntry::Status(_))))
+            .count();
+    } else {
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                println!();
+            }
+            match results.get(id) {
+                Some(BatchEntry::Status(doc)) => print!("{}", describe(doc)),
+                Some(BatchEntry::Error(error)) => {
+                    println!("{id}  {}", error.message);
+                    missing += 1;
+                }
+                None => {
+                    println!("{id}  no answer");
+                    missing += 1;
+                }
+            }
+        }
     }
-    let mut missing = 0;
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            println!();
-        }
-        match results.get(id) {
-            Some(BatchEntry::Status(doc)) => print!("{}", describe(doc)),
-            Some(BatchEntry::Error(error)) => {
-                println!("{id}  {}", error.message);
-                missing += 1;
-            }
-            None => {
-                println!("{id}  no answer");
-                missing += 1;
-            }
-        }
+    let mut problems = Vec::new();
+    match (failed, ids.len()) {
+        (0, _) => {}
+        (1, 1) => problems.push("the task failed".to_owned()),
+        (n, _) => problems.push(format!("{n} of the tasks failed")),
     }
     if missing > 0 {
-        return Err(CliError::failed(format!(
-            "{missing} of the tasks could not be found"
-        )));
+        problems.push(format!("{missing} of the tasks could not be found"));
     }
-    Ok(())
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::failed(problems.join("; ")))
+    }
 }
 
 /// A status document for people.
@@ -317,17 +437,28 @@ pub(crate) fn describe(doc: &TaskStatus) -> String {
     out
 }
 
-/// `lifeline cancel`.
+/// `lifeline cancel`. A task that is already cancelled is what was asked for: a note, not a
+/// failure; one that already finished otherwise cannot be cancelled (exit 1).
 pub(crate) async fn cancel(client: &Client, ids: &[String]) -> CliResult<()> {
+    let tasks: Vec<TaskId> = ids
+        .iter()
+        .map(|id| parse_id(id))
+        .collect::<CliResult<_>>()?;
     let mut refused = 0;
-    for id in ids {
-        let task: TaskId = id
-            .parse()
-            .map_err(|e: lifeline_model::IdError| CliError::usage(e.to_string()))?;
+    for task in tasks {
         match client.cancel(task).await {
-            Ok(_) => println!("{id}  cancelled"),
+            Ok(_) => println!("{task}  cancelled"),
+            Err(e) if e.status() == Some(409) => match client.task(task).await {
+                Ok(doc) if doc.status == State::Cancelled => {
+                    println!("{task}  already cancelled; nothing to do");
+                }
+                _ => {
+                    println!("{task}  not cancelled: {}", CliError::from(e));
+                    refused += 1;
+                }
+            },
             Err(e @ lifeline_client::Error::Api { .. }) if e.status() != Some(401) => {
-                println!("{id}  not cancelled: {}", CliError::from(e));
+                println!("{task}  not cancelled: {}", CliError::from(e));
                 refused += 1;
             }
             Err(e) => return Err(e.into()),

@@ -6,11 +6,15 @@
 //! lifeline endpoint start --service http://127.0.0.1:8080 --token-file endpoint.token
 //! lifeline submit --python analysis.py:run --args '[1, 2]' --endpoint local
 //! lifeline watch --endpoint local
+//! lifeline result 0190a1b2-...
 //! ```
 
 mod accounts;
 mod client;
 mod commands;
+mod demo;
+mod python_check;
+mod tasks;
 mod up;
 mod watch;
 
@@ -26,7 +30,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::client::{CliError, CliResult};
 
-const EXIT_CODES: &str = "Exit codes: 0 done; 1 a task failed or the service refused the request; 2 bad usage; 3 service unreachable; 4 token refused.";
+const EXIT_CODES: &str = "Exit codes: 0 done (cancelling a task already cancelled too); 1 a task failed (status, result, watch) or the service refused the request; 2 bad usage (flags, files, a malformed id); 3 service unreachable; 4 token refused.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -83,10 +87,23 @@ enum Command {
     Token(accounts::TokenCommand),
     /// Submit calls of a function to an endpoint; prints one task id per line.
     #[command(
-        after_help = "Examples:\n  lifeline submit 0190a1b2-... --endpoint local --args '[1, 2]'\n  lifeline submit --python analysis.py:run --kwargs '{\"sample\": 3}' --endpoint local --count 100\n  lifeline submit --shell 'echo hello {name}' --kwargs '{\"name\": \"World\"}' --endpoint local"
+        after_help = "Examples:\n  lifeline submit 0190a1b2-... --endpoint local --args '[1, 2]'\n  lifeline submit --python analysis.py:run --kwargs '{\"sample\": 3}' --endpoint local --count 100\n  lifeline submit --python analysis.py:run --args-file tasks.jsonl --endpoint local\n  lifeline submit --shell 'echo hello {name}' --kwargs '{\"name\": \"World\"}' --endpoint local\n\ntasks.jsonl holds one task per line:\n  {\"args\": [1, 2], \"kwargs\": {\"sample\": 3}}\n  {\"args\": [3, 4]}"
     )]
     Submit(commands::SubmitArgs),
-    /// Show tasks' status: result or exception, and every transition.
+    /// Print a task's result (JSON), waiting for it to finish; a failure prints its traceback
+    /// and exits 1.
+    #[command(
+        after_help = "Examples:\n  lifeline result 0190a1b2-...\n  lifeline result 0190a1b2-... | jq .stdout"
+    )]
+    Result {
+        task_id: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Tasks: list them.
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Show tasks' status: result or exception, and every transition (exit 1 if one failed).
     #[command(
         after_help = "Examples:\n  lifeline status 0190a1b2-...\n  lifeline status --json 0190a1b2-... | jq .status"
     )]
@@ -99,7 +116,7 @@ enum Command {
         #[command(flatten)]
         connection: Connection,
     },
-    /// Cancel pending tasks.
+    /// Cancel pending tasks (one already cancelled is left as it is).
     #[command(after_help = "Example:\n  lifeline cancel 0190a1b2-... 0190a1b3-...")]
     Cancel {
         #[arg(required = true)]
@@ -108,6 +125,10 @@ enum Command {
         connection: Connection,
     },
     /// Watch tasks move through the life cycle until all are finished (exit 1 if any failed).
+    ///
+    /// By default it watches the tasks unfinished when it starts, and every task submitted while
+    /// it runs; tasks that finished before it started are left out. With --task-group it watches
+    /// that submission's tasks. At the end it lists the tasks that failed.
     #[command(
         after_help = "Examples:\n  lifeline watch --endpoint local\n  lifeline watch --task-group 0190a1b2-..."
     )]
@@ -219,6 +240,15 @@ enum EndpointCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum TaskCommand {
+    /// List tasks, newest first: id, state, attempt, endpoint, function and since when.
+    #[command(
+        after_help = "Examples:\n  lifeline task list --endpoint local --state failed\n  lifeline task list --group 0190a1b2-... --json\n  lifeline task list --state waiting-for-ep,waiting-for-nodes --limit 20"
+    )]
+    List(tasks::ListArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum FunctionCommand {
     /// Register a function; prints its id.
     #[command(
@@ -316,10 +346,18 @@ async fn run(cli: Cli) -> CliResult<()> {
             connection,
         }) => {
             let body =
-                commands::function_body(python.as_deref(), shell.as_deref(), name.as_deref())?;
+                commands::function_body(python.as_deref(), shell.as_deref(), name.as_deref())
+                    .await?;
             commands::function_register(&client(connection)?, &body).await
         }
         Command::Submit(args) => commands::submit(&client(args.connection.clone())?, &args).await,
+        Command::Result {
+            task_id,
+            connection,
+        } => tasks::result(&client(connection)?, &task_id).await,
+        Command::Task(TaskCommand::List(args)) => {
+            tasks::list(&client(args.connection.clone())?, &args).await
+        }
         Command::Status {
             task_ids,
             json,

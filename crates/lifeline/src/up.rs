@@ -1,20 +1,16 @@
 //! `lifeline up`: the whole system in one command. The service on its embedded store, a local
 //! endpoint (registered on first use) with its agent, the dashboard, and one URL to open.
-//! `--demo` adds a small workload that shows the whole life cycle.
+//! `--demo` adds a small workload that shows the whole life cycle (`demo.rs`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
 use lifeline_client::Client;
-use lifeline_model::api::{
-    EndpointRegistered, FunctionSpec, RegisterFunction, SubmitRequest, TaskSpec,
-};
-use lifeline_model::{EndpointId, FunctionId, State, TaskId};
+use lifeline_model::EndpointId;
+use lifeline_model::api::EndpointRegistered;
 use lifeline_service::Service;
 use lifeline_service::config::Settings;
-use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::client::{CliConfig, write_config};
@@ -31,7 +27,8 @@ pub(crate) struct UpArgs {
     /// The dashboard's built files [default: ./dist, or the repository's dist/]
     #[arg(long)]
     dashboard_dir: Option<PathBuf>,
-    /// Also submit a small workload that shows the whole life cycle
+    /// Also show the whole life cycle: a small workload the first time (once per store), then a
+    /// gentle trickle of tasks until Ctrl-C
     #[arg(long)]
     demo: bool,
 }
@@ -59,7 +56,7 @@ fn find_dashboard() -> Option<PathBuf> {
 
 /// An endpoint of this data directory: registered once, its token kept in
 /// `DATA_DIR/endpoints/NAME/token`.
-async fn local_endpoint(
+pub(crate) async fn local_endpoint(
     client: &Client,
     data_dir: &Path,
     name: &str,
@@ -79,7 +76,7 @@ async fn local_endpoint(
     Ok((answer.endpoint_id, answer.token, dir))
 }
 
-fn start_agent(
+pub(crate) fn start_agent(
     url: &str,
     token: String,
     dir: PathBuf,
@@ -161,7 +158,7 @@ pub(crate) async fn up(options: UpArgs, signal: impl Future<Output = ()>) -> any
         let stop = stop_rx.clone();
         let url = url.clone();
         Some(tokio::spawn(async move {
-            demo(&client, &data_dir, local_id, &url, stop).await
+            crate::demo::run(&client, &data_dir, local_id, &url, stop).await
         }))
     } else {
         None
@@ -170,10 +167,12 @@ pub(crate) async fn up(options: UpArgs, signal: impl Future<Output = ()>) -> any
     signal.await;
     println!("Stopping...");
     let _ = stop_tx.send(true);
-    if let Some(demo) = demo
-        && let Ok(Ok(Some(agent))) = demo.await
-    {
-        agents.push(agent);
+    if let Some(demo) = demo {
+        match demo.await {
+            Ok(Ok(running)) => agents.extend(running),
+            Ok(Err(error)) => tracing::error!("the demo stopped: {error:#}"),
+            Err(_) => {}
+        }
     }
     for agent in agents {
         let _ = agent.await;
@@ -181,135 +180,4 @@ pub(crate) async fn up(options: UpArgs, signal: impl Future<Output = ()>) -> any
     server.await??;
     println!("Stopped. `lifeline up` again resumes the same store.");
     Ok(())
-}
-
-const DEMO_PYTHON: &str = r#"import os
-import random
-import time
-
-
-def hello(name):
-    return "Hello %s!" % name
-
-
-def simulate(seconds):
-    time.sleep(seconds)
-    return {"took": seconds}
-
-
-def divide(a, b):
-    return a / b
-
-
-def flaky(marker):
-    # The first attempt's worker dies; the retry finds the marker and succeeds.
-    if not os.path.exists(marker):
-        open(marker, "w").close()
-        os.kill(os.getpid(), 9)
-    return "survived a worker crash"
-"#;
-
-/// Submits the demo workload; returns the late endpoint's agent so that `up` can stop it.
-async fn demo(
-    client: &Client,
-    data_dir: &Path,
-    local: EndpointId,
-    url: &str,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
-    let mut functions = std::collections::HashMap::new();
-    for name in ["hello", "simulate", "divide", "flaky"] {
-        let spec = FunctionSpec::Python {
-            source: DEMO_PYTHON.to_owned(),
-            entrypoint: name.to_owned(),
-        };
-        let id = client
-            .register_function(&RegisterFunction::new(name, spec))
-            .await?;
-        functions.insert(name, id);
-    }
-    let greet = RegisterFunction::new(
-        "greet",
-        FunctionSpec::Shell {
-            command: "echo Hello {name} from $(hostname)".into(),
-        },
-    );
-    let shell: FunctionId = client.register_function(&greet).await?;
-    let submit = |endpoint: EndpointId, tasks: Vec<TaskSpec<Value>>| async move {
-        let request = SubmitRequest {
-            tasks,
-            max_retries: None,
-        };
-        anyhow::Ok(client.submit(endpoint, &request).await?.task_ids)
-    };
-    let call = |f: &str, args: Value| TaskSpec {
-        function_id: functions[f],
-        args: Some(args),
-        kwargs: None,
-    };
-
-    // First the task to cancel, so that it is running when the cancellation comes.
-    let doomed: Vec<TaskId> = submit(local, vec![call("simulate", json!([60]))]).await?;
-    println!("demo: cancelled while running -> {}", doomed[0]);
-    let hello = submit(local, vec![call("hello", json!(["World"]))]).await?;
-    println!("demo: hello (Python) -> {}", hello[0]);
-    let greeting = TaskSpec {
-        function_id: shell,
-        args: None,
-        kwargs: Some(json!({ "name": "Lifeline" })),
-    };
-    let greet = submit(local, vec![greeting]).await?;
-    println!("demo: greet (shell) -> {}", greet[0]);
-    let divide = submit(local, vec![call("divide", json!([1, 0]))]).await?;
-    println!("demo: divide by zero (user exception) -> {}", divide[0]);
-    let marker = data_dir.join(format!("demo-marker-{}", lifeline_service::new_id()));
-    let flaky = submit(local, vec![call("flaky", json!([marker]))]).await?;
-    println!("demo: worker crash, retried -> {}", flaky[0]);
-    let simulations: Vec<TaskSpec<Value>> = (0..16)
-        .map(|i| call("simulate", json!([0.1 + f64::from(i % 5) * 0.2])))
-        .collect();
-    let sims = submit(local, simulations).await?;
-    println!(
-        "demo: {} simulations (Python) -> {} ... {}",
-        sims.len(),
-        sims[0],
-        sims[sims.len() - 1]
-    );
-    let (late_id, late_token, late_dir) = local_endpoint(client, data_dir, "demo-late").await?;
-    let late = submit(
-        late_id,
-        (0..6)
-            .map(|i| call("hello", json!([format!("late {i}")])))
-            .collect(),
-    )
-    .await?;
-    println!(
-        "demo: {} tasks waiting for endpoint demo-late -> {} ... {}",
-        late.len(),
-        late[0],
-        late[late.len() - 1]
-    );
-
-    // Cancel the long task once it runs (or after a few seconds, wherever it is).
-    let canceller = client.clone();
-    let doomed = doomed[0];
-    tokio::spawn(async move {
-        for _ in 0..50 {
-            match canceller.task(doomed).await {
-                Ok(doc) if doc.status == State::Running || !doc.pending => break,
-                Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                Err(_) => return,
-            }
-        }
-        let _ = canceller.cancel(doomed).await;
-    });
-
-    // The second endpoint comes online a few seconds later and takes its waiting tasks.
-    let mut wait = stop.clone();
-    tokio::select! {
-        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-        _ = wait.wait_for(|s| *s) => return Ok(None),
-    }
-    println!("demo: endpoint demo-late comes online");
-    Ok(Some(start_agent(url, late_token, late_dir, stop)?))
 }

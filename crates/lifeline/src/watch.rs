@@ -1,8 +1,9 @@
 //! `lifeline watch`: a live terminal view of tasks moving through the life cycle, fed by the
-//! service's event stream. One bar per state with its count and the rate at which tasks enter
-//! it; it ends when every watched task is finished.
+//! service's event stream. A header says what is watched, how many tasks, how many finished and
+//! for how long; then one bar per state with its count and the rate at which tasks enter it. It
+//! ends when every watched task is finished, and lists the ones that failed.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -10,18 +11,21 @@ use lifeline_client::Client;
 use lifeline_model::api::{EventsQuery, StatsQuery, TaskListQuery};
 use lifeline_model::{EndpointId, EventBody, State, StateCounts, TaskGroupId, TaskId};
 
-use crate::client::{CliError, CliResult, endpoint_id};
+use crate::client::{CliError, CliResult, endpoint_id, parse_id};
 
 /// Which tasks are watched.
 enum Scope {
     /// One submission: its tasks, each with its state.
     Group(HashMap<TaskId, State>),
-    /// Every task of these endpoints (all endpoints when empty), as counts, each endpoint's
-    /// counts as of its own sequence number.
+    /// The tasks of these endpoints (all endpoints when empty) unfinished when watching began,
+    /// and every task submitted since. Counts of unfinished states are the service's, each
+    /// endpoint's as of its own sequence number; finished states count only what finished
+    /// since, so tasks of earlier runs stay out.
     Endpoints {
         since: HashMap<Option<EndpointId>, u64>,
         counts: StateCounts,
-        failed_here: u64,
+        /// The watched tasks that failed, in the order they failed.
+        failed: Vec<TaskId>,
     },
 }
 
@@ -46,7 +50,7 @@ impl Scope {
             Scope::Endpoints {
                 since,
                 counts,
-                failed_here,
+                failed,
             } => {
                 // `None` holds the sequence of the all-endpoints statistics.
                 let after = since.get(&Some(e.endpoint_id)).or_else(|| since.get(&None));
@@ -58,17 +62,26 @@ impl Scope {
                 }
                 counts.add(e.to, 1);
                 if e.to == State::Failed {
-                    *failed_here += 1;
+                    failed.push(e.task_id);
                 }
                 true
             }
         }
     }
 
-    fn failed(&self) -> u64 {
+    /// The watched tasks that failed: the one source of every failure count `watch` prints.
+    fn failed(&self) -> Vec<TaskId> {
         match self {
-            Scope::Group(tasks) => tasks.values().filter(|s| **s == State::Failed).count() as u64,
-            Scope::Endpoints { failed_here, .. } => *failed_here,
+            Scope::Group(tasks) => {
+                let mut failed: Vec<TaskId> = tasks
+                    .iter()
+                    .filter(|(_, s)| **s == State::Failed)
+                    .map(|(id, _)| *id)
+                    .collect();
+                failed.sort();
+                failed
+            }
+            Scope::Endpoints { failed, .. } => failed.clone(),
         }
     }
 }
@@ -90,11 +103,13 @@ async fn group_tasks(client: &Client, group: TaskGroupId) -> CliResult<HashMap<T
     }
 }
 
-/// The bars, one per state.
+/// The header line and the bars, one per state.
 struct View {
+    header: ProgressBar,
     bars: Vec<ProgressBar>,
     /// Recent entries into each state, for the rates.
     entries: Vec<VecDeque<Instant>>,
+    started: Instant,
     _multi: MultiProgress,
 }
 
@@ -103,6 +118,9 @@ const RATE_WINDOW: Duration = Duration::from_secs(5);
 impl View {
     fn new() -> Self {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        let header = multi.add(ProgressBar::new(1).with_style(
+            ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ));
         let style =
             ProgressStyle::with_template("{prefix:>20} [{bar:40.cyan/blue}] {pos:>8} {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -120,8 +138,10 @@ impl View {
             })
             .collect();
         Self {
+            header,
             bars,
             entries: vec![VecDeque::new(); State::COUNT],
+            started: Instant::now(),
             _multi: multi,
         }
     }
@@ -131,7 +151,13 @@ impl View {
     }
 
     fn draw(&mut self, counts: &StateCounts) {
-        let total = counts.total().max(1);
+        let total = counts.total();
+        self.header.set_message(format!(
+            "{total} tasks watched, {} finished ({} failed), {} elapsed",
+            total - counts.pending(),
+            counts.get(State::Failed),
+            clock(self.started.elapsed())
+        ));
         let now = Instant::now();
         for (i, state) in State::ALL.iter().enumerate() {
             let recent = &mut self.entries[i];
@@ -142,7 +168,7 @@ impl View {
                 recent.pop_front();
             }
             let bar = &self.bars[i];
-            bar.set_length(total);
+            bar.set_length(total.max(1));
             bar.set_position(counts.get(*state));
             bar.set_message(format!(
                 "{:>8.1}/s",
@@ -152,9 +178,19 @@ impl View {
     }
 
     fn finish(&self) {
+        self.header.abandon();
         for bar in &self.bars {
             bar.abandon();
         }
+    }
+}
+
+/// Elapsed time as a clock: `0:07`, `12:03`, `1:02:03`.
+fn clock(elapsed: Duration) -> String {
+    let s = elapsed.as_secs();
+    match s / 3600 {
+        0 => format!("{}:{:02}", s / 60, s % 60),
+        h => format!("{h}:{:02}:{:02}", s / 60 % 60, s % 60),
     }
 }
 
@@ -164,17 +200,20 @@ pub(crate) async fn watch(
     endpoints: &[String],
     group: Option<&str>,
 ) -> CliResult<()> {
-    let mut ids = HashSet::new();
+    let mut ids = Vec::new();
+    let mut names = Vec::new();
     for e in endpoints {
-        ids.insert(endpoint_id(client, e).await?);
+        let id = endpoint_id(client, e).await?;
+        if !ids.contains(&id) {
+            ids.push(id);
+            names.push(e.as_str());
+        }
     }
     // Start from a sequence number no newer than the snapshot, so no transition is missed;
     // applying one twice is harmless for a group (states are set, not counted).
     let (mut scope, seq) = match group {
         Some(group) => {
-            let group: TaskGroupId = group
-                .parse()
-                .map_err(|e: lifeline_model::IdError| CliError::usage(e.to_string()))?;
+            let group: TaskGroupId = parse_id(group)?;
             let seq = client.health().await?.seq;
             let tasks = group_tasks(client, group).await?;
             if tasks.is_empty() {
@@ -182,6 +221,11 @@ pub(crate) async fn watch(
                     "no task belongs to task group {group}"
                 )));
             }
+            let unfinished = tasks.values().filter(|s| s.is_pending()).count();
+            println!(
+                "Watching the {} tasks of task group {group} ({unfinished} unfinished) until all are finished.",
+                tasks.len()
+            );
             (Scope::Group(tasks), seq)
         }
         None => {
@@ -201,12 +245,30 @@ pub(crate) async fn watch(
                 counts.merge(&stats.tasks);
                 since.insert(id, stats.seq);
             }
+            // What finished before watching began is not watched.
+            for state in State::ALL.into_iter().filter(|s| s.is_terminal()) {
+                counts.set(state, 0);
+            }
+            let place = match names.as_slice() {
+                [] => "on any endpoint".to_owned(),
+                _ => format!("on {}", names.join(", ")),
+            };
+            let unfinished = counts.pending();
+            if unfinished == 0 {
+                println!(
+                    "Nothing to watch: no task {place} is unfinished (submit some, then watch again)."
+                );
+                return Ok(());
+            }
+            println!(
+                "Watching {unfinished} unfinished tasks {place}, and any submitted there from now on, until all are finished."
+            );
             let seq = since.values().copied().min().unwrap_or(0);
             (
                 Scope::Endpoints {
                     since,
                     counts,
-                    failed_here: 0,
+                    failed: Vec::new(),
                 },
                 seq,
             )
@@ -214,7 +276,7 @@ pub(crate) async fn watch(
     };
     let mut view = View::new();
     view.draw(&scope.counts());
-    let only = match ids.iter().collect::<Vec<_>>().as_slice() {
+    let only = match ids.as_slice() {
         [one] => Some(one.to_string()),
         _ => None,
     };
@@ -223,7 +285,6 @@ pub(crate) async fn watch(
         after: Some(seq),
         ..EventsQuery::default()
     });
-    let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     while scope.counts().pending() > 0 {
         tokio::select! {
@@ -238,18 +299,28 @@ pub(crate) async fn watch(
             _ = tick.tick() => view.draw(&scope.counts()),
         }
     }
-    view.draw(&scope.counts());
-    view.finish();
+    let failed = scope.failed();
     let counts = scope.counts();
+    view.draw(&counts);
+    view.finish();
     println!(
-        "all finished in {}: {} success, {} failed, {} cancelled",
-        lifeline_model::human_duration(started.elapsed().as_secs_f64()),
+        "All {} watched tasks finished in {}: {} success, {} failed, {} cancelled.",
+        counts.total(),
+        clock(view.started.elapsed()),
         counts.get(State::Success),
-        counts.get(State::Failed),
+        failed.len(),
         counts.get(State::Cancelled)
     );
-    match scope.failed() {
-        0 => Ok(()),
-        n => Err(CliError::failed(format!("{n} of the watched tasks failed"))),
+    if failed.is_empty() {
+        return Ok(());
     }
+    println!("Failed tasks (`lifeline status ID` shows why):");
+    for id in &failed {
+        println!("  {id}");
+    }
+    Err(CliError::failed(format!(
+        "{} of the {} watched tasks failed",
+        failed.len(),
+        counts.total()
+    )))
 }

@@ -8,8 +8,11 @@ use std::process::{Output, Stdio};
 
 use common::{BIN, PATIENCE, eventually};
 use lifeline_client::{Client, TaskStatus};
-use lifeline_model::api::{StatsQuery, StatsSummary};
-use lifeline_model::{State, TaskId};
+use lifeline_model::api::{
+    FunctionSpec, RegisterFunction, StatsQuery, StatsSummary, SubmitRequest, TaskListQuery,
+    TaskSpec,
+};
+use lifeline_model::{State, TaskId, TaskSummary};
 use lifeline_testkit::eventually_within;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -23,6 +26,8 @@ struct Up {
     token: String,
     /// What `--demo` printed: (what, first task id).
     demo: Vec<(String, String)>,
+    /// Every line `--demo` printed up to the trickle's.
+    demo_lines: Vec<String>,
 }
 
 async fn up(home: Option<tempfile::TempDir>, demo: bool) -> Up {
@@ -46,8 +51,10 @@ async fn up(home: Option<tempfile::TempDir>, demo: bool) -> Up {
     let mut url = String::new();
     let mut token = String::new();
     let mut found = Vec::new();
-    let wanted = if demo { 7 } else { 0 };
-    while url.is_empty() || found.len() < wanted {
+    let mut demo_lines = Vec::new();
+    // With --demo, up to the line that says the trickle runs (the batch, if any, comes first).
+    let mut trickling = !demo;
+    while url.is_empty() || !trickling {
         let line = tokio::time::timeout(PATIENCE, lines.next_line())
             .await
             .expect("up prints")
@@ -58,13 +65,15 @@ async fn up(home: Option<tempfile::TempDir>, demo: bool) -> Up {
             url = u.to_owned();
             token = t.to_owned();
         }
-        if let Some(rest) = line.strip_prefix("demo: ")
-            && let Some((what, ids)) = rest.split_once(" -> ")
-        {
-            found.push((
-                what.to_owned(),
-                ids.split_whitespace().next().expect("id").to_owned(),
-            ));
+        if let Some(rest) = line.strip_prefix("demo: ") {
+            demo_lines.push(line.clone());
+            trickling |= rest.starts_with("a trickle of tasks");
+            if let Some((what, ids)) = rest.split_once(" -> ") {
+                found.push((
+                    what.to_owned(),
+                    ids.split_whitespace().next().expect("id").to_owned(),
+                ));
+            }
         }
     }
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -74,21 +83,44 @@ async fn up(home: Option<tempfile::TempDir>, demo: bool) -> Up {
         url,
         token,
         demo: found,
+        demo_lines,
     }
 }
 
 impl Up {
-    /// Runs `lifeline ARGS` as the same user (it finds the service through the saved config).
-    async fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(args)
+    /// `lifeline ARGS` as the same user (it finds the service through the saved config).
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
             .env("HOME", self.home.path())
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("LIFELINE_URL")
-            .env_remove("LIFELINE_TOKEN")
-            .output()
-            .await
-            .expect("lifeline runs")
+            .env_remove("LIFELINE_TOKEN");
+        cmd
+    }
+
+    /// Runs `lifeline ARGS` as the same user and waits for it.
+    async fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().await.expect("lifeline runs")
+    }
+
+    /// Writes `nap.py` (`nap(seconds, fail=False)`) into the home; returns `FILE:nap`.
+    fn nap(&self) -> String {
+        let file = self.home.path().join("nap.py");
+        std::fs::write(&file, NAP).expect("write");
+        format!("{}:nap", file.display())
+    }
+
+    /// Runs `lifeline submit ARGS`, which must succeed: the task ids and the task group.
+    async fn submit(&self, args: &[&str]) -> (Vec<String>, String) {
+        let out = self.run(&[&["submit"][..], args].concat()).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let ids = text(&out.stdout).lines().map(str::to_owned).collect();
+        let group = text(&out.stderr)
+            .lines()
+            .find_map(|l| l.strip_prefix("task group ").map(str::to_owned))
+            .expect("the task group is printed");
+        (ids, group)
     }
 
     /// The service `up` started, through the typed client.
@@ -136,8 +168,23 @@ impl Up {
     }
 }
 
+/// A function that sleeps, then returns how long it slept or fails.
+const NAP: &str = "import time\n\n\ndef nap(seconds, fail=False):\n    time.sleep(seconds)\n    if fail:\n        raise ValueError(\"woke up badly\")\n    return seconds\n";
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// What `lifeline result` wrote on stderr, without the note it writes while it waits.
+fn without_waiting(stderr: &[u8]) -> String {
+    let text = text(stderr);
+    match text.strip_prefix("waiting for task ") {
+        Some(rest) => rest
+            .split_once('\n')
+            .map_or("", |(_, after)| after)
+            .to_owned(),
+        None => text,
+    }
 }
 
 #[tokio::test]
@@ -186,25 +233,83 @@ async fn up_demo_shows_the_whole_life_cycle_and_resumes_its_store() {
         states[1], "waiting-for-ep",
         "it waited for the late endpoint"
     );
-    // The other tasks of the late endpoint finish about now too.
-    let stats = eventually(
-        "every demo task finished",
-        || up.stats(),
-        |s| s.pending == 0,
+    assert_eq!(up.demo.len(), 7, "{:?}", up.demo_lines);
+
+    // Then a gentle trickle goes on: about a task a second, now and then a failure (besides the
+    // batch's division by zero) and a worker crash that is retried (besides the batch's).
+    let api = up.api();
+    let failed = TaskListQuery {
+        state: Some("failed".into()),
+        ..TaskListQuery::default()
+    };
+    eventually_within(
+        PATIENCE * 2,
+        "a task of the trickle failed",
+        || async { api.tasks(&failed).await.expect("tasks").tasks.len() },
+        |n| *n >= 2,
     )
     .await;
-    assert_eq!(stats.pending, 0, "{stats:#?}");
-    assert_eq!(stats.tasks.get(State::Failed), 1);
-    assert_eq!(stats.tasks.get(State::Cancelled), 1);
-    let total = stats.total;
+    let retried = || async {
+        let page = api
+            .tasks(&TaskListQuery {
+                state: Some("success".into()),
+                limit: Some(1000),
+                ..TaskListQuery::default()
+            })
+            .await
+            .expect("tasks");
+        page.tasks.iter().filter(|t| t.attempt == 2).count()
+    };
+    eventually_within(
+        PATIENCE * 2,
+        "a task of the trickle retried",
+        retried,
+        |n| *n >= 2,
+    )
+    .await;
+    let before = up.stats().await.total;
+    let watched = std::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let added = up.stats().await.total - before;
+    let rate = added as f64 / watched.elapsed().as_secs_f64();
+    assert!(
+        added >= 1 && rate <= 3.0,
+        "{added} tasks in {:?}",
+        watched.elapsed()
+    );
+    let late_id = api
+        .endpoints()
+        .await
+        .expect("endpoints")
+        .into_iter()
+        .find(|e| e.name == "demo-late")
+        .expect("demo-late")
+        .endpoint_id;
+    let late_stats = StatsQuery {
+        endpoint_id: Some(late_id.to_string()),
+        ..StatsQuery::default()
+    };
+    assert_eq!(api.stats(&late_stats).await.expect("stats").total, 6);
 
-    // Ctrl-C, then up again on the same store: nothing lost, no second local endpoint.
+    // Ctrl-C, then up --demo again on the same store: nothing lost, no second local endpoint,
+    // and the batch is not submitted again; the trickle resumes.
     let home = up.interrupt().await;
-    let again = self::up(Some(home), false).await;
-    assert_eq!(again.stats().await.total, total);
-    let endpoints = again.api().endpoints().await.expect("endpoints");
+    let again = self::up(Some(home), true).await;
+    assert!(again.demo.is_empty(), "{:?}", again.demo_lines);
+    assert!(
+        again.demo_lines[0].contains("not submitted again"),
+        "{:?}",
+        again.demo_lines
+    );
+    let total = again.stats().await.total;
+    eventually("the trickle resumes", || again.stats(), |s| s.total > total).await;
+    let api = again.api();
+    let endpoints = api.endpoints().await.expect("endpoints");
     let names: Vec<&str> = endpoints.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["local", "demo-late"]);
+    assert_eq!(api.stats(&late_stats).await.expect("stats").total, 6);
+    assert_eq!(again.stats().await.tasks.get(State::Cancelled), 1);
+    again.interrupt().await;
 }
 
 #[tokio::test]
@@ -296,13 +401,31 @@ async fn submit_watch_and_status_round_trip() {
         .expect("group");
     let out = up.run(&["watch", "--task-group", &group]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("1 of the watched tasks failed"));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "error: 1 of the 1 watched tasks failed"
+    );
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains(&format!("Watching the 1 tasks of task group {group}"))
+            && shown.contains("0 success, 1 failed, 0 cancelled")
+            && shown.contains(&format!("  {id}\n")),
+        "{shown}"
+    );
+    // The status of a failed task exits 1, as README says, read or as JSON.
     let out = up.run(&["status", &id]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("ValueError: bad sample"),
         "{}",
         text(&out.stdout)
     );
+    assert_eq!(text(&out.stderr).trim(), "error: the task failed");
+    let out = up.run(&["status", "--json", &id]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let out = up.run(&["status", &id, &ids[0]]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr).trim(), "error: 1 of the tasks failed");
 
     // Cancelling a finished task is refused.
     let out = up.run(&["cancel", &id]).await;
@@ -312,6 +435,437 @@ async fn submit_watch_and_status_round_trip() {
         "{}",
         text(&out.stdout)
     );
+}
+
+#[tokio::test]
+async fn watch_follows_the_unfinished_tasks_and_those_submitted_while_it_runs() {
+    let up = up(None, false).await;
+    let nap = up.nap();
+    // A failure of an earlier run: finished before watch starts, so not watched.
+    let (old, _) = up
+        .submit(&[
+            "--python",
+            &nap,
+            "--kwargs",
+            r#"{"seconds": 0, "fail": true}"#,
+            "--endpoint",
+            "local",
+        ])
+        .await;
+    assert_eq!(up.finished(&old[0]).await.status, State::Failed);
+
+    // Three tasks from a file, one per line (a blank line is skipped).
+    let file = up.home.path().join("tasks.jsonl");
+    std::fs::write(
+        &file,
+        "{\"args\": [6]}\n\n{\"args\": [6], \"kwargs\": {\"fail\": true}}\n{\"kwargs\": {\"seconds\": 5}}\n",
+    )
+    .expect("write");
+    let file = file.display().to_string();
+    let (ids, _) = up
+        .submit(&[
+            "--python",
+            &nap,
+            "--args-file",
+            &file,
+            "--endpoint",
+            "local",
+        ])
+        .await;
+    assert_eq!(ids.len(), 3, "{ids:?}");
+
+    let mut watch = up
+        .command(&["watch", "--endpoint", "local"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("watch starts");
+    let mut lines = BufReader::new(watch.stdout.take().expect("stdout")).lines();
+    let header = tokio::time::timeout(PATIENCE, lines.next_line())
+        .await
+        .expect("watch prints its header")
+        .expect("stdout")
+        .expect("a line");
+    assert_eq!(
+        header,
+        "Watching 3 unfinished tasks on local, and any submitted there from now on, until all are finished."
+    );
+    // A task submitted while watch runs is watched too.
+    let (late, _) = up
+        .submit(&["--python", &nap, "--args", "[1]", "--endpoint", "local"])
+        .await;
+    let mut rest = Vec::new();
+    while let Some(line) = tokio::time::timeout(PATIENCE, lines.next_line())
+        .await
+        .expect("watch goes on printing")
+        .expect("stdout")
+    {
+        rest.push(line);
+    }
+    let out = tokio::time::timeout(PATIENCE, watch.wait_with_output())
+        .await
+        .expect("watch ends")
+        .expect("watch's output");
+    assert_eq!(out.status.code(), Some(1), "{rest:?}");
+    assert_eq!(
+        text(&out.stderr),
+        "error: 1 of the 4 watched tasks failed\n"
+    );
+    assert_eq!(rest.len(), 3, "{rest:?}");
+    assert!(
+        rest[0].starts_with("All 4 watched tasks finished in ")
+            && rest[0].ends_with(": 3 success, 1 failed, 0 cancelled."),
+        "{rest:?}"
+    );
+    assert_eq!(rest[1], "Failed tasks (`lifeline status ID` shows why):");
+    assert_eq!(rest[2], format!("  {}", ids[1]));
+    assert_eq!(up.finished(&late[0]).await.status, State::Success);
+
+    // Everything is finished now: nothing to watch, and that is no failure.
+    let out = up.run(&["watch", "--endpoint", "local"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "Nothing to watch: no task on local is unfinished (submit some, then watch again).\n"
+    );
+}
+
+#[tokio::test]
+async fn result_cancel_and_task_list() {
+    let up = up(None, false).await;
+    let nap = up.nap();
+    let (slow, _) = up
+        .submit(&["--python", &nap, "--args", "[2]", "--endpoint", "local"])
+        .await;
+    let (failing, _) = up
+        .submit(&[
+            "--python",
+            &nap,
+            "--args",
+            "[0]",
+            "--kwargs",
+            r#"{"fail": true}"#,
+            "--endpoint",
+            "local",
+        ])
+        .await;
+    let (long, _) = up
+        .submit(&["--python", &nap, "--args", "[60]", "--endpoint", "local"])
+        .await;
+
+    // `result` waits for a pending task and prints its result as JSON.
+    let out = up.run(&["result", &slow[0]]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "2\n");
+    // A failure: its traceback, the user's frames only, then exit 1.
+    let out = up.run(&["result", &failing[0]]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = without_waiting(&out.stderr);
+    assert!(
+        err.starts_with(
+            "Traceback (most recent call last):\n  File \"<lifeline function nap>\", line 7, in nap\n"
+        ) && err.ends_with(&format!(
+            "ValueError: woke up badly\nerror: task {} failed\n",
+            failing[0]
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("lifeline worker"), "{err}");
+
+    // Cancelling: done once, and a second time is no failure, only a note.
+    let out = up.run(&["cancel", &long[0]]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{}  cancelled\n", long[0]));
+    let out = up.run(&["cancel", &long[0]]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("{}  already cancelled; nothing to do\n", long[0])
+    );
+    let out = up.run(&["result", &long[0]]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "error: task {} was cancelled, so it has no result\n",
+            long[0]
+        )
+    );
+
+    // Lists: filtered by state, endpoint and submission, page after page.
+    let out = up.run(&["task", "list", "--state", "failed"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&out.stdout);
+    let rows: Vec<&str> = listed.lines().collect();
+    assert_eq!(rows.len(), 2, "{listed}");
+    assert!(rows[0].starts_with("TASK "), "{listed}");
+    assert!(
+        rows[1].starts_with(&failing[0])
+            && rows[1].contains(" failed ")
+            && rows[1].contains(" local "),
+        "{listed}"
+    );
+    assert!(rows[1].contains(" nap "), "the function's name: {listed}");
+    let out = up
+        .run(&[
+            "task",
+            "list",
+            "--endpoint",
+            "local",
+            "--state",
+            "success,cancelled",
+            "--json",
+        ])
+        .await;
+    let mut ids: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            let task: TaskSummary = serde_json::from_str(l).expect("a task per line");
+            task.task_id.to_string()
+        })
+        .collect();
+    ids.sort();
+    let mut expected = vec![slow[0].clone(), long[0].clone()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    let (many, group) = up
+        .submit(&[
+            "--python",
+            &nap,
+            "--args",
+            "[0]",
+            "--count",
+            "1500",
+            "--endpoint",
+            "local",
+        ])
+        .await;
+    let out = up.run(&["task", "list", "--group", &group, "--json"]).await;
+    let mut listed: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<TaskSummary>(l)
+                .expect("task")
+                .task_id
+                .to_string()
+        })
+        .collect();
+    listed.sort();
+    let mut many = many;
+    many.sort();
+    assert_eq!(listed, many, "every page of the group");
+    let out = up
+        .run(&["task", "list", "--group", &group, "--limit", "3"])
+        .await;
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        4,
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = up.run(&["task", "list", "--state", "finished"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .starts_with("error: \"finished\" is not a state; the states are received, "),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = up.run(&["task", "list", "--endpoint", "nowhere"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let out = up
+        .run(&["result", "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unknown task"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn files_are_checked_before_anything_is_submitted() {
+    let up = up(None, false).await;
+    let dir = up.home.path();
+    let ok = dir.join("ok.py");
+    std::fs::write(&ok, "import math\n\n\ndef square(x):\n    return x * x\n").expect("write");
+    let broken = dir.join("broken.py");
+    std::fs::write(&broken, "def square(x):\n    return x *\n").expect("write");
+    let (ok, broken) = (ok.display().to_string(), broken.display().to_string());
+
+    let out = up
+        .run(&[
+            "submit",
+            "--python",
+            &format!("{ok}:missing"),
+            "--endpoint",
+            "local",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        format!("error: {ok} has no function named \"missing\"; it defines square\n")
+    );
+    for command in [
+        &[
+            "submit",
+            "--python",
+            &format!("{broken}:square"),
+            "--endpoint",
+            "local",
+        ][..],
+        &[
+            "function",
+            "register",
+            "--python",
+            &format!("{broken}:square"),
+        ],
+    ] {
+        let out = up.run(command).await;
+        assert_eq!(out.status.code(), Some(2), "{command:?}");
+        assert_eq!(
+            text(&out.stderr),
+            format!("error: {broken}, line 2: invalid syntax in `return x *`\n"),
+            "{command:?}"
+        );
+    }
+
+    // An --args-file with a bad line is refused whole, naming the line.
+    let tasks = dir.join("tasks.jsonl");
+    for (content, why) in [
+        (
+            "{\"args\": [1]}\n[2]\n",
+            "line 2: not a JSON object such as {\"args\": [1, 2], \"kwargs\": {}}",
+        ),
+        (
+            "{\"args\": [1]}\n\n{\"arg\": [2]}\n",
+            "line 3: unknown key \"arg\" (a line holds \"args\" and \"kwargs\")",
+        ),
+        (
+            "{\"kwargs\": [1]}\n",
+            "line 1: \"kwargs\" must be a JSON object; got [1]",
+        ),
+        (
+            "{\"args\": [1\n",
+            "line 1: not valid JSON (EOF while parsing a list at line 1 column 11)",
+        ),
+    ] {
+        std::fs::write(&tasks, content).expect("write");
+        let out = up
+            .run(&[
+                "submit",
+                "--python",
+                &format!("{ok}:square"),
+                "--args-file",
+                &tasks.display().to_string(),
+                "--endpoint",
+                "local",
+            ])
+            .await;
+        assert_eq!(out.status.code(), Some(2), "{content}");
+        assert_eq!(
+            text(&out.stderr),
+            format!("error: {}, {why}; nothing was submitted\n", tasks.display()),
+            "{content}"
+        );
+    }
+    std::fs::write(&tasks, "\n").expect("write");
+    let out = up
+        .run(&[
+            "submit",
+            "--shell",
+            "true",
+            "--args-file",
+            &tasks.display().to_string(),
+            "--endpoint",
+            "local",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("holds no task"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = up
+        .run(&[
+            "submit",
+            "--shell",
+            "true",
+            "--args-file",
+            "tasks.jsonl",
+            "--count",
+            "2",
+            "--endpoint",
+            "local",
+        ])
+        .await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--args-file and --count conflict"
+    );
+    assert_eq!(up.stats().await.total, 0, "nothing was submitted");
+
+    // What gets past the check (registered through the API here) fails on the endpoint with
+    // the user's own lines, never the worker's.
+    let api = up.api();
+    let local = api.endpoints().await.expect("endpoints")[0].endpoint_id;
+    let cases = [
+        (
+            "boom",
+            "import nonexistent_module\n\ndef boom():\n    pass\n",
+            "boom",
+            "Traceback (most recent call last):\n  File \"<lifeline function boom>\", line 1, in <module>\n",
+            "\nModuleNotFoundError: No module named 'nonexistent_module'\n",
+        ),
+        (
+            "nope",
+            "def square(x):\n    return x * x\n",
+            "nope",
+            "NameError: the function's source defines no function named 'nope'\n",
+            "",
+        ),
+        (
+            "bad",
+            "def bad(:\n    pass\n",
+            "bad",
+            "  File \"<lifeline function bad>\", line 1\n    def bad(:\n",
+            "\nSyntaxError: invalid syntax\n",
+        ),
+    ];
+    for (name, source, entrypoint, starts, ends) in cases {
+        let spec = FunctionSpec::Python {
+            source: source.into(),
+            entrypoint: entrypoint.into(),
+        };
+        let function = api
+            .register_function(&RegisterFunction::new(name, spec))
+            .await
+            .expect("function");
+        let request = SubmitRequest {
+            tasks: vec![TaskSpec::<serde_json::Value> {
+                function_id: function,
+                args: None,
+                kwargs: None,
+            }],
+            max_retries: None,
+        };
+        let id = api.submit(local, &request).await.expect("submit").task_ids[0].to_string();
+        let out = up.run(&["result", &id]).await;
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let err = without_waiting(&out.stderr);
+        assert!(
+            err.starts_with(starts) && err.ends_with(&format!("{ends}error: task {id} failed\n")),
+            "{name}: {err}"
+        );
+        assert!(!err.contains("lifeline worker"), "{name}: {err}");
+    }
 }
 
 async fn lifeline(args: &[&str], env: &[(&str, &str)], home: &Path) -> Output {
@@ -412,13 +966,28 @@ async fn mistakes_get_one_clear_sentence_and_the_right_exit_code() {
         "{}",
         text(&out.stderr)
     );
-    let out = up.run(&["status", "not-an-id"]).await;
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stdout).contains("is not a valid task id"),
-        "{}",
-        text(&out.stdout)
-    );
+    // A malformed id is bad usage, refused before the service is asked.
+    for (command, kind) in [
+        (&["status", "not-an-id"][..], "task"),
+        (&["status", "--json", "not-an-id"], "task"),
+        (&["result", "not-an-id"], "task"),
+        (&["cancel", "not-an-id"], "task"),
+        (&["watch", "--task-group", "not-an-id"], "task group"),
+        (&["task", "list", "--group", "not-an-id"], "task group"),
+        (&["submit", "not-an-id", "--endpoint", "local"], "function"),
+    ] {
+        let out = up.run(command).await;
+        assert_eq!(out.status.code(), Some(2), "{command:?}");
+        assert_eq!(
+            text(&out.stderr),
+            format!(
+                "error: \"not-an-id\" is not a valid {kind} id (expected a UUID such as \
+                 0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b)\n"
+            ),
+            "{command:?}"
+        );
+        assert!(out.stdout.is_empty(), "{command:?}");
+    }
 }
 
 /// What `lifeline serve` prints up to the line that says where the dashboard is.
