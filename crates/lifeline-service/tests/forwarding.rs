@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{FakeEndpoint, run_to_success, spawn_app, step};
+use common::{FakeEndpoint, run_to_success, spawn_app, step, task_ids};
 use lifeline_model::{Actor, State};
 use lifeline_protocol::ToEndpoint;
 use serde_json::json;
@@ -486,16 +486,6 @@ async fn a_connection_must_start_with_hello() {
     assert_eq!(endpoint["online"], false);
 }
 
-/// The ids of a task page, in order.
-fn listed(page: &serde_json::Value) -> Vec<String> {
-    page["tasks"]
-        .as_array()
-        .expect("tasks")
-        .iter()
-        .map(|t| t["task_id"].as_str().expect("id").to_owned())
-        .collect()
-}
-
 #[tokio::test]
 async fn tasks_are_listed_by_the_edges_they_took() {
     let app = spawn_app().await;
@@ -533,14 +523,14 @@ async fn tasks_are_listed_by_the_edges_they_took() {
     let (status, page) = app.get(&edge("running>success")).await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(
-        listed(&page),
+        task_ids(&page),
         [ids[1].clone(), ids[0].clone()],
         "newest crossing first"
     );
     let (_, page) = app.get(&edge("running>waiting-for-nodes")).await;
-    assert_eq!(listed(&page), [ids[1].clone()]);
+    assert_eq!(task_ids(&page), [ids[1].clone()]);
     let (_, page) = app.get(&edge("dispatched-to-ep>waiting-for-nodes")).await;
-    assert_eq!(listed(&page).len(), 3);
+    assert_eq!(task_ids(&page).len(), 3);
     // With the other filters, and a page at a time.
     let (_, page) = app
         .get(&format!(
@@ -548,14 +538,14 @@ async fn tasks_are_listed_by_the_edges_they_took() {
             edge("dispatched-to-ep>waiting-for-nodes")
         ))
         .await;
-    assert_eq!(listed(&page), [ids[2].clone()]);
+    assert_eq!(task_ids(&page), [ids[2].clone()]);
     let (_, first) = app
         .get(&format!(
             "{}&limit=2",
             edge("dispatched-to-ep>waiting-for-nodes")
         ))
         .await;
-    assert_eq!(listed(&first).len(), 2);
+    assert_eq!(task_ids(&first).len(), 2);
     let cursor = first["next_cursor"].as_str().expect("more").to_owned();
     let (_, rest) = app
         .get(&format!(
@@ -563,8 +553,8 @@ async fn tasks_are_listed_by_the_edges_they_took() {
             edge("dispatched-to-ep>waiting-for-nodes")
         ))
         .await;
-    assert_eq!(listed(&rest).len(), 1);
-    assert!(!listed(&first).contains(&listed(&rest)[0]));
+    assert_eq!(task_ids(&rest).len(), 1);
+    assert!(!task_ids(&first).contains(&task_ids(&rest)[0]));
     // Not an edge of the life cycle, or not an edge at all.
     for bad in ["running>received", "running", "running>nowhere"] {
         let (status, body) = app.get(&edge(bad)).await;

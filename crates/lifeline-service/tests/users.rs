@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{EventReader, FakeEndpoint, TestApp, run_to_success, spawn_app};
+use common::{EventReader, FakeEndpoint, TestApp, run_to_success, spawn_app, task_ids};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -58,15 +58,6 @@ async fn make(app: &TestApp, token: &str, name: &str) -> Made {
         function,
         task: sub["task_ids"][0].as_str().expect("id").to_owned(),
     }
-}
-
-fn task_ids(page: &Value) -> Vec<String> {
-    page["tasks"]
-        .as_array()
-        .expect("tasks")
-        .iter()
-        .map(|t| t["task_id"].as_str().expect("id").to_owned())
-        .collect()
 }
 
 #[tokio::test]

@@ -511,3 +511,13 @@ impl EventReader {
         }
     }
 }
+
+/// The task ids of a `GET /v1/tasks` page, in order.
+pub fn task_ids(page: &Value) -> Vec<String> {
+    page["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| t["task_id"].as_str().expect("id").to_owned())
+        .collect()
+}
