@@ -2,6 +2,7 @@
 //! `lifeline task list` (tasks page by page, filtered as `GET /v1/tasks` filters them).
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::time::Duration;
 
 use lifeline_client::Client;
@@ -116,17 +117,18 @@ pub(crate) async fn list(client: &Client, args: &ListArgs) -> CliResult<()> {
         let wanted = args.limit.map_or(PAGE, |limit| (limit - shown).min(PAGE));
         query.limit = Some(wanted);
         let page = client.tasks(&query).await?;
+        let mut lines = Vec::with_capacity(page.tasks.len() + 1);
         if shown == 0 && !args.json && !page.tasks.is_empty() {
-            println!(
+            lines.push(format!(
                 "{:<36}  {:<18}  {:>7}  {:<16}  {:<16}  SINCE",
                 "TASK", "STATE", "ATTEMPT", "ENDPOINT", "FUNCTION"
-            );
+            ));
         }
         for task in &page.tasks {
-            if args.json {
-                println!("{}", serde_json::to_string(task).unwrap_or_default());
+            lines.push(if args.json {
+                serde_json::to_string(task).unwrap_or_default()
             } else {
-                println!(
+                format!(
                     "{:<36}  {:<18}  {:>7}  {:<16}  {:<16}  {}",
                     task.task_id,
                     task.state.wire(),
@@ -134,7 +136,17 @@ pub(crate) async fn list(client: &Client, args: &ListArgs) -> CliResult<()> {
                     names.endpoint(task.endpoint_id),
                     names.function(task.function_id).await,
                     utc(task.since.as_secs_f64())
-                );
+                )
+            });
+        }
+        // Lines go out page by page; a reader that stops early (`| head`) ends the listing
+        // quietly.
+        let mut out = std::io::stdout().lock();
+        for line in lines {
+            match writeln!(out, "{line}") {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(e) => return Err(CliError::failed(format!("cannot print the tasks: {e}"))),
             }
         }
         shown += page.tasks.len();
