@@ -454,11 +454,12 @@ async fn watch_follows_the_unfinished_tasks_and_those_submitted_while_it_runs() 
         .await;
     assert_eq!(up.finished(&old[0]).await.status, State::Failed);
 
-    // Three tasks from a file, one per line (a blank line is skipped).
+    // Three tasks from a file, one per line (a blank line is skipped), long enough for watch to
+    // start while they run, even on a busy machine.
     let file = up.home.path().join("tasks.jsonl");
     std::fs::write(
         &file,
-        "{\"args\": [6]}\n\n{\"args\": [6], \"kwargs\": {\"fail\": true}}\n{\"kwargs\": {\"seconds\": 5}}\n",
+        "{\"args\": [8]}\n\n{\"args\": [8], \"kwargs\": {\"fail\": true}}\n{\"kwargs\": {\"seconds\": 7}}\n",
     )
     .expect("write");
     let file = file.display().to_string();
