@@ -67,14 +67,33 @@ fn time(at: Timestamp) -> String {
     iso.replace('T', " ")
 }
 
+/// The detail's heading, which takes focus when a task is opened from the keyboard or on a
+/// phone.
+pub const TITLE_ID: &str = "task-detail-title";
+
+/// Closes the detail. Focus that was in it (or nowhere) goes back to the task grid, rather than
+/// dropping to the page's start.
+pub fn close_detail(view_state: RwSignal<ViewState>) {
+    let inside = document()
+        .active_element()
+        .is_none_or(|el| el.tag_name() == "BODY" || el.closest(".detail").ok().flatten().is_some());
+    view_state.update(|v| v.task = None);
+    if inside
+        && let Some(grid) = document().get_element_by_id(crate::components::task_table::GRID_ID)
+        && let Ok(grid) = wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(grid)
+    {
+        let _ = grid.focus();
+    }
+}
+
 #[component]
 pub fn TaskDetail(doc: TaskDocument, task: TaskId) -> impl IntoView {
     let view_state = expect_context::<RwSignal<ViewState>>();
     view! {
-        <aside class="detail" aria-label="Task detail" data-task-detail=task.to_string()>
+        <aside class="detail" aria-labelledby=TITLE_ID data-task-detail=task.to_string()>
             <header>
-                <h2>"Task " <span class="mono">{task.to_string()}</span></h2>
-                <button aria-label="Close (Escape)" on:click=move |_| view_state.update(|v| v.task = None)>"×"</button>
+                <h2 id=TITLE_ID tabindex="-1">"Task " <span class="mono">{task.to_string()}</span></h2>
+                <button class="close" aria-label="Close (Escape)" on:click=move |_| close_detail(view_state)>"×"</button>
             </header>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 <ErrorBoundary fallback=|errors| view! {

@@ -1,5 +1,9 @@
 //! The task list: virtualized (only the visible rows exist in the page), so that it stays smooth
 //! with a hundred thousand tasks loaded. Each row carries `data-task-id` and a lifeline strip.
+//!
+//! It is an ARIA grid: the scrolling element is the grid, its column headers stay at its top,
+//! and each row is a `row` of `gridcell`s. On a phone each row takes two lines (the style
+//! sheet's grid areas), so row heights follow the window's width.
 
 use leptos::prelude::*;
 use lifeline_model::{State, TaskId};
@@ -8,39 +12,93 @@ use crate::live::TaskRow;
 use crate::session::{Clock, Endpoints, FunctionNames, LiveTasks, short};
 use crate::url_state::ViewState;
 
-/// Row height in pixels (kept in step with `.task-row` in the style sheet).
+/// Row height in pixels on a wide screen, and on a phone, where each row takes two lines (kept
+/// in step with `.task-row` in the style sheet, which the rows' own `height` overrides).
 const ROW: f64 = 30.0;
-/// Height of the scrolling area in pixels.
+const ROW_NARROW: f64 = 48.0;
+/// Height of the column headers, which stay at the top of the scrolling grid.
+const HEAD: f64 = 30.0;
+const HEAD_NARROW: f64 = 44.0;
+/// Height of the scrolling grid in pixels.
 const HEIGHT: f64 = 420.0;
 /// Rows drawn beyond the visible ones on each side.
 const OVERSCAN: usize = 8;
 
-/// Where a state sits on the strip: the forward path, then one cell for the outcome.
-fn strip_position(state: State) -> usize {
-    match state {
-        State::Received => 0,
-        State::WaitingForEp => 1,
-        State::DispatchedToEp => 2,
-        State::WaitingForNodes => 3,
-        State::WaitingForLaunch => 4,
-        State::Running => 5,
-        State::Success | State::Failed | State::Cancelled => 6,
-    }
+/// The grid's element id, for returning focus to it.
+pub const GRID_ID: &str = "task-grid";
+
+/// A row's element id, for `aria-activedescendant`.
+fn row_id(id: TaskId) -> String {
+    format!("task-row-{id}")
 }
 
-/// A compact picture of the life cycle with the task's place marked.
+/// Where a key moves the cursor in a list of `len` rows from `at` (`None`: no row yet), `page`
+/// rows at a time for Page Up and Page Down. `None` for keys that do not move it.
+pub fn cursor_move(key: &str, at: Option<usize>, len: usize, page: usize) -> Option<usize> {
+    if len == 0 {
+        return None;
+    }
+    let last = len - 1;
+    let next = match (key, at) {
+        ("Home", _) => 0,
+        ("End", _) => last,
+        ("ArrowDown" | "ArrowUp" | "PageDown" | "PageUp", None) => 0,
+        ("ArrowDown", Some(i)) => (i + 1).min(last),
+        ("ArrowUp", Some(i)) => i.saturating_sub(1),
+        ("PageDown", Some(i)) => (i + page).min(last),
+        ("PageUp", Some(i)) => i.saturating_sub(page),
+        _ => return None,
+    };
+    Some(next)
+}
+
+/// Whether every way through the life cycle to `target` passes through `through`: then a task
+/// in `target` certainly visited `through`. Worked out from the model's transition table, so the
+/// strip never claims a visit the table does not force (a task cancelled while received never
+/// waited for nodes; one dispatched at once never waited for its endpoint).
+pub fn always_visited(through: State, target: State) -> bool {
+    if through == target || through == State::Received {
+        return true;
+    }
+    let mut seen = [false; State::ALL.len()];
+    let mut queue = vec![State::Received];
+    seen[State::Received.index()] = true;
+    while let Some(state) = queue.pop() {
+        if state == target {
+            return false;
+        }
+        for edge in lifeline_model::edges_from(state) {
+            if edge.to != through && !seen[edge.to.index()] {
+                seen[edge.to.index()] = true;
+                queue.push(edge.to);
+            }
+        }
+    }
+    true
+}
+
+/// A compact picture of the life cycle: one cell per unfinished state, in the model's order,
+/// and one for the outcome. The task's state is marked, and the states it must have passed
+/// through to get there are filled.
 #[component]
 pub fn Strip(state: State) -> impl IntoView {
-    let at = strip_position(state);
-    let cells = (0..7)
-        .map(|i| {
-            let class = match i.cmp(&at) {
-                std::cmp::Ordering::Less => "cell done".to_owned(),
-                std::cmp::Ordering::Equal => format!("cell current state-{}", state.wire()),
-                std::cmp::Ordering::Greater => "cell".to_owned(),
-            };
-            view! { <span class=class></span> }
+    let forward = State::ALL.into_iter().filter(|s| !s.is_terminal());
+    let cells = forward
+        .map(|cell| {
+            if cell == state {
+                format!("cell current state-{}", state.wire())
+            } else if always_visited(cell, state) {
+                "cell done".to_owned()
+            } else {
+                "cell".to_owned()
+            }
         })
+        .chain(std::iter::once(if state.is_terminal() {
+            format!("cell current state-{}", state.wire())
+        } else {
+            "cell".to_owned()
+        }))
+        .map(|class| view! { <span class=class></span> })
         .collect_view();
     view! { <span class="strip" aria-hidden="true">{cells}</span> }
 }
@@ -75,6 +133,18 @@ fn keep(
             || t.task_group_id.to_string().contains(needle))
 }
 
+/// "1 task", "2 tasks".
+pub fn tasks_text(n: usize) -> String {
+    if n == 1 {
+        "1 task".to_owned()
+    } else {
+        format!("{n} tasks")
+    }
+}
+
+/// The task grid. One tab stop: the arrow keys, Page Up/Down, Home and End move a cursor
+/// through the rows (announced through `aria-activedescendant`), Enter or Space opens the task
+/// under it, and a click opens the task clicked.
 #[component]
 pub fn TaskTable() -> impl IntoView {
     let live = expect_context::<LiveTasks>();
@@ -82,8 +152,13 @@ pub fn TaskTable() -> impl IntoView {
     let functions = expect_context::<FunctionNames>();
     let endpoints = expect_context::<Endpoints>();
     let clock = expect_context::<Clock>();
+    let narrow = use_narrow();
+    let row_height = move || if narrow.get() { ROW_NARROW } else { ROW };
+    let head_height = move || if narrow.get() { HEAD_NARROW } else { HEAD };
     let scroll = RwSignal::new(0.0_f64);
-    let list = NodeRef::<leptos::html::Div>::new();
+    let grid = NodeRef::<leptos::html::Div>::new();
+    // The row under the keyboard's cursor; opening a task moves the cursor to it too.
+    let cursor = RwSignal::new(None::<TaskId>);
     // The filtered rows, newest first, as indices into the loaded tasks.
     let filtered = Memo::new(move |_| {
         let view = view_state.get();
@@ -96,8 +171,10 @@ pub fn TaskTable() -> impl IntoView {
     let total = move || filtered.with(Vec::len);
 
     let visible = move || {
-        let first = ((scroll.get() / ROW).floor() as usize).saturating_sub(OVERSCAN);
-        let count = (HEIGHT / ROW).ceil() as usize + 2 * OVERSCAN;
+        let row = row_height();
+        let top = (scroll.get() - head_height()).max(0.0);
+        let first = ((top / row).floor() as usize).saturating_sub(OVERSCAN);
+        let count = (HEIGHT / row).ceil() as usize + 2 * OVERSCAN;
         let rows: Vec<(usize, TaskRow)> = filtered.with(|f| {
             live.with(|l| {
                 let Some(l) = l else {
@@ -115,110 +192,228 @@ pub fn TaskTable() -> impl IntoView {
         rows
     };
 
-    let select = move |id: TaskId| view_state.update(|v| v.task = Some(id));
-    // Arrow keys move the selection through the filtered list, keeping it in view.
-    let on_key = move |ev: leptos::ev::KeyboardEvent| {
-        let step: isize = match ev.key().as_str() {
-            "ArrowDown" => 1,
-            "ArrowUp" => -1,
-            "PageDown" => 10,
-            "PageUp" => -10,
-            _ => return,
-        };
-        ev.prevent_default();
-        let current = view_state.with_untracked(|v| v.task);
-        let (ids, position) = filtered.with_untracked(|f| {
+    // The ids of the filtered rows, in order, and where `id` is among them.
+    let position_of = move |id: Option<TaskId>| {
+        filtered.with_untracked(|f| {
             live.with_untracked(|l| {
-                let Some(l) = l else {
-                    return (Vec::new(), None);
-                };
-                let ids: Vec<TaskId> = f
-                    .iter()
-                    .filter_map(|&i| l.newest(i as usize).map(|t| t.task_id))
-                    .collect();
-                let position = current.and_then(|c| ids.iter().position(|x| *x == c));
-                (ids, position)
+                let l = l?;
+                let id = id?;
+                f.iter()
+                    .position(|&i| l.newest(i as usize).is_some_and(|t| t.task_id == id))
             })
-        });
-        if ids.is_empty() {
+        })
+    };
+    let id_at = move |pos: usize| {
+        filtered.with_untracked(|f| {
+            live.with_untracked(|l| {
+                l.and_then(|l| f.get(pos).and_then(|&i| l.newest(i as usize)))
+                    .map(|t| t.task_id)
+            })
+        })
+    };
+    // Scrolls just enough to show the row at `pos` below the column headers.
+    let reveal = move |pos: usize| {
+        let Some(el) = grid.get_untracked() else {
             return;
-        }
-        let next = match position {
-            Some(p) => (p as isize + step).clamp(0, ids.len() as isize - 1) as usize,
-            None => 0,
         };
-        select(ids[next]);
-        if let Some(el) = list.get_untracked() {
-            let top = next as f64 * ROW;
-            let current_top = f64::from(el.scroll_top());
-            if top < current_top {
-                el.set_scroll_top(top as i32);
-            } else if top + ROW > current_top + HEIGHT {
-                el.set_scroll_top((top + ROW - HEIGHT) as i32);
-            }
+        let row = row_height();
+        let head = head_height();
+        let top = head + pos as f64 * row;
+        let current = f64::from(el.scroll_top());
+        let view_height = f64::from(el.client_height());
+        if top - head < current {
+            el.set_scroll_top((top - head) as i32);
+        } else if top + row > current + view_height {
+            el.set_scroll_top((top + row - view_height) as i32);
         }
     };
+    let open = move |id: TaskId| {
+        cursor.set(Some(id));
+        view_state.update(|v| v.task = Some(id));
+    };
+
+    let on_key = move |ev: leptos::ev::KeyboardEvent| {
+        let key = ev.key();
+        if key == "Enter" || key == " " {
+            if let Some(id) = cursor.get_untracked() {
+                ev.prevent_default();
+                open(id);
+                focus_detail_soon();
+            }
+            return;
+        }
+        let page = (HEIGHT / row_height()).floor().max(1.0) as usize;
+        let at = position_of(cursor.get_untracked());
+        let Some(next) = cursor_move(&key, at, total(), page) else {
+            return;
+        };
+        ev.prevent_default();
+        if let Some(id) = id_at(next) {
+            cursor.set(Some(id));
+            reveal(next);
+        }
+    };
+    // The grid takes focus with the cursor on the open task, or on the first row.
+    let on_focus = move |_| {
+        if cursor.get_untracked().is_none() {
+            let start = view_state.with_untracked(|v| v.task).or_else(|| id_at(0));
+            cursor.set(start);
+        }
+    };
+    // A task opened from elsewhere (a link, the diagram) brings the list to its row.
+    Effect::new(move |_| {
+        let task = view_state.with(|v| v.task);
+        filtered.track();
+        if let Some(pos) = position_of(task) {
+            if cursor.get_untracked() != task {
+                cursor.set(task);
+            }
+            reveal(pos);
+        }
+    });
 
     let endpoint_name = move |id: lifeline_model::EndpointId| {
         endpoints.name(id).unwrap_or_else(|| short(&id.to_string()))
     };
+    let active = move || cursor.get().map(row_id);
 
     view! {
-        <div class="task-table" role="grid" aria-label="Tasks" aria-rowcount=move || total().to_string()>
-            <div class="task-head" role="row">
-                <span role="columnheader">"Task"</span>
-                <span role="columnheader">"Function"</span>
-                <span role="columnheader">"Endpoint"</span>
-                <span role="columnheader">"State"</span>
-                <span role="columnheader">"Attempt"</span>
-                <span role="columnheader">"Age"</span>
-                <span role="columnheader">"In state"</span>
-                <span role="columnheader">"Life cycle"</span>
+        <div class="task-table" role="grid" id=GRID_ID node_ref=grid tabindex="0"
+            aria-label="Tasks: arrow keys move, Enter opens"
+            aria-rowcount=move || (total() + 1).to_string()
+            aria-activedescendant=active
+            style=format!("height: {HEIGHT}px")
+            on:scroll=move |ev| {
+                let target = event_target::<web_sys::HtmlElement>(&ev);
+                scroll.set(f64::from(target.scroll_top()));
+            }
+            on:keydown=on_key
+            on:focus=on_focus>
+            <div class="task-head" role="row" aria-rowindex="1" style=move || format!("height: {}px", head_height())>
+                <span class="c-id" role="columnheader">"Task"</span>
+                <span class="c-fn" role="columnheader">"Function"</span>
+                <span class="c-ep" role="columnheader">"Endpoint"</span>
+                <span class="c-state" role="columnheader">"State"</span>
+                <span class="c-att num" role="columnheader">"Attempt"</span>
+                <span class="c-age num" role="columnheader">"Age"</span>
+                <span class="c-ins num" role="columnheader">"In state"</span>
+                <span class="c-strip" role="columnheader">"Life cycle"</span>
             </div>
-            <div class="task-scroll" node_ref=list tabindex="0" aria-label="Task rows; arrow keys move the selection"
-                style=format!("height: {HEIGHT}px")
-                on:scroll=move |ev| {
-                    let target = event_target::<web_sys::HtmlElement>(&ev);
-                    scroll.set(f64::from(target.scroll_top()));
-                }
-                on:keydown=on_key>
-                <div class="task-space" style=move || format!("height: {}px", total() as f64 * ROW)>
-                    {move || {
-                        let now = clock.get();
-                        visible()
-                            .into_iter()
-                            .map(|(pos, t)| {
-                                let id = t.task_id;
-                                let selected = move || view_state.with(|v| v.task == Some(id));
-                                let function = functions.with(|f| f.get(&t.function_id).cloned()).unwrap_or_default();
-                                view! {
-                                    <div class="task-row" role="row" data-task-id=id.to_string() data-state=t.state.wire()
-                                        class:selected=selected aria-selected=move || selected().to_string()
-                                        style=format!("top: {}px", pos as f64 * ROW)
-                                        on:click=move |_| select(id)>
-                                        <span class="mono" title=id.to_string()>{short(&id.to_string())}</span>
-                                        <span>{function}</span>
-                                        <span>{endpoint_name(t.endpoint_id)}</span>
-                                        <span class=format!("state-label state-{}", t.state.wire())>{t.state.label()}</span>
-                                        <span>{format!("{}/{}", t.attempt, t.max_retries + 1)}</span>
-                                        <span>{age(now - t.created_at.as_secs_f64())}</span>
-                                        <span>{age(now - t.since.as_secs_f64())}</span>
-                                        <Strip state=t.state/>
-                                    </div>
-                                }
-                            })
-                            .collect_view()
-                    }}
-                </div>
+            <div class="task-space" style=move || format!("height: {}px", total() as f64 * row_height())>
+                {move || {
+                    let now = clock.get();
+                    let row = row_height();
+                    visible()
+                        .into_iter()
+                        .map(|(pos, t)| {
+                            let id = t.task_id;
+                            let selected = move || view_state.with(|v| v.task == Some(id));
+                            let under_cursor = move || cursor.get() == Some(id);
+                            let function = functions.with(|f| f.get(&t.function_id).cloned()).unwrap_or_default();
+                            view! {
+                                <div class="task-row" role="row" id=row_id(id) data-task-id=id.to_string() data-state=t.state.wire()
+                                    aria-rowindex=(pos + 2).to_string()
+                                    class:selected=selected class:cursor=under_cursor
+                                    aria-selected=move || selected().to_string()
+                                    style=format!("top: {}px; height: {row}px", pos as f64 * row)
+                                    on:click=move |_| {
+                                        open(id);
+                                        if narrow.get_untracked() {
+                                            focus_detail_soon();
+                                        }
+                                    }>
+                                    <span class="c-id mono" role="gridcell" title=id.to_string()>{short(&id.to_string())}</span>
+                                    <span class="c-fn" role="gridcell">{function}</span>
+                                    <span class="c-ep" role="gridcell">{endpoint_name(t.endpoint_id)}</span>
+                                    <span class=format!("c-state state-label state-{}", t.state.wire()) role="gridcell">{t.state.label()}</span>
+                                    <span class="c-att num" role="gridcell">{format!("{}/{}", t.attempt, t.max_retries + 1)}</span>
+                                    <span class="c-age num" role="gridcell">{age(now - t.created_at.as_secs_f64())}</span>
+                                    <span class="c-ins num" role="gridcell">{age(now - t.since.as_secs_f64())}</span>
+                                    <span class="c-strip" role="gridcell"><Strip state=t.state/></span>
+                                </div>
+                            }
+                        })
+                        .collect_view()
+                }}
             </div>
-            <p class="task-count">{move || format!("{} tasks", total())}</p>
         </div>
+        <p class="task-count" data-testid="task-count" aria-live="polite">{move || tasks_text(total())}</p>
     }
+}
+
+/// Moves focus to the open task's detail once it is drawn, so that a keyboard or phone user
+/// lands where it opened.
+pub fn focus_detail_soon() {
+    request_animation_frame(|| {
+        if let Some(el) = document().get_element_by_id(crate::components::task_detail::TITLE_ID)
+            && let Ok(el) = wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(el)
+        {
+            let _ = el.focus();
+        }
+    });
+}
+
+/// Whether the window is phone-narrow (the style sheet's `max-width: 700px`), following
+/// resizes.
+pub fn use_narrow() -> Signal<bool> {
+    fn narrow_now() -> bool {
+        window()
+            .inner_width()
+            .ok()
+            .and_then(|w| w.as_f64())
+            .is_some_and(|w| w <= 700.0)
+    }
+    let narrow = RwSignal::new(narrow_now());
+    let listener = window_event_listener(leptos::ev::resize, move |_| {
+        let now = narrow_now();
+        if narrow.get_untracked() != now {
+            narrow.set(now);
+        }
+    });
+    on_cleanup(move || listener.remove());
+    narrow.into()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::age;
+    use super::{age, cursor_move, tasks_text};
+
+    #[test]
+    fn the_cursor_moves_within_the_list() {
+        assert_eq!(cursor_move("ArrowDown", None, 5, 3), Some(0));
+        assert_eq!(cursor_move("ArrowDown", Some(4), 5, 3), Some(4));
+        assert_eq!(cursor_move("ArrowUp", Some(0), 5, 3), Some(0));
+        assert_eq!(cursor_move("PageDown", Some(1), 5, 3), Some(4));
+        assert_eq!(cursor_move("PageUp", Some(4), 5, 3), Some(1));
+        assert_eq!(cursor_move("Home", Some(3), 5, 3), Some(0));
+        assert_eq!(cursor_move("End", None, 5, 3), Some(4));
+        assert_eq!(cursor_move("ArrowDown", None, 0, 3), None);
+        assert_eq!(cursor_move("x", Some(1), 5, 3), None);
+    }
+
+    #[test]
+    fn the_strip_fills_only_states_every_path_passes() {
+        use super::always_visited;
+        use lifeline_model::State::*;
+        for state in lifeline_model::State::ALL {
+            assert!(always_visited(Received, state), "{state}");
+        }
+        // Received may go straight to dispatched-to-ep.
+        assert!(!always_visited(WaitingForEp, Running));
+        assert!(always_visited(DispatchedToEp, Running));
+        assert!(always_visited(WaitingForLaunch, Success));
+        assert!(always_visited(Running, Success));
+        // A task may fail or be cancelled almost anywhere.
+        assert!(!always_visited(Running, Failed));
+        assert!(!always_visited(DispatchedToEp, Cancelled));
+    }
+
+    #[test]
+    fn counts_read_as_words() {
+        assert_eq!(tasks_text(0), "0 tasks");
+        assert_eq!(tasks_text(1), "1 task");
+        assert_eq!(tasks_text(25), "25 tasks");
+    }
 
     #[test]
     fn ages_round_to_whole_seconds_and_carry() {

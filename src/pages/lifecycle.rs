@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use lifeline_model::{State, StateCounts, edges};
 
 use crate::components::diagram::LifecycleDiagram;
-use crate::components::task_detail::{TaskDetail, path_of, use_task_document};
+use crate::components::task_detail::{TaskDetail, close_detail, path_of, use_task_document};
 use crate::components::task_table::TaskTable;
 use crate::session::{Clock, FunctionNames, LiveTasks, now_secs, short};
 use crate::url_state::ViewState;
@@ -67,7 +67,7 @@ pub fn LifecyclePage() -> impl IntoView {
                     let _ = input.focus();
                 }
             }
-            "Escape" => view_state.update(|v| v.task = None),
+            "Escape" if view_state.with_untracked(|v| v.task.is_some()) => close_detail(view_state),
             _ => {}
         }
     });
@@ -110,7 +110,25 @@ pub fn LifecyclePage() -> impl IntoView {
         <div class="lifecycle">
             <section class="panel diagram-panel" aria-labelledby="diagram-title">
                 <h2 id="diagram-title">"Task life cycle"</h2>
-                <LifecycleDiagram counts=counts flows=flows path=path highlighted=highlighted on_state=on_state on_edge=on_edge/>
+                <div class="diagram-scroll">
+                    <LifecycleDiagram counts=counts flows=flows path=path highlighted=highlighted on_state=on_state on_edge=on_edge/>
+                </div>
+                <p class="scroll-hint muted">"Swipe sideways to see the whole life cycle."</p>
+                <ul class="state-counts" aria-label="Tasks per state">
+                    {State::ALL.into_iter().map(|state| {
+                        let pressed = move || highlighted.with(|h| h.contains(&state));
+                        view! {
+                            <li>
+                                <button class=format!("state-count state-{}", state.wire()) data-count-state=state.wire()
+                                    aria-pressed=move || pressed().to_string()
+                                    on:click=move |_| on_state.run(state)>
+                                    <span>{state.label()}</span>
+                                    <span class="count">{move || counts.with(|c| c.get(state))}</span>
+                                </button>
+                            </li>
+                        }
+                    }).collect_view()}
+                </ul>
                 <p class="legend">
                     <span class="key forward">"forward"</span>
                     <span class="key retry">"retry (next attempt)"</span>

@@ -115,3 +115,29 @@ export async function until(what, check, timeout = 30000) {
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** The two screens every page is checked at: a laptop and a phone. */
+export const SIZES = {
+  desktop: { width: 1440, height: 900 },
+  phone: { width: 390, height: 844 },
+};
+
+const AXE = join(ROOT, 'node_modules', 'axe-core', 'axe.min.js');
+
+/**
+ * Runs axe-core (the npm package, injected into the page) over the whole document. Returns its
+ * violations, one line each: rule, impact, how many nodes, and the first few of them.
+ */
+export async function axeViolations(page) {
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) {
+    await page.addScriptTag({ path: AXE });
+  }
+  const violations = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations);
+  return violations.map((v) => `${v.id} (${v.impact}) x${v.nodes.length}: ${v.help} — ${v.nodes.slice(0, 3)
+    .map((n) => `${n.target.join(' ')}${n.failureSummary ? ` [${n.failureSummary.split('\n').slice(1).join(' ').trim()}]` : ''}`).join('; ')}`);
+}
+
+/** How many pixels the page is wider than its window (0 or less: no horizontal scrolling). */
+export function overflow(page) {
+  return page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+}
