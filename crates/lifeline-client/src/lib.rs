@@ -179,6 +179,11 @@ impl Client {
         Ok(answer.function_id)
     }
 
+    /// `GET /v1/functions`: the caller's functions (admin: everyone's), newest first.
+    pub async fn functions(&self) -> Result<Vec<FunctionInfo>> {
+        self.get("/v1/functions").await
+    }
+
     /// `GET /v1/functions/{id}`.
     pub async fn function(&self, id: FunctionId) -> Result<FunctionInfo> {
         self.get(&format!("/v1/functions/{id}")).await

@@ -141,6 +141,34 @@ pub(crate) async fn function_register(client: &Client, body: &RegisterFunction) 
     Ok(())
 }
 
+/// `lifeline function list`: one line per function, newest first.
+pub(crate) async fn function_list(client: &Client, as_json: bool) -> CliResult<()> {
+    let functions = client.functions().await?;
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&functions).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    if functions.is_empty() {
+        println!("No function yet: `lifeline function register` makes one.");
+    }
+    for f in functions {
+        let what = match &f.spec {
+            FunctionSpec::Python { entrypoint, .. } => format!("python {entrypoint}"),
+            FunctionSpec::Shell { command } => format!("shell  {command}"),
+        };
+        println!(
+            "{}  {:<20} {}  {what}",
+            f.function_id,
+            f.name,
+            utc(f.created_at.as_secs_f64())
+        );
+    }
+    Ok(())
+}
+
 fn parse_json(what: &str, text: &str) -> CliResult<Value> {
     serde_json::from_str(text)
         .map_err(|e| CliError::usage(format!("{what} is not valid JSON ({e}): {text}")))

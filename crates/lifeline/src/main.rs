@@ -267,6 +267,14 @@ enum FunctionCommand {
         #[command(flatten)]
         connection: Connection,
     },
+    /// List your functions (admin: everyone's), newest first.
+    List {
+        /// Print the raw JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
 }
 
 fn main() -> ExitCode {
@@ -349,6 +357,9 @@ async fn run(cli: Cli) -> CliResult<()> {
                 commands::function_body(python.as_deref(), shell.as_deref(), name.as_deref())
                     .await?;
             commands::function_register(&client(connection)?, &body).await
+        }
+        Command::Function(FunctionCommand::List { json, connection }) => {
+            commands::function_list(&client(connection)?, json).await
         }
         Command::Submit(args) => commands::submit(&client(args.connection.clone())?, &args).await,
         Command::Result {

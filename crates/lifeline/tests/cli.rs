@@ -1088,6 +1088,25 @@ async fn users_and_their_tokens_from_the_command_line() {
         text(&out.stdout)
     );
 
+    // Functions are their maker's.
+    let out = lifeline(
+        &[
+            "function", "register", "--shell", "echo hi", "--name", "greet",
+        ],
+        &as_ada,
+        h,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = lifeline(&["function", "list"], &as_ada, h).await;
+    assert!(text(&out.stdout).contains("greet"), "{}", text(&out.stdout));
+    let out = lifeline(&["function", "list"], &as_bob, h).await;
+    assert!(
+        !text(&out.stdout).contains("greet"),
+        "{}",
+        text(&out.stdout)
+    );
+
     // Tokens: made, listed, revoked, and then refused (exit code 4).
     let out = lifeline(
         &[

@@ -43,6 +43,20 @@ pub(super) async fn register(
     ))
 }
 
+/// The caller's functions (admin: everyone's), newest first.
+#[tracing::instrument(skip_all)]
+pub(super) async fn list(
+    User(caller): User,
+    State(state): State<AppState>,
+) -> ApiResult<Json<Vec<FunctionInfo>>> {
+    let owner = (!caller.admin).then_some(caller.id);
+    let rows = state
+        .store()
+        .read(move |c| registry::functions(c, owner))
+        .await?;
+    Ok(Json(rows))
+}
+
 #[tracing::instrument(skip_all, fields(function_id = %id))]
 pub(super) async fn get_one(
     User(caller): User,

@@ -122,6 +122,10 @@ routes! {
         body: RegisterFunction,
         ok: 201 json FunctionRegistered,
     }
+    get "/functions" => functions::list {
+        summary: "Your functions (admin: everyone's), newest first.",
+        ok: 200 json Vec<FunctionInfo>,
+    }
     get "/functions/{id}" => functions::get_one { summary: "One function.", ok: 200 json FunctionInfo }
     get "/tasks" => listing::list {
         summary: "Tasks, newest first, one page at a time.",

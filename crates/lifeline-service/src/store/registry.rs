@@ -111,6 +111,27 @@ pub fn function(conn: &Connection, id: FunctionId) -> StoreResult<Option<Functio
         .optional()?)
 }
 
+/// Functions, newest first: `owner`'s, or everyone's when `None`.
+pub fn functions(conn: &Connection, owner: Option<UserId>) -> StoreResult<Vec<FunctionInfo>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, spec, created_at FROM functions WHERE ?1 IS NULL OR owner = ?1 \
+         ORDER BY created_at DESC, id DESC",
+    )?;
+    let rows = stmt.query_map([owner.map(|o| o.0)], |r| {
+        let spec: String = r.get(2)?;
+        let spec = serde_json::from_str(&spec).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
+        })?;
+        Ok(FunctionInfo {
+            function_id: FunctionId::from_u128(super::read::id_from(r.get(0)?)?),
+            name: r.get(1)?,
+            spec,
+            created_at: Timestamp::from_micros(r.get(3)?),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// The user who registered a function.
 pub fn function_owner(conn: &Connection, id: FunctionId) -> StoreResult<Option<UserId>> {
     Ok(conn
