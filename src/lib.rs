@@ -90,7 +90,7 @@ pub fn App() -> impl IntoView {
     view! {
         <Show when=move || auth.api.with(Option::is_some) fallback=|| view! { <SignIn/> }>
             <Header/>
-            <main>
+            <main id="content" tabindex="-1">
                 {move || match view_state.with(|v| v.page) {
                     Page::Lifecycle => view! { <LifecyclePage/> }.into_any(),
                     Page::Endpoints => view! { <EndpointsPage/> }.into_any(),

@@ -48,7 +48,7 @@ async fn diagram_shows_live_counts_for_every_state() {
     assert_eq!(running.get_attribute("data-count").as_deref(), Some("7"));
     assert_eq!(
         running.get_attribute("aria-label").as_deref(),
-        Some("Running: 7 tasks")
+        Some("running: 7 tasks")
     );
     assert_eq!(
         state_node(State::Failed)
@@ -107,8 +107,17 @@ async fn a_selected_task_s_path_is_drawn_and_clicks_reach_the_callbacks() {
         within(".edge-group.taken[data-from=\"running\"][data-to=\"waiting-for-nodes\"]").is_some(),
         "the retry loop is drawn"
     );
-    let step = within("[data-state=\"waiting-for-nodes\"] .step").expect("step numbers");
-    assert_eq!(step.text_content().as_deref(), Some("3,6"));
+    let step = within("[data-steps-for=\"waiting-for-nodes\"] text").expect("step numbers");
+    assert_eq!(step.text_content().as_deref(), Some("3 · 6"));
+    assert!(
+        within("svg.diagram.has-path").is_some(),
+        "what the path does not touch is dimmed"
+    );
+    // The taken retry stays a retry edge: its kind's class, not the path's colour.
+    assert!(
+        within(".edge-group.taken[data-from=\"running\"][data-to=\"waiting-for-nodes\"] path.edge-retry")
+            .is_some()
+    );
     let title = within("[data-state=\"waiting-for-nodes\"] > title")
         .expect("title")
         .text_content()

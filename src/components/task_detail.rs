@@ -187,8 +187,9 @@ fn Document(doc: TaskStatus) -> impl IntoView {
                 <dt>"age"</dt><dd>{move || age(clock.get() - t0)}</dd>
             })}
         </dl>
-        {result.map(|r| view! { <h3>"Result"</h3><pre class="result">{r}</pre> })}
-        {doc.exception.map(|e| view! { <h3>"Exception"</h3><pre class="exception">{e}</pre> })}
+        // Focusable, so that a long result or traceback scrolls from the keyboard too.
+        {result.map(|r| view! { <h3>"Result"</h3><pre class="result" tabindex="0" aria-label="Result">{r}</pre> })}
+        {doc.exception.map(|e| view! { <h3>"Exception"</h3><pre class="exception" tabindex="0" aria-label="Exception">{e}</pre> })}
         <h3>"Transitions"</h3>
         <table class="transitions">
             <thead><tr><th>"#"</th><th>"state"</th><th>"actor"</th><th>"attempt"</th><th>"at (UTC)"</th><th>"time there"</th><th>"reason"</th></tr></thead>

@@ -85,7 +85,7 @@ pub fn EndpointsPage() -> impl IntoView {
         <section class="panel" aria-labelledby="endpoints-title">
             <h2 id="endpoints-title">"Endpoints"</h2>
             <table class="endpoints">
-                <thead><tr><th>"Endpoint"</th><th>"Status"</th><th>"Last heartbeat"</th><th>"Executors"</th><th></th></tr></thead>
+                <thead><tr><th>"Endpoint"</th><th>"Status"</th><th>"Last heartbeat"</th><th>"Executors"</th><th><span class="sr-only">"Notes"</span></th></tr></thead>
                 <tbody>{rows}</tbody>
             </table>
             <Show when=move || endpoints.with(<[_]>::is_empty)>

@@ -31,6 +31,7 @@ pub fn LifecyclePage() -> impl IntoView {
     let doc = use_task_document(task);
     let path = path_of(doc, task);
     let highlighted = Signal::derive(move || view_state.with(|v| v.states.clone()));
+    let selected_edge = Signal::derive(move || view_state.with(|v| v.edge));
     let on_state = Callback::new(move |state: State| {
         view_state.update(|v| {
             v.edge = None;
@@ -111,7 +112,7 @@ pub fn LifecyclePage() -> impl IntoView {
             <section class="panel diagram-panel" aria-labelledby="diagram-title">
                 <h2 id="diagram-title">"Task life cycle"</h2>
                 <div class="diagram-scroll">
-                    <LifecycleDiagram counts=counts flows=flows path=path highlighted=highlighted on_state=on_state on_edge=on_edge/>
+                    <LifecycleDiagram counts=counts flows=flows path=path highlighted=highlighted selected_edge=selected_edge on_state=on_state on_edge=on_edge/>
                 </div>
                 <p class="scroll-hint muted">"Swipe sideways to see the whole life cycle."</p>
                 <ul class="state-counts" aria-label="Tasks per state">

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { launchBrowser, openPage, lifelineUp, api, until, SCREENSHOTS } from './support.mjs';
+import { launchBrowser, openPage, lifelineUp, api, until, contrast, SCREENSHOTS } from './support.mjs';
 
 let browser;
 let up;
@@ -104,6 +104,31 @@ test('a killed worker shows the retry loop on attempt 2', async () => {
   await detail.locator('[data-status="success"]').waitFor();
   await until('the path drawn', async () => (await page.locator('svg.diagram .edge-group.taken[data-from="running"][data-to="waiting-for-nodes"]').count()) === 1);
   assert.equal(await page.locator('svg.diagram [data-state="running"].visited').count(), 1);
+  // The path keeps each edge's kind: the taken retry is still dashed in the retry colour, the
+  // taken forward edges are not; what the task did not touch is dimmed.
+  const look = (from, to) => page.locator(`svg.diagram .edge-group[data-from="${from}"][data-to="${to}"]`).evaluate((g) => {
+    const edge = getComputedStyle(g.querySelector('path.edge'));
+    return { stroke: edge.stroke, dashes: edge.strokeDasharray, opacity: Number(getComputedStyle(g).opacity), taken: g.classList.contains('taken') };
+  });
+  const retry = await look('running', 'waiting-for-nodes');
+  const forward = await look('waiting-for-launch', 'running');
+  const untouched = await look('dispatched-to-ep', 'failed');
+  assert.ok(retry.taken && forward.taken && !untouched.taken);
+  assert.notEqual(retry.dashes, 'none', 'the retry stays dashed');
+  assert.equal(forward.dashes, 'none', 'a forward edge stays solid');
+  assert.notEqual(retry.stroke, forward.stroke, 'each keeps its colour');
+  assert.equal(retry.opacity, 1);
+  assert.ok(untouched.opacity <= 0.5, `untouched edges are dimmed (${untouched.opacity})`);
+  // Step numbers are legible: at least 12 px and 4.5:1 against their badge.
+  const badge = await page.locator('svg.diagram [data-steps-for="waiting-for-nodes"]').evaluate((g) => ({
+    text: g.querySelector('text').textContent,
+    size: parseFloat(getComputedStyle(g.querySelector('text')).fontSize),
+    fg: getComputedStyle(g.querySelector('text')).fill,
+    bg: getComputedStyle(g.querySelector('rect')).fill,
+  }));
+  assert.match(badge.text, /^\d+ · \d+$/, 'both visits of waiting-for-nodes are numbered');
+  assert.ok(badge.size >= 12, `${badge.size}px`);
+  assert.ok(contrast(badge.fg, badge.bg) >= 4.5, `step contrast ${contrast(badge.fg, badge.bg)}`);
   const attempts = await detail.locator('table.transitions tbody tr td:nth-child(4)').allTextContents();
   assert.ok(attempts.includes('2'), `attempt 2 listed: ${attempts}`);
   assert.match(await detail.textContent(), /worker lost/);
