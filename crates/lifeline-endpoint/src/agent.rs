@@ -44,9 +44,8 @@ pub async fn run_agent(
     // Listen for managers before asking for any block, so that none dials in vain.
     let listener = Listener::bind(&options.config.interchange).await?;
     let (conn_tx, conn_rx) = mpsc::unbounded_channel::<FromConn>();
-    let (out_tx, out_rx) = mpsc::unbounded_channel::<String>();
     let url = connect_url(&options.service)?;
-    let connection = tokio::spawn(connection(url, options.token.clone(), conn_tx, out_rx));
+    let connection = tokio::spawn(connection(url, options.token.clone(), conn_tx));
 
     let executors = options
         .config
@@ -57,8 +56,7 @@ pub async fn run_agent(
             Executor::new(c.clone(), provider)
         })
         .collect();
-    let (mut interchange, inbox) =
-        Interchange::start(&options.config, executors, outbox, out_tx, listener);
+    let (mut interchange, inbox) = Interchange::start(&options.config, executors, outbox, listener);
     let result = interchange.run(conn_rx, inbox, shutdown).await;
     connection.abort();
     interchange.stop_blocks().await;

@@ -1,6 +1,11 @@
 //! The agent's connection to the service: one WebSocket at a time, reconnected with jittered
 //! exponential back-off. Each connection opens with the interchange's hello, waits for the
-//! service's welcome, replays the outbox, then relays messages both ways until it breaks.
+//! service's welcome, then relays messages both ways until it breaks.
+//!
+//! Each connection has a channel of its own for what the interchange sends. The interchange
+//! takes it with the welcome and first puts every batch of its outbox in it, oldest first, then
+//! each new report: so no report can overtake one written before it, and nothing meant for an
+//! old connection reaches a new one.
 
 use std::time::Duration;
 
@@ -13,10 +18,13 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 /// Messages from the connection task to the interchange.
 #[derive(Debug)]
 pub(crate) enum FromConn {
-    /// Connected: answer with the hello to send and the outbox to replay.
-    Connected(oneshot::Sender<(String, Vec<String>)>),
+    /// Connected: answer with the hello to send.
+    Connected(oneshot::Sender<String>),
+    /// The service reconciled and welcomed the connection: send through `outgoing` from now on,
+    /// starting with the outbox's batches.
     Welcome {
         heartbeat_period: Duration,
+        outgoing: mpsc::UnboundedSender<String>,
     },
     Message(ToEndpoint),
     Disconnected,
@@ -42,29 +50,27 @@ pub(crate) async fn connection(
     url: String,
     token: String,
     to_interchange: mpsc::UnboundedSender<FromConn>,
-    mut outgoing: mpsc::UnboundedReceiver<String>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match session(&url, &token, &to_interchange, &mut outgoing).await {
+        match session(&url, &token, &to_interchange).await {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(error) => tracing::warn!(%error, "cannot reach the service"),
         }
+        // The connection's channel is gone with it: what was still queued there is in the
+        // outbox, replayed after the next welcome, or out of date.
         let _ = to_interchange.send(FromConn::Disconnected);
-        // Whatever was queued for the old connection is in the outbox or out of date.
-        while outgoing.try_recv().is_ok() {}
         let jitter = rand::random_range(0.5..1.5);
         tokio::time::sleep(backoff.mul_f64(jitter)).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
 }
 
-/// One connection: hello, replay, then relay both ways until it breaks.
+/// One connection: hello, welcome, then relay both ways until it breaks.
 async fn session(
     url: &str,
     token: &str,
     to_interchange: &mpsc::UnboundedSender<FromConn>,
-    outgoing: &mut mpsc::UnboundedReceiver<String>,
 ) -> anyhow::Result<()> {
     let mut request = url.into_client_request()?;
     request
@@ -78,10 +84,10 @@ async fn session(
     let (mut sink, mut stream) = ws.split();
     let (tx, rx) = oneshot::channel();
     to_interchange.send(FromConn::Connected(tx))?;
-    let (hello, replay) = rx.await?;
+    let hello = rx.await?;
     sink.send(Message::Text(hello.into())).await?;
-    // Wait for the welcome before replaying, so the service has reconciled first.
-    loop {
+    // Wait for the welcome before sending anything else, so the service has reconciled first.
+    let heartbeat_period = loop {
         let Some(message) = stream.next().await else {
             anyhow::bail!("closed before welcome")
         };
@@ -90,10 +96,7 @@ async fn session(
                 ToEndpoint::Welcome {
                     heartbeat_period_secs,
                 } => {
-                    let heartbeat_period =
-                        Duration::from_secs_f64(heartbeat_period_secs.clamp(0.05, 3600.0));
-                    to_interchange.send(FromConn::Welcome { heartbeat_period })?;
-                    break;
+                    break Duration::from_secs_f64(heartbeat_period_secs.clamp(0.05, 3600.0));
                 }
                 ToEndpoint::Error { message } => {
                     anyhow::bail!("the service refused the connection: {message}")
@@ -101,11 +104,12 @@ async fn session(
                 other => to_interchange.send(FromConn::Message(other))?,
             }
         }
-    }
-    tracing::info!(batches = replay.len(), "connected to the service");
-    for text in replay {
-        sink.send(Message::Text(text.into())).await?;
-    }
+    };
+    let (tx, mut outgoing) = mpsc::unbounded_channel();
+    to_interchange.send(FromConn::Welcome {
+        heartbeat_period,
+        outgoing: tx,
+    })?;
     loop {
         tokio::select! {
             out = outgoing.recv() => {

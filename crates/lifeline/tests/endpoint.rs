@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{no_args, path, serve};
+use common::{eventually, no_args, path, serve};
 use lifeline_model::State;
 use serde_json::json;
 
@@ -517,4 +517,38 @@ async fn connections_that_do_not_authenticate_are_dropped_and_counted() {
     let ids = l.submit(&ep, &f, &[no_args()], None).await;
     let doc = l.finished(&ids[0]).await;
     assert_eq!(doc.status.wire(), "success", "{doc:#?}");
+}
+
+#[tokio::test]
+async fn a_service_killed_while_reports_flow_restarts_without_stranding_a_task() {
+    let mut l = serve().await;
+    let (ep, token) = l.endpoint("local").await;
+    let config = "[[executor]]\nlabel = \"cpu\"\nworkers_per_node = 4\n";
+    let _agent = l.agent(&token, Some(config)).await;
+    l.wait_endpoint(&ep, "online", |e| e.online).await;
+    let f = l
+        .python(
+            "def nap(s):\n    import time\n    time.sleep(s)\n    return s\n",
+            "nap",
+        )
+        .await;
+    let calls: Vec<_> = (0..400).map(|_| (json!([0.01]), json!({}))).collect();
+    let ids = l.submit(&ep, &f, &calls, None).await;
+    let query = lifeline_model::api::StatsQuery {
+        endpoint_id: Some(ep.to_string()),
+        mine: None,
+    };
+    let stats = || async { l.api.stats(&query).await.expect("stats") };
+    eventually("20 tasks finished", stats, |s| s.total - s.pending >= 20).await;
+    // Killed while the agent reports a transition every few milliseconds: the agent goes on
+    // running tasks while the service is away and while it reconnects.
+    l.kill9().await;
+    l.restart().await;
+    for id in &ids {
+        let doc = l.finished(id).await;
+        assert_eq!(doc.status.wire(), "success", "{doc:#?}");
+    }
+    // The service took the agent's reports in the order they were written, replayed or new.
+    let stats = l.api.stats(&query).await.expect("stats");
+    assert_eq!(stats.illegal_reports, 0, "{stats:#?}");
 }

@@ -125,8 +125,8 @@ pub(crate) struct Interchange {
     flush_at: Option<Instant>,
     last_flush: Instant,
     outbox: Outbox,
-    to_conn: mpsc::UnboundedSender<String>,
-    connected: bool,
+    /// The channel of the current connection, from its welcome until it breaks.
+    to_service: Option<mpsc::UnboundedSender<String>>,
     heartbeat_period: Duration,
     manager_timeout: Duration,
     max_result_bytes: usize,
@@ -139,13 +139,12 @@ pub(crate) struct Interchange {
 }
 
 impl Interchange {
-    /// An interchange for `executors` that sends through `to_conn` and takes managers from
-    /// `listener`; it asks each executor's provider for its first blocks at once.
+    /// An interchange for `executors` that takes managers from `listener`; it asks each
+    /// executor's provider for its first blocks at once.
     pub(crate) fn start(
         config: &EndpointConfig,
         executors: Vec<Executor>,
         outbox: Outbox,
-        to_conn: mpsc::UnboundedSender<String>,
         listener: Listener,
     ) -> (Self, Inbox) {
         let (manager_events, managers) = mpsc::unbounded_channel();
@@ -164,8 +163,7 @@ impl Interchange {
             flush_at: None,
             last_flush: Instant::now(),
             outbox,
-            to_conn,
-            connected: false,
+            to_service: None,
             heartbeat_period: DEFAULT_HEARTBEAT,
             manager_timeout: config.manager_timeout(MANAGER_HEARTBEAT),
             max_result_bytes: config.max_result_bytes,
@@ -205,10 +203,13 @@ impl Interchange {
                 }
                 Some(message) = conn.recv() => match message {
                     FromConn::Connected(reply) => {
-                        let _ = reply.send((self.hello()?, self.outbox.pending()));
+                        // A task that just ended is no longer held, and its end is in no
+                        // batch yet: flushed first, the outbox answers for it in the hello.
+                        self.flush()?;
+                        let _ = reply.send(self.hello()?);
                     }
-                    FromConn::Welcome { heartbeat_period } => {
-                        self.connected = true;
+                    FromConn::Welcome { heartbeat_period, outgoing } => {
+                        self.welcomed(outgoing);
                         if heartbeat_period != self.heartbeat_period {
                             self.heartbeat_period = heartbeat_period;
                             heartbeat = tokio::time::interval(heartbeat_period);
@@ -216,7 +217,7 @@ impl Interchange {
                         self.send_heartbeat();
                     }
                     FromConn::Message(message) => self.on_service_message(message),
-                    FromConn::Disconnected => self.connected = false,
+                    FromConn::Disconnected => self.to_service = None,
                 },
                 Some(event) = events.recv() => self.on_manager_event(event),
                 Some(event) = block_events.recv() => self.on_block_event(event),
@@ -320,10 +321,24 @@ impl Interchange {
             return Ok(());
         }
         let text = self.outbox.push(std::mem::take(&mut self.pending))?;
-        if self.connected {
-            let _ = self.to_conn.send(text);
+        if let Some(to_service) = &self.to_service {
+            let _ = to_service.send(text);
         }
         Ok(())
+    }
+
+    /// The service welcomed a new connection: it gets every unacknowledged batch, oldest first,
+    /// before any report written after this moment. The replay is taken here, not when the
+    /// connection opened, because the interchange goes on reporting while the service
+    /// reconciles: a batch written in between would otherwise reach it only after newer ones,
+    /// whose transitions it would then refuse.
+    fn welcomed(&mut self, outgoing: mpsc::UnboundedSender<String>) {
+        let replay = self.outbox.pending();
+        tracing::info!(batches = replay.len(), "connected to the service");
+        for text in replay {
+            let _ = outgoing.send(text);
+        }
+        self.to_service = Some(outgoing);
     }
 
     fn on_service_message(&mut self, message: ToEndpoint) {

@@ -20,16 +20,16 @@ impl Interchange {
     }
 
     pub(super) fn send_heartbeat(&self) {
-        if !self.connected {
+        let Some(to_service) = &self.to_service else {
             return;
-        }
+        };
         let report = EndpointReport {
             at: crate::now(),
             executors: self.reports(),
             rejected_connections: self.rejected_connections,
         };
         if let Ok(text) = serde_json::to_string(&FromEndpoint::Heartbeat { report }) {
-            let _ = self.to_conn.send(text);
+            let _ = to_service.send(text);
         }
     }
 
