@@ -3,8 +3,11 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+
 use common::{eventually, no_args, path, serve};
-use lifeline_model::State;
+use lifeline_model::{Actor, State, TaskId, Timestamp};
+use lifeline_protocol::{FromEndpoint, Reported};
 use serde_json::json;
 
 const HELLO: &str = "def hello():\n    return 'Hello World!'\n";
@@ -551,4 +554,111 @@ async fn a_service_killed_while_reports_flow_restarts_without_stranding_a_task()
     // The service took the agent's reports in the order they were written, replayed or new.
     let stats = l.api.stats(&query).await.expect("stats");
     assert_eq!(stats.illegal_reports, 0, "{stats:#?}");
+}
+
+/// A service and an agent with one worker, and three tasks that wait for a gate file: the first
+/// two on the agent's only manager (it takes up to twice its workers), the third waiting for a
+/// node at the endpoint. Then both are killed, the service first so that it does not see the agent
+/// go, and `forged` is written in the agent's outbox for the next agent in its directory to replay.
+/// Returns the service (still down), the tasks and the gate.
+async fn both_killed_with_a_forged_report(
+    forged: impl FnOnce(&[TaskId]) -> Reported,
+) -> (common::Lifeline, String, Vec<TaskId>, PathBuf) {
+    let mut l = serve().await;
+    let (ep, token) = l.endpoint("local").await;
+    let mut agent = l.agent(&token, Some(ONE_WORKER)).await;
+    l.wait_endpoint(&ep, "online", |e| e.online).await;
+    let gate = l.scratch().join("gate");
+    let wait = format!(
+        "while [ ! -e {} ]; do sleep 0.05; done; echo {{n}}",
+        gate.display()
+    );
+    let f = l.shell(&wait).await;
+    let calls: Vec<_> = (0..3).map(|n| (json!([]), json!({ "n": n }))).collect();
+    let ids = l.submit(&ep, &f, &calls, None).await;
+    l.wait_for(&ids[1], "placed", |d| d.status == State::WaitingForLaunch)
+        .await;
+    l.wait_for(&ids[2], "acknowledged", |d| {
+        d.status == State::WaitingForNodes
+    })
+    .await;
+    // Nothing else waits in the outbox: the forged report is the only one replayed.
+    let outbox = agent.dir.join("outbox");
+    let unacknowledged = || async { std::fs::read_dir(&outbox).map_or(0, |d| d.count()) };
+    eventually("every report acknowledged", unacknowledged, |n| *n == 0).await;
+    l.kill9().await;
+    agent.kill9().await;
+    let batch = 1_000_000;
+    let report = FromEndpoint::Report {
+        batch,
+        transitions: vec![forged(&ids)],
+    };
+    std::fs::write(
+        outbox.join(format!("{batch:020}.json")),
+        serde_json::to_string(&report).expect("json"),
+    )
+    .expect("forged batch");
+    (l, token, ids, gate)
+}
+
+const ONE_WORKER: &str = "[[executor]]\nlabel = \"cpu\"\nworkers_per_node = 1\n";
+
+/// A report of the third task of [`both_killed_with_a_forged_report`], made now.
+fn reported(id: TaskId, state: State, actor: Actor) -> Reported {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_micros();
+    Reported {
+        task_id: id,
+        state,
+        actor,
+        attempt: 1,
+        at: Timestamp::from_micros(i64::try_from(micros).expect("micros")),
+        reason: None,
+        result: None,
+    }
+}
+
+/// Restarts the service and an agent, opens the gate, and waits for the three tasks to succeed
+/// each with its own output.
+async fn restart_and_finish(
+    l: &mut common::Lifeline,
+    token: &str,
+    ids: &[TaskId],
+    gate: &Path,
+) -> common::Agent {
+    l.restart().await;
+    let agent = l.agent(token, Some(ONE_WORKER)).await;
+    std::fs::write(gate, "").expect("gate");
+    for (n, id) in ids.iter().enumerate() {
+        let doc = l.finished(id).await;
+        assert_eq!(doc.status.wire(), "success", "{doc:#?}");
+        assert_eq!(
+            doc.result.as_ref().expect("result")["stdout"],
+            format!("{n}\n")
+        );
+    }
+    agent
+}
+
+#[tokio::test]
+async fn a_refused_report_sends_the_acknowledged_task_back_to_be_dispatched_again() {
+    // The third task's end, straight from waiting-for-nodes: the agent names the task in its
+    // hello (its end waits in the outbox), so the service keeps it at the endpoint, then refuses
+    // the report, and the agent has nothing left of the task.
+    let (mut l, token, ids, gate) =
+        both_killed_with_a_forged_report(|ids| reported(ids[2], State::Success, Actor::Worker))
+            .await;
+    let _agent = restart_and_finish(&mut l, &token, &ids, &gate).await;
+    let doc = l.task(&ids[2]).await;
+    assert_eq!(doc.details.attempt, 1, "requeued, not retried: {doc:#?}");
+    assert!(
+        doc.details
+            .task_transitions
+            .iter()
+            .any(|t| t.state == State::WaitingForEp
+                && t.reason.as_deref().is_some_and(|r| r.contains("refused"))),
+        "{doc:#?}"
+    );
 }
