@@ -55,6 +55,11 @@ impl Outbox {
         Ok(text)
     }
 
+    /// The number the next batch will take.
+    pub(crate) fn next_batch(&self) -> u64 {
+        self.next
+    }
+
     /// The service stored `batch`: forget it.
     pub(crate) fn acknowledged(&mut self, batch: u64) {
         if self.batches.remove(&batch).is_some() {

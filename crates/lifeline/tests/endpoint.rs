@@ -662,3 +662,19 @@ async fn a_refused_report_sends_the_acknowledged_task_back_to_be_dispatched_agai
         "{doc:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_refused_report_of_an_earlier_run_leaves_the_task_s_new_run_alone() {
+    // An agent that restarted holds none of its tasks, but its outbox still holds the third
+    // task's placement from before. The service sends the task again (same attempt: a requeue),
+    // then refuses that old placement; the new run must go on.
+    let (mut l, token, ids, gate) = both_killed_with_a_forged_report(|ids| {
+        reported(ids[2], State::WaitingForLaunch, Actor::Manager)
+    })
+    .await;
+    let _agent = restart_and_finish(&mut l, &token, &ids, &gate).await;
+    let doc = l.task(&ids[2]).await;
+    assert_eq!(doc.details.attempt, 1, "requeued, not retried: {doc:#?}");
+    let stats = l.api.stats(&Default::default()).await.expect("stats");
+    assert_eq!(stats.illegal_reports, 1, "the old placement only");
+}

@@ -67,6 +67,10 @@ struct Held {
     assignment: Assignment,
     executor: usize,
     place: Place,
+    /// The first report batch that can carry this run's transitions. A requeue keeps the
+    /// attempt, so a task sent again has the attempt of its previous run here: a refusal of an
+    /// older batch is about that run, not this one.
+    first_batch: u64,
 }
 
 /// One executor of `endpoint.toml`: its configuration, the provider of its blocks and the
@@ -216,7 +220,7 @@ impl Interchange {
                         }
                         self.send_heartbeat();
                     }
-                    FromConn::Message(message) => self.on_service_message(message),
+                    FromConn::Message(message) => self.on_service_message(message)?,
                     FromConn::Disconnected => self.to_service = None,
                 },
                 Some(event) = events.recv() => self.on_manager_event(event),
@@ -341,9 +345,12 @@ impl Interchange {
         self.to_service = Some(outgoing);
     }
 
-    fn on_service_message(&mut self, message: ToEndpoint) {
+    fn on_service_message(&mut self, message: ToEndpoint) -> anyhow::Result<()> {
         match message {
             ToEndpoint::Tasks { functions, tasks } => {
+                // What is gathered so far leaves first, so that the reports of a task's new
+                // run never share a batch with the end of its previous one (see `Held`).
+                self.flush()?;
                 for f in functions {
                     self.functions.insert(f.function_id, f.spec);
                 }
@@ -365,11 +372,13 @@ impl Interchange {
                 self.outbox.acknowledged(batch);
                 for r in rejected {
                     tracing::warn!(task = %r.task_id, state = %r.state, message = %r.message, "the service refused a transition");
-                    // The service knows better: stop working on this attempt.
+                    // The service knows better: stop working on this run of the task (the
+                    // service sends it again). A refusal of an earlier run's report, sent
+                    // before the task came back, leaves this run alone.
                     if self
                         .tasks
                         .get(&r.task_id)
-                        .is_some_and(|t| t.view.attempt == r.attempt)
+                        .is_some_and(|t| t.view.attempt == r.attempt && t.first_batch <= batch)
                     {
                         if let Some(Place::OnManager(m)) =
                             self.tasks.get(&r.task_id).map(|t| t.place)
@@ -385,6 +394,7 @@ impl Interchange {
                 tracing::warn!(%message, "the service reported an error")
             }
         }
+        Ok(())
     }
 
     /// A system failure under a task, decided by the model's one rule: back to

@@ -47,6 +47,7 @@ impl Interchange {
                 assignment,
                 executor,
                 place: Place::Queued,
+                first_batch: self.outbox.next_batch(),
             },
         );
         if let Err(error) = self.transition(
