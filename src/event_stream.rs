@@ -10,6 +10,10 @@
 //! - Dropping events to make room would break the sequence, so a full buffer instead closes the
 //!   connection, and once the consumer has applied what was held the stream reopens after the
 //!   last applied event. A gap the consumer finds is mended the same way.
+//! - A connection that fails or drops is not left to the browser's own reconnection, which
+//!   would send the same address again: a service's single-use ticket in it is spent. The hook
+//!   closes it and, after a short jittered pause, opens a new one from a new address, resuming
+//!   after the last event the consumer applied.
 //! - Errors in a row without the connection ever opening are counted; past the limit the hook
 //!   gives up ([`StreamState::Failed`]) and the consumer falls back to something else.
 //!
@@ -61,6 +65,19 @@ pub const DEFAULT_RECONNECT_LIMIT: u32 = 3;
 const HIDDEN_FLUSH: Duration = Duration::from_millis(250);
 /// A frame requested just before the tab was hidden never comes; this timer stands in for it.
 const FRAME_FALLBACK: Duration = Duration::from_secs(1);
+/// The pause before the first new connection after an error; it doubles with every error in a
+/// row, up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(300);
+const MAX_PAUSE: Duration = Duration::from_secs(5);
+
+/// How long to wait before connecting again after `errors` errors in a row: doubling from
+/// [`FIRST_PAUSE`] up to [`MAX_PAUSE`], then spread by `jitter` (0 to 1) over ±25%, so that
+/// many dashboards do not come back all at once.
+pub fn pause_after(errors: u32, jitter: f64) -> Duration {
+    let doubled = FIRST_PAUSE.as_secs_f64() * 2f64.powi(errors.saturating_sub(1).min(16) as i32);
+    let base = doubled.min(MAX_PAUSE.as_secs_f64());
+    Duration::from_secs_f64(base * (0.75 + 0.5 * jitter.clamp(0.0, 1.0)))
+}
 
 /// Options for [`use_event_stream_with_options`].
 #[derive(Clone)]
@@ -218,6 +235,8 @@ struct Inner {
     held: Held,
     /// Errors since the connection last opened.
     errors: u32,
+    /// The last event the consumer applied: a new connection resumes after it.
+    through: u64,
     /// A hand-over is scheduled; `flush_token` tells the scheduled one from stale ones.
     flush_pending: bool,
     flush_token: u64,
@@ -270,6 +289,7 @@ pub fn use_event_stream_with_options(
             source: None,
             held: Held::new(options.capacity),
             errors: 0,
+            through: 0,
             flush_pending: false,
             flush_token: 0,
         }),
@@ -313,7 +333,6 @@ impl Hook {
         let source = self.inner.try_update_value(|i| {
             i.connection += 1;
             i.held.clear();
-            i.errors = 0;
             i.source.take()
         })?;
         // Dropped outside the borrow: closing dispatches an `error` event synchronously, and
@@ -324,18 +343,33 @@ impl Hook {
 
     fn close(&self) {
         if self.reset().is_some() {
+            self.inner.try_update_value(|i| i.errors = 0);
             self.state.try_set(StreamState::Closed);
         }
     }
 
+    /// Opens a connection after `after`, as asked by the consumer: errors start counting anew.
     fn open(&self, after: u64) {
-        let Some(connection) = self.reset() else {
+        if self.reset().is_none() {
+            return;
+        }
+        self.inner.update_value(|i| {
+            i.errors = 0;
+            i.through = after;
+        });
+        self.state.set(StreamState::Connecting);
+        self.connect();
+    }
+
+    /// Asks for an address and connects to it, resuming after the last applied event.
+    fn connect(&self) {
+        let Some((connection, after)) = self.inner.try_with_value(|i| (i.connection, i.through))
+        else {
             return;
         };
         let Some(address) = self.url.try_with_value(|url| url(after)) else {
             return;
         };
-        self.state.set(StreamState::Connecting);
         let hook = *self;
         spawn_local(async move {
             let url = address.await;
@@ -343,14 +377,10 @@ impl Hook {
             if !hook.current(connection) {
                 return;
             }
-            // No address (the ticket was refused, say): the consumer falls back to polling,
-            // which surfaces the reason.
-            let Some(url) = url else {
-                hook.state.try_set(StreamState::Failed);
-                return;
-            };
-            let Some((source, subscriptions)) = connect(&url) else {
-                hook.state.try_set(StreamState::Failed);
+            // No address (the service could not be reached for a ticket, say) counts as an
+            // error; a refused token has signed the consumer out meanwhile.
+            let Some((source, subscriptions)) = url.as_deref().and_then(connect) else {
+                hook.retry();
                 return;
             };
             hook.inner.update_value(|i| i.source = Some(source));
@@ -404,39 +434,48 @@ impl Hook {
     }
 
     fn errored(&self) {
+        match self.source_state() {
+            // A stale notice: the connection has opened again since.
+            SourceState::Open => {}
+            // Dropped (the browser would reconnect with the spent address) or refused.
+            SourceState::Connecting | SourceState::Closed => self.retry(),
+        }
+    }
+
+    /// The connection failed or dropped: closes it, hands over what it brought, and connects
+    /// anew after a pause, or gives up past the limit of errors in a row.
+    fn retry(&self) {
+        // What was received before the failure is still good: hand it over first (nothing
+        // reopens from there; the new connection below resumes after it).
+        self.flush_now(false);
         let limit = self
             .options
             .try_with_value(|o| o.reconnect_limit)
             .unwrap_or(DEFAULT_RECONNECT_LIMIT);
-        match self.source_state() {
-            // A stale notice: the connection has opened again since.
-            SourceState::Open => {}
-            SourceState::Connecting => {
-                let errors = self
-                    .inner
-                    .try_update_value(|i| {
-                        i.errors += 1;
-                        i.errors
-                    })
-                    .unwrap_or(0);
-                if errors >= limit {
-                    self.give_up();
-                } else {
-                    self.state.try_set(StreamState::Reconnecting);
-                }
-            }
-            // The browser gave up (an error answer, say): so does the hook.
-            SourceState::Closed => self.give_up(),
-        }
-    }
-
-    fn give_up(&self) {
-        // What was received before the failure is still good: hand it over first (the
-        // consumer polls from where it got to, so nothing reopens here).
-        self.flush_now(false);
-        if self.reset().is_some() {
+        let Some(connection) = self.reset() else {
+            return;
+        };
+        let errors = self
+            .inner
+            .try_update_value(|i| {
+                i.errors += 1;
+                i.errors
+            })
+            .unwrap_or(0);
+        if errors >= limit {
             self.state.try_set(StreamState::Failed);
+            return;
         }
+        self.state.try_set(StreamState::Reconnecting);
+        let hook = *self;
+        set_timeout(
+            move || {
+                if hook.current(connection) {
+                    hook.connect();
+                }
+            },
+            pause_after(errors, js_sys::Math::random()),
+        );
     }
 
     fn received(&self, message: &web_sys::MessageEvent) {
@@ -508,6 +547,8 @@ impl Hook {
             return;
         };
         let applied = on_events(events);
+        self.inner
+            .try_update_value(|i| i.through = i.through.max(applied.through));
         if let Some(after) = resume_after(applied, overflowed).filter(|_| reopen) {
             self.open(after);
         }
@@ -544,6 +585,15 @@ mod tests {
         assert!(held.is_empty());
         assert_eq!(held.offer(event(3)), Offer::Held, "room again after a take");
         assert!(!held.take().1);
+    }
+
+    #[test]
+    fn pauses_double_up_to_a_bound_and_spread() {
+        assert_eq!(pause_after(1, 0.5), FIRST_PAUSE);
+        assert_eq!(pause_after(2, 0.5), FIRST_PAUSE * 2);
+        assert_eq!(pause_after(40, 0.5), MAX_PAUSE);
+        assert!(pause_after(1, 0.0) < pause_after(1, 1.0));
+        assert!(pause_after(3, 1.0) <= Duration::from_secs_f64(1.2 * 1.25 + 1e-9));
     }
 
     #[test]

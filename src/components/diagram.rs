@@ -183,7 +183,8 @@ pub fn roving_move(key: &str, at: usize, len: usize) -> Option<usize> {
 ///
 /// `flows` gives transitions per second per edge, in the order of
 /// [`lifeline_model::edges`]; `path` draws a selected task's steps (its transition log);
-/// `highlighted` marks states and `selected_edge` an edge the list is filtered by; `on_state`
+/// `highlighted` marks states and `selected_edge` an edge the list is filtered by; `known` is
+/// false until the counts have been loaded (they show as "–", not as an empty system); `on_state`
 /// and `on_edge` receive clicks (and Enter or Space on a focused state or edge).
 #[component]
 pub fn LifecycleDiagram(
@@ -192,6 +193,7 @@ pub fn LifecycleDiagram(
     #[prop(optional, into)] path: Option<Signal<Vec<TransitionRecord>>>,
     #[prop(optional, into)] highlighted: Option<Signal<Vec<State>>>,
     #[prop(optional, into)] selected_edge: Option<Signal<Option<(State, State)>>>,
+    #[prop(optional, into)] known: Option<Signal<bool>>,
     #[prop(optional, into)] on_state: Option<Callback<State>>,
     #[prop(optional, into)] on_edge: Option<Callback<(State, State)>>,
 ) -> impl IntoView {
@@ -201,6 +203,7 @@ pub fn LifecycleDiagram(
     let path = path.unwrap_or_else(|| Signal::derive(Vec::new));
     let highlighted = highlighted.unwrap_or_else(|| Signal::derive(Vec::new));
     let selected_edge = selected_edge.unwrap_or_else(|| Signal::derive(|| None));
+    let known = known.unwrap_or_else(|| Signal::derive(|| true));
     let has_path = move || path.with(|p| !p.is_empty());
     let largest = Memo::new(move |_| {
         counts.with(|c| State::ALL.into_iter().map(|s| c.get(s)).max().unwrap_or(0))
@@ -345,7 +348,11 @@ pub fn LifecycleDiagram(
                     tabindex=move || tab_index(item)
                     aria-label=move || {
                         let n = count();
-                        format!("{}: {n} {}", state.wire(), if n == 1 { "task" } else { "tasks" })
+                        if known.get() {
+                            format!("{}: {n} {}", state.wire(), if n == 1 { "task" } else { "tasks" })
+                        } else {
+                            format!("{}: – (not loaded yet)", state.wire())
+                        }
                     }
                     aria-pressed=move || is_highlighted().to_string()
                     on:focus=move |_| focus_at.set(item)
@@ -374,7 +381,9 @@ pub fn LifecycleDiagram(
                     <text>
                         <tspan class="node-name" x=center.x y=center.y - 5.0>{state.wire()}</tspan>
                         " "
-                        <tspan class="node-count" x=center.x y=center.y + 12.0>{count}</tspan>
+                        <tspan class="node-count" x=center.x y=center.y + 12.0>
+                            {move || if known.get() { count().to_string() } else { "–".to_owned() }}
+                        </tspan>
                     </text>
                 </g>
             }

@@ -3,7 +3,18 @@
 
 use leptos::prelude::*;
 
-use crate::session::{Auth, Connection, Endpoints};
+use crate::session::{Auth, Connection, Endpoints, LastCurrent};
+
+/// A wall-clock time of day in the browser's time zone, `14:03:07`.
+pub fn clock_time(epoch_secs: f64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(epoch_secs * 1000.0));
+    format!(
+        "{:02}:{:02}:{:02}",
+        date.get_hours(),
+        date.get_minutes(),
+        date.get_seconds()
+    )
+}
 use crate::url_state::{Page, ViewState};
 
 #[component]
@@ -12,6 +23,7 @@ pub fn Header() -> impl IntoView {
     let view_state = expect_context::<RwSignal<ViewState>>();
     let endpoints = expect_context::<Endpoints>();
     let connection = expect_context::<Signal<Connection>>();
+    let last_current = expect_context::<LastCurrent>();
     let tabs = Page::ALL
         .into_iter()
         .map(|page| {
@@ -26,13 +38,20 @@ pub fn Header() -> impl IntoView {
         })
         .collect_view();
     let chips = move || {
+        // Without the service, an endpoint's state is not known: its dot says so rather than
+        // showing the last colour it had.
+        let known = connection.get() != Connection::Offline;
         endpoints.with(|list| {
             list.iter()
                 .map(|e| {
                     let id = e.endpoint_id;
                     let selected = move || view_state.with(|v| v.endpoints.contains(&id));
-                    let dot = if e.online { "dot online" } else { "dot offline" };
-                    let status = if e.online { "online" } else { "offline" };
+                    let (dot, status) = match (known, e.online) {
+                        (false, true) => ("dot unknown", "last known online; the service cannot be reached"),
+                        (false, false) => ("dot unknown", "last known offline; the service cannot be reached"),
+                        (true, true) => ("dot online", "online"),
+                        (true, false) => ("dot offline", "offline"),
+                    };
                     view! {
                         <button class="chip" class:selected=selected aria-pressed=move || selected().to_string()
                             data-endpoint=id.to_string() title=format!("{} ({status})", e.name)
@@ -107,6 +126,19 @@ pub fn Header() -> impl IntoView {
                 <button class="signout" data-testid="sign-out" on:click=move |_| auth.sign_out("Signed out.")>"Sign out"</button>
             </div>
         </header>
+        {move || (connection.get() == Connection::Offline).then(|| {
+            let base = auth.api.with(|a| a.as_ref().map(|a| a.base.clone()).unwrap_or_default());
+            let place = if base.is_empty() { "this site's Lifeline service".to_owned() } else { base };
+            let since = last_current.0.get().map(clock_time);
+            view! {
+                <div class="connection-banner" role="status" data-testid="offline">
+                    {match since {
+                        Some(at) => format!("Cannot reach {place}. What is shown is as of {at}; trying again."),
+                        None => format!("Cannot reach {place}; trying again."),
+                    }}
+                </div>
+            }
+        })}
         {move || auth.notice.get().map(|n| view! {
             <div class="notice" role="alert">
                 {n}

@@ -7,7 +7,7 @@
 
 use crate::components::blocks::{Executor, endpoint_now};
 use crate::components::task_table::age;
-use crate::session::{Clock, Endpoints, LiveTasks};
+use crate::session::{Clock, Connection, Endpoints, LiveTasks};
 use crate::url_state::{Page, ViewState};
 use leptos::prelude::*;
 
@@ -20,6 +20,7 @@ pub fn EndpointsPage() -> impl IntoView {
     let clock = expect_context::<Clock>();
     let endpoints = expect_context::<Endpoints>();
     let view_state = expect_context::<RwSignal<ViewState>>();
+    let connection = expect_context::<Signal<Connection>>();
     endpoints.refresh();
     let refresher = set_interval_with_handle(move || endpoints.refresh(), REFRESH);
     on_cleanup(move || {
@@ -55,7 +56,15 @@ pub fn EndpointsPage() -> impl IntoView {
                                 </button>
                                 <div class="mono muted">{id.to_string()}</div>
                             </td>
-                            <td data-label="Status"><span class=if e.online { "badge online" } else { "badge offline" }>{if e.online { "online" } else { "offline" }}</span></td>
+                            <td data-label="Status">{
+                                // Without the service, the last state known is all there is.
+                                let status = if e.online { "online" } else { "offline" };
+                                if connection.get() == Connection::Offline {
+                                    view! { <span class="badge unknown" title="The service cannot be reached">{format!("{status}?")}</span> }.into_any()
+                                } else {
+                                    view! { <span class=format!("badge {status}")>{status}</span> }.into_any()
+                                }
+                            }</td>
                             <td data-label="Last heartbeat">{heartbeat}</td>
                             <td data-label="Executors">
                                 <ul class="executors">{executors}</ul>

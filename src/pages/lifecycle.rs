@@ -7,7 +7,7 @@ use lifeline_model::{State, StateCounts, edges};
 use crate::components::diagram::LifecycleDiagram;
 use crate::components::task_detail::{TaskDetail, close_detail, path_of, use_task_document};
 use crate::components::task_table::TaskTable;
-use crate::session::{Clock, FunctionNames, LiveTasks, now_secs, short};
+use crate::session::{Clock, Connection, FunctionNames, LiveTasks, now_secs, short};
 use crate::url_state::ViewState;
 
 #[component]
@@ -32,6 +32,9 @@ pub fn LifecyclePage() -> impl IntoView {
     let path = path_of(doc, task);
     let highlighted = Signal::derive(move || view_state.with(|v| v.states.clone()));
     let selected_edge = Signal::derive(move || view_state.with(|v| v.edge));
+    let connection = expect_context::<Signal<Connection>>();
+    let stale = move || connection.get() == Connection::Offline;
+    let known = Signal::derive(move || live.with(|l| l.is_some()));
     let on_state = Callback::new(move |state: State| {
         view_state.update(|v| {
             v.edge = None;
@@ -111,8 +114,9 @@ pub fn LifecyclePage() -> impl IntoView {
         <div class="lifecycle">
             <section class="panel diagram-panel" aria-labelledby="diagram-title">
                 <h2 id="diagram-title">"Task life cycle"</h2>
-                <div class="diagram-scroll">
-                    <LifecycleDiagram counts=counts flows=flows path=path highlighted=highlighted selected_edge=selected_edge on_state=on_state on_edge=on_edge/>
+                <div class="diagram-scroll" class:stale=stale>
+                    <LifecycleDiagram counts=counts flows=flows path=path highlighted=highlighted selected_edge=selected_edge
+                        known=known on_state=on_state on_edge=on_edge/>
                 </div>
                 <p class="scroll-hint muted">"Swipe sideways to see the whole life cycle."</p>
                 <ul class="state-counts" aria-label="Tasks per state">
@@ -150,7 +154,7 @@ pub fn LifecyclePage() -> impl IntoView {
                 </Show>
             </section>
             <div class="work">
-                <section class="panel tasks-panel" aria-labelledby="tasks-title">
+                <section class="panel tasks-panel" class:stale=stale aria-labelledby="tasks-title">
                     <div class="toolbar">
                         <h2 id="tasks-title">"Tasks"</h2>
                         <input id="search" type="search" placeholder="Search ids  (press /)" aria-label="Search task ids"

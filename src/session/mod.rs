@@ -35,6 +35,8 @@ pub use load::TASK_CAP;
 /// The connection indicator's states (`data-connection`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Connection {
+    /// Loading, or opening the stream for the first time.
+    Connecting,
     Live,
     Reconnecting,
     Polling,
@@ -44,6 +46,7 @@ pub enum Connection {
 impl Connection {
     pub fn wire(self) -> &'static str {
         match self {
+            Connection::Connecting => "connecting",
             Connection::Live => "live",
             Connection::Reconnecting => "reconnecting",
             Connection::Polling => "polling",
@@ -53,6 +56,7 @@ impl Connection {
 
     pub fn label(self) -> &'static str {
         match self {
+            Connection::Connecting => "Connecting…",
             Connection::Live => "Live",
             Connection::Reconnecting => "Reconnecting…",
             Connection::Polling => "Polling",
@@ -60,21 +64,34 @@ impl Connection {
         }
     }
 
-    /// What the indicator shows for the stream's state and the polling fallback. While the
-    /// dashboard polls, the indicator says so until the stream really opens again, however
-    /// its attempts go.
-    pub fn of(stream: StreamState, fallback: Fallback) -> Self {
+    /// What the indicator shows, from the stream's state, the polling fallback, whether the
+    /// last call reached the service and whether a load is under way. A service that cannot
+    /// be reached is offline whatever is being tried meanwhile (so the indicator does not
+    /// flicker between polling and offline while it is away); while the dashboard polls, the
+    /// indicator says so until the stream really opens again.
+    pub fn of(stream: StreamState, fallback: Fallback, reachable: bool, loading: bool) -> Self {
         match (stream, fallback) {
             (StreamState::Open, _) => Connection::Live,
-            (_, Fallback::Polling) => Connection::Polling,
+            _ if !reachable => Connection::Offline,
             (_, Fallback::Unreachable) => Connection::Offline,
-            (StreamState::Connecting | StreamState::Reconnecting, Fallback::Off) => {
-                Connection::Reconnecting
-            }
+            (_, Fallback::Polling) => Connection::Polling,
+            _ if loading => Connection::Connecting,
+            (StreamState::Connecting, Fallback::Off) => Connection::Connecting,
+            (StreamState::Reconnecting, Fallback::Off) => Connection::Reconnecting,
             (StreamState::Closed | StreamState::Failed, Fallback::Off) => Connection::Offline,
         }
     }
+
+    /// Whether what is shown is current (or being brought up to date).
+    pub fn current(self) -> bool {
+        matches!(self, Connection::Live | Connection::Polling)
+    }
 }
+
+/// When the dashboard last knew its picture to be current (the stream live, or a poll
+/// answered), in epoch seconds: what an offline dashboard shows is as of then.
+#[derive(Copy, Clone, Debug)]
+pub struct LastCurrent(pub Signal<Option<f64>>);
 
 /// Polling, for when the stream cannot be had.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -82,7 +99,7 @@ pub enum Fallback {
     Off,
     /// Polling, and the last round got an answer.
     Polling,
-    /// Polling, and the last round could not reach the service.
+    /// Polling, and the last round failed (unreachable, or an error answer).
     Unreachable,
 }
 
@@ -371,7 +388,16 @@ pub fn provide_session(api: Option<Api>, view: ViewState) {
             .on_events(move |events| apply_events(live, endpoints, events)),
     );
     let fallback = RwSignal::new(Fallback::Off);
-    let connection = Memo::new(move |_| Connection::of(stream.ready_state.get(), fallback.get()));
+    let loading = RwSignal::new(false);
+    let connection = Memo::new(move |_| {
+        Connection::of(
+            stream.ready_state.get(),
+            fallback.get(),
+            auth.reachable.get(),
+            loading.get(),
+        )
+    });
+    let last_current = RwSignal::new(None::<f64>);
     let data = Data {
         auth,
         view,
@@ -379,6 +405,7 @@ pub fn provide_session(api: Option<Api>, view: ViewState) {
         stats,
         stream,
         fallback,
+        loading,
         generation: StoredValue::new(0),
         polling: StoredValue::new(None),
     };
@@ -391,6 +418,7 @@ pub fn provide_session(api: Option<Api>, view: ViewState) {
     provide_context(clock);
     provide_context::<Signal<StatsSummary>>(stats.into());
     provide_context::<Signal<Connection>>(connection.into());
+    provide_context(LastCurrent(last_current.into()));
 
     // Who is signed in is asked first: admin's "mine" switch decides what loads.
     let asking = StoredValue::new(false);
@@ -425,9 +453,18 @@ pub fn provide_session(api: Option<Api>, view: ViewState) {
             data.start_polling();
         }
     });
+    // Current from the moment the stream opens or a poll answers, then every tick (below).
+    Effect::new(move |_| {
+        if connection.get().current() {
+            last_current.set(Some(now_secs()));
+        }
+    });
     let ticker = set_interval_with_handle(
         move || {
             clock.0.set(now_secs());
+            if connection.get_untracked().current() {
+                last_current.set(Some(now_secs()));
+            }
             let tick = clock.0.get_untracked() as u64;
             if auth.api.with_untracked(Option::is_some) && tick.is_multiple_of(STATS_EVERY) {
                 // Until `/v1/me` answers (the service was unreachable, say), ask again.
@@ -491,6 +528,8 @@ where
     stats: RwSignal<StatsSummary>,
     stream: UseEventStreamReturn<O, C>,
     fallback: RwSignal<Fallback>,
+    /// A load is under way.
+    loading: RwSignal<bool>,
     /// Which load is current; older loads and polling loops stop themselves.
     generation: StoredValue<u64>,
     /// The load whose polling loop is running, if one is.
@@ -516,6 +555,7 @@ where
         self.generation.update_value(|g| *g += 1);
         (self.stream.close)();
         self.fallback.set(Fallback::Off);
+        self.loading.set(false);
     }
 
     /// (Re)loads everything for the current endpoint filter, then follows the stream.
@@ -527,11 +567,13 @@ where
         let generation = self.generation.get_value();
         let (endpoints, mine) = self.scope();
         let data = *self;
+        self.loading.set(true);
         spawn_local(async move {
             let loaded = load::everything(&api, &endpoints, mine).await;
             if !data.current(generation) {
                 return;
             }
+            data.loading.set(false);
             match loaded {
                 Ok((stats, rows)) => {
                     let filter = (!endpoints.is_empty())
@@ -615,10 +657,15 @@ where
                 // An answer that comes after the stream opened is older than what it applied.
                 Ok(_) if !self.still_polling(generation) => return,
                 Ok((stats, rows)) => {
+                    let was_away = self.fallback.get_untracked() == Fallback::Unreachable;
                     self.live
                         .update(|l| l.refresh(stats.seq, stats.tasks, rows));
                     self.stats.set(stats);
                     self.fallback.set(Fallback::Polling);
+                    // Back from an outage: the stream is worth trying at once.
+                    if was_away {
+                        rounds = RETRY_EVERY;
+                    }
                 }
                 Err(ApiError::Unauthorized) => return,
                 Err(_) => self.fallback.set(Fallback::Unreachable),
@@ -641,28 +688,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_indicator_follows_the_stream_and_the_fallback() {
+    fn the_indicator_follows_the_stream_the_fallback_and_reachability() {
         use Connection::*;
         use StreamState as S;
+        // (stream, fallback, reachable, loading) → shown
         let cases = [
-            (S::Closed, Fallback::Off, Offline),
-            (S::Connecting, Fallback::Off, Reconnecting),
-            (S::Open, Fallback::Off, Live),
-            (S::Reconnecting, Fallback::Off, Reconnecting),
-            (S::Failed, Fallback::Off, Offline),
-            (S::Failed, Fallback::Polling, Polling),
-            (S::Connecting, Fallback::Polling, Polling),
-            (S::Reconnecting, Fallback::Polling, Polling),
-            (S::Connecting, Fallback::Unreachable, Offline),
-            (S::Open, Fallback::Polling, Live),
-            (S::Open, Fallback::Unreachable, Live),
+            (S::Closed, Fallback::Off, true, true, Connecting),
+            (S::Connecting, Fallback::Off, true, false, Connecting),
+            (S::Closed, Fallback::Off, true, false, Offline),
+            (S::Open, Fallback::Off, true, false, Live),
+            (S::Reconnecting, Fallback::Off, true, false, Reconnecting),
+            (S::Failed, Fallback::Off, true, false, Offline),
+            (S::Failed, Fallback::Polling, true, false, Polling),
+            (S::Connecting, Fallback::Polling, true, false, Polling),
+            (S::Reconnecting, Fallback::Polling, true, false, Polling),
+            (S::Connecting, Fallback::Unreachable, true, false, Offline),
+            (S::Open, Fallback::Polling, true, false, Live),
+            (S::Open, Fallback::Unreachable, false, false, Live),
+            // Away: offline whatever is being tried, never flickering back to polling.
+            (S::Connecting, Fallback::Polling, false, false, Offline),
+            (S::Reconnecting, Fallback::Off, false, false, Offline),
+            (S::Closed, Fallback::Off, false, true, Offline),
         ];
-        for (stream, fallback, shown) in cases {
+        for (stream, fallback, reachable, loading, shown) in cases {
             assert_eq!(
-                Connection::of(stream, fallback),
+                Connection::of(stream, fallback, reachable, loading),
                 shown,
-                "{stream:?} {fallback:?}"
+                "{stream:?} {fallback:?} reachable {reachable} loading {loading}"
             );
         }
+        assert!(Live.current() && Polling.current() && !Offline.current());
     }
 }
