@@ -124,6 +124,17 @@ enum Command {
         #[command(flatten)]
         connection: Connection,
     },
+    /// Copy a running service's store to a new file, consistently, without stopping it.
+    #[command(
+        after_help = "Example:\n  lifeline backup --data-dir /var/lib/lifeline /backups/lifeline-2026-12-01.sqlite3\n\nTo restore: stop the service, put the copy in a data directory as lifeline.sqlite3 (beside the\ntoken file), and start `lifeline serve --data-dir` on it."
+    )]
+    Backup {
+        /// The service's data directory [default: ./lifeline-data]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The new file to write (never overwritten)
+        dest: PathBuf,
+    },
     /// Watch tasks move through the life cycle until all are finished (exit 1 if any failed).
     ///
     /// By default it watches the tasks unfinished when it starts, and every task submitted while
@@ -378,6 +389,18 @@ async fn run(cli: Cli) -> CliResult<()> {
             task_ids,
             connection,
         } => commands::cancel(&client(connection)?, &task_ids).await,
+        Command::Backup { data_dir, dest } => {
+            let data_dir = data_dir.unwrap_or_else(|| PathBuf::from("lifeline-data"));
+            let summary = lifeline_service::store::backup(&data_dir, &dest)
+                .map_err(|e| client::CliError::failed(format!("{e:#}")))?;
+            println!(
+                "Backed up {} tasks and {} events to {}.",
+                summary.tasks,
+                summary.events,
+                dest.display()
+            );
+            Ok(())
+        }
         Command::Watch {
             endpoint,
             task_group,

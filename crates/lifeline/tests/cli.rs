@@ -1162,3 +1162,31 @@ async fn users_and_their_tokens_from_the_command_line() {
         "a removed user's token is refused"
     );
 }
+
+#[tokio::test]
+async fn backup_copies_a_running_store_to_a_new_file() {
+    let l = common::serve().await;
+    let home = tempfile::tempdir().expect("home");
+    let dest = l.scratch().join("copy.sqlite3");
+    let data = l.data_dir();
+    let args = [
+        "backup",
+        "--data-dir",
+        data.to_str().expect("path"),
+        dest.to_str().expect("path"),
+    ];
+    let out = lifeline(&args, &[], home.path()).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("Backed up 0 tasks"),
+        "{}",
+        text(&out.stdout)
+    );
+    let again = lifeline(&args, &[], home.path()).await;
+    assert_eq!(again.status.code(), Some(1), "never over an existing file");
+    assert!(
+        text(&again.stderr).contains("never overwrites"),
+        "{}",
+        text(&again.stderr)
+    );
+}

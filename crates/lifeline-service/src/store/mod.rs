@@ -6,6 +6,7 @@
 //! from the event log's primary key, so they are gap-free and in commit order; they are published
 //! to subscribers only after the batch commits, and callers hear back only then.
 
+mod backup;
 mod read;
 pub mod registry;
 mod schema;
@@ -23,6 +24,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::stats::StatsBook;
 use crate::users::UserId;
 
+pub use backup::{BackupSummary, backup};
 pub use read::{
     TaskFilter, events_after, list_tasks, status_document, task_owner, task_payload,
     tasks_in_states, tasks_since,
