@@ -78,7 +78,8 @@ pub struct NewToken {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 200)))]
     pub name: Option<String>,
-    /// How long it lives: a number and a unit, `30d`, `12h`, `45m` or `90s`; forever if absent.
+    /// How long it lives: a number and a unit, `30d`, `12h`, `45m` or `90s` (at most ten
+    /// years); forever if absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[0-9]{1,9}[dhms]$")))]
     pub expires: Option<String>,
@@ -96,7 +97,8 @@ fn optional_user_name_schema(g: &mut schemars::SchemaGenerator) -> schemars::Sch
     user_name_schema(g)
 }
 
-/// Parses a lifetime such as `30d`, `12h`, `45m`, `90s` into seconds.
+/// Parses a lifetime such as `30d`, `12h`, `45m`, `90s` into seconds; `None` for anything else,
+/// or for longer than [`MAX_LIFETIME_SECS`].
 pub fn parse_lifetime(text: &str) -> Option<u64> {
     let (number, unit) = text.split_at(text.len().checked_sub(1)?);
     if number.is_empty() || number.len() > 9 || !number.bytes().all(|b| b.is_ascii_digit()) {
@@ -110,8 +112,12 @@ pub fn parse_lifetime(text: &str) -> Option<u64> {
         "s" => 1,
         _ => return None,
     };
-    (n > 0).then_some(n * scale)
+    let secs = n.checked_mul(scale)?;
+    (n > 0 && secs <= MAX_LIFETIME_SECS).then_some(secs)
 }
+
+/// The longest a token may live: ten years.
+pub const MAX_LIFETIME_SECS: u64 = 10 * 366 * 86_400;
 
 /// The answer to `POST /v1/tokens`: the token is shown this once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,7 +228,17 @@ mod tests {
     fn lifetimes_and_names() {
         assert_eq!(parse_lifetime("30d"), Some(30 * 86_400));
         assert_eq!(parse_lifetime("90s"), Some(90));
-        for bad in ["", "d", "0d", "3w", "-1d", "1.5h", "1234567890s"] {
+        for bad in [
+            "",
+            "d",
+            "0d",
+            "3w",
+            "-1d",
+            "1.5h",
+            "1234567890s",
+            "999999999d",
+            "3661d",
+        ] {
             assert_eq!(parse_lifetime(bad), None, "{bad}");
         }
         assert!(valid_user_name("ada.lovelace-2"));

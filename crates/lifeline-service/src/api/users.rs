@@ -246,11 +246,16 @@ pub(super) async fn create_token(
             let secs = parse_lifetime(text).ok_or_else(|| {
                 ApiError::bad(
                     "invalid_request",
-                    format!("expires {text:?} is not a lifetime such as 30d, 12h, 45m or 90s"),
+                    format!(
+                        "expires {text:?} is not a lifetime such as 30d, 12h, 45m or 90s (at most ten years)"
+                    ),
                 )
             })?;
+            // At most ten years (parse_lifetime): far from overflowing microseconds.
             Some(Timestamp::from_micros(
-                crate::now().as_micros() + secs as i64 * 1_000_000,
+                crate::now()
+                    .as_micros()
+                    .saturating_add(secs as i64 * 1_000_000),
             ))
         }
     };
