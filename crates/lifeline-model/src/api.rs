@@ -16,9 +16,9 @@ use crate::ids::{EndpointId, FunctionId, TaskGroupId, TaskId};
 use crate::time::Timestamp;
 
 pub use crate::accounts::{
-    AuditEntry, AuditQuery, EndpointShares, NewToken, NewUser, ShareEndpoint, StreamTicket,
-    TokenCreated, TokenInfo, TokenListQuery, UserCreated, UserInfo, UserQuotas, parse_lifetime,
-    valid_user_name,
+    AuditEntry, AuditQuery, EndpointShares, MAX_LIFETIME_SECS, NewToken, NewUser, ShareEndpoint,
+    StreamTicket, TokenCreated, TokenInfo, TokenListQuery, UserCreated, UserInfo, UserQuotas,
+    parse_lifetime, valid_user_name,
 };
 pub use crate::event::{EndpointStatus, Event, EventBody, TransitionEvent};
 pub use crate::status::StatusDocument;
