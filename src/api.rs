@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use gloo_net::http::{QueryParams, Request, Response};
 use lifeline_model::api::{
-    ErrorBody, EventsQuery, FunctionInfo, StatsQuery, StatusDocument, StreamTicket, TaskListQuery,
-    UserInfo,
+    BatchStatus, BatchStatusRequest, ErrorBody, EventsQuery, FunctionInfo, StatsQuery,
+    StatusDocument, StreamTicket, TaskListQuery, UserInfo,
 };
 use lifeline_model::{EndpointId, EndpointSummary, FunctionId, StatsSummary, TaskId, TaskPage};
 use serde::Serialize;
@@ -317,6 +317,38 @@ impl Api {
     /// `GET /v1/tasks/{id}`: the task's status document.
     pub async fn task(&self, id: TaskId) -> Result<TaskStatus, ApiError> {
         self.get(&format!("/v1/tasks/{id}"), Vec::new()).await
+    }
+
+    /// `POST /v1/tasks/batch_status`: the status documents of several tasks at once.
+    pub async fn batch_status(
+        &self,
+        ids: &[TaskId],
+    ) -> Result<BatchStatus<serde_json::Value>, ApiError> {
+        let body = BatchStatusRequest {
+            task_ids: ids.iter().map(ToString::to_string).collect(),
+        };
+        let text = self.observe(self.post("/v1/tasks/batch_status", &body).await)?;
+        serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()))
+    }
+
+    /// `POST path` with a JSON body: the answer's text, or the error it stands for.
+    async fn post<B: Serialize>(&self, path: &str, body: &B) -> Result<String, ApiError> {
+        let body = serde_json::to_string(body).map_err(|e| ApiError::Decode(e.to_string()))?;
+        let response = Request::post(&self.url(path))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .map_err(|e| ApiError::Network(e.to_string()))?
+            .send()
+            .await
+            .map_err(|e| ApiError::Network(e.to_string()))?;
+        if !response.ok() {
+            return Err(failure(response).await);
+        }
+        response
+            .text()
+            .await
+            .map_err(|e| ApiError::Network(e.to_string()))
     }
 
     /// `GET /v1/functions/{id}`.

@@ -1,6 +1,6 @@
 //! What the dashboard shows, kept in the URL's query so that a link reproduces the view and a
 //! reload keeps it:
-//! `?view=endpoints&endpoint=ID,ID&mine=true&state=running,failed&function=ID&q=0190&task=ID`.
+//! `?view=endpoints&endpoint=ID,ID&mine=true&state=running,failed&function=ID&q=0190&task=ID&sort=-age`.
 
 use lifeline_model::{EndpointId, FunctionId, State, TaskId};
 
@@ -33,6 +33,81 @@ impl Page {
     }
 }
 
+/// What the task list can be sorted by.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum SortKey {
+    /// Since the task was submitted.
+    #[default]
+    Age,
+    /// Where the task is in the life cycle, in the model's order of states.
+    State,
+    /// How long the task has been in its state.
+    InState,
+}
+
+impl SortKey {
+    pub const ALL: [SortKey; 3] = [SortKey::Age, SortKey::State, SortKey::InState];
+
+    pub fn wire(self) -> &'static str {
+        match self {
+            SortKey::Age => "age",
+            SortKey::State => "state",
+            SortKey::InState => "in-state",
+        }
+    }
+
+    /// The order a first click asks for: the newest, the earliest states, and the tasks stuck
+    /// longest first.
+    pub fn natural_descending(self) -> bool {
+        match self {
+            SortKey::Age | SortKey::State => false,
+            SortKey::InState => true,
+        }
+    }
+}
+
+/// The task list's order: newest first unless asked otherwise.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+impl Sort {
+    /// The order after clicking `key`'s header: the other direction if it is the key already,
+    /// else that key in its natural direction.
+    pub fn toggled(self, key: SortKey) -> Self {
+        if self.key == key {
+            Sort {
+                key,
+                descending: !self.descending,
+            }
+        } else {
+            Sort {
+                key,
+                descending: key.natural_descending(),
+            }
+        }
+    }
+
+    fn wire(self) -> String {
+        format!(
+            "{}{}",
+            if self.descending { "-" } else { "" },
+            self.key.wire()
+        )
+    }
+
+    fn parse(value: &str) -> Option<Self> {
+        let (descending, name) = match value.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, value),
+        };
+        let key = SortKey::ALL.into_iter().find(|k| k.wire() == name)?;
+        Some(Sort { key, descending })
+    }
+}
+
 /// Every choice that shapes the view.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ViewState {
@@ -49,6 +124,8 @@ pub struct ViewState {
     /// Text searched in task ids.
     pub search: String,
     pub task: Option<TaskId>,
+    /// The task list's order.
+    pub sort: Sort,
 }
 
 fn list<T: std::str::FromStr>(value: &str) -> Vec<T> {
@@ -123,6 +200,7 @@ impl ViewState {
                 "function" => state.function = value.parse().ok(),
                 "q" => state.search = value,
                 "task" => state.task = value.parse().ok(),
+                "sort" => state.sort = Sort::parse(&value).unwrap_or_default(),
                 _ => {}
             }
         }
@@ -163,6 +241,9 @@ impl ViewState {
         if let Some(t) = self.task {
             parts.push(format!("task={t}"));
         }
+        if self.sort != Sort::default() {
+            parts.push(format!("sort={}", self.sort.wire()));
+        }
         if parts.is_empty() {
             String::new()
         } else {
@@ -197,6 +278,10 @@ mod tests {
             function: Some(FunctionId::from_u128(3)),
             search: "01a2 x&y".into(),
             task: Some(TaskId::from_u128(4)),
+            sort: Sort {
+                key: SortKey::InState,
+                descending: true,
+            },
         };
         let query = state.to_query();
         assert!(
@@ -205,9 +290,36 @@ mod tests {
         );
         assert!(query.contains("state=running,waiting-for-ep"), "{query}");
         assert!(query.contains("&mine=true&"), "{query}");
+        assert!(query.ends_with("&sort=-in-state"), "{query}");
         assert!(query.contains("q=01a2%20x%26y"), "{query}");
         assert_eq!(ViewState::from_query(&query), state);
         assert_eq!(ViewState::default().to_query(), "");
+    }
+
+    #[test]
+    fn sorting_toggles_and_starts_in_each_key_s_natural_order() {
+        let newest = Sort::default();
+        assert_eq!(
+            newest.toggled(SortKey::Age),
+            Sort {
+                key: SortKey::Age,
+                descending: true
+            }
+        );
+        let stuck = newest.toggled(SortKey::InState);
+        assert!(stuck.descending, "longest in state first");
+        assert!(!stuck.toggled(SortKey::InState).descending);
+        assert_eq!(
+            ViewState::from_query("?sort=-state").sort,
+            Sort {
+                key: SortKey::State,
+                descending: true
+            }
+        );
+        assert_eq!(
+            ViewState::from_query("?sort=sideways").sort,
+            Sort::default()
+        );
     }
 
     #[test]

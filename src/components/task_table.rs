@@ -9,8 +9,8 @@ use leptos::prelude::*;
 use lifeline_model::{State, TaskId};
 
 use crate::live::TaskRow;
-use crate::session::{Clock, Endpoints, FunctionNames, LiveTasks, short};
-use crate::url_state::ViewState;
+use crate::session::{Clock, Endpoints, Exceptions, FunctionNames, LiveTasks, short};
+use crate::url_state::{Sort, SortKey, ViewState};
 
 /// Row height in pixels on a wide screen, and on a phone, where each row takes two lines (kept
 /// in step with `.task-row` in the style sheet, which the rows' own `height` overrides).
@@ -133,6 +133,45 @@ fn keep(
             || t.task_group_id.to_string().contains(needle))
 }
 
+/// Puts `rows` (newest first, as [`crate::live::Live::select`] gives them) in the list's order.
+/// Sorting is stable, so rows that compare equal stay newest first.
+pub fn sort_rows(rows: &mut [u32], sort: Sort, row: impl Fn(u32) -> Option<TaskRow>) {
+    let default = Sort::default();
+    if sort == default {
+        return;
+    }
+    if sort.key == SortKey::Age {
+        // Newest first is the order they come in; the other way is its reverse.
+        rows.reverse();
+        return;
+    }
+    let mut keyed: Vec<(i64, u32)> = rows
+        .iter()
+        .map(|&i| {
+            let key = row(i).map_or(i64::MAX, |t| match sort.key {
+                SortKey::State => t.state.index() as i64,
+                // Entered its state earliest = longest in it.
+                SortKey::InState => t.since.as_micros(),
+                SortKey::Age => 0,
+            });
+            (key, i)
+        })
+        .collect();
+    // "In state" ascending is the shortest stay first: the latest `since` first.
+    let latest_first = (sort.key == SortKey::InState) != sort.descending;
+    let flip = sort.key == SortKey::State && sort.descending;
+    keyed.sort_by(|a, b| {
+        if latest_first || flip {
+            b.0.cmp(&a.0)
+        } else {
+            a.0.cmp(&b.0)
+        }
+    });
+    for (slot, (_, i)) in rows.iter_mut().zip(keyed) {
+        *slot = i;
+    }
+}
+
 /// "1 task", "2 tasks".
 pub fn tasks_text(n: usize) -> String {
     if n == 1 {
@@ -164,10 +203,15 @@ pub fn TaskTable() -> impl IntoView {
         let view = view_state.get();
         let needle = view.search.trim().to_lowercase();
         live.with(|l| {
-            l.map(|l| l.select(|t, came_from| keep(&view, t, came_from, &needle)))
-                .unwrap_or_default()
+            let Some(l) = l else {
+                return Vec::new();
+            };
+            let mut rows = l.select(|t, came_from| keep(&view, t, came_from, &needle));
+            sort_rows(&mut rows, view.sort, |i| l.newest(i as usize).cloned());
+            rows
         })
     });
+    let exceptions = expect_context::<Exceptions>();
     let total = move || filtered.with(Vec::len);
 
     let visible = move || {
@@ -189,6 +233,12 @@ pub fn TaskTable() -> impl IntoView {
             })
         });
         functions.want(rows.iter().map(|(_, t)| t.function_id).collect());
+        exceptions.want(
+            rows.iter()
+                .filter(|(_, t)| t.state == State::Failed)
+                .map(|(_, t)| t.task_id)
+                .collect(),
+        );
         rows
     };
 
@@ -293,10 +343,10 @@ pub fn TaskTable() -> impl IntoView {
                 <span class="c-id" role="columnheader">"Task"</span>
                 <span class="c-fn" role="columnheader">"Function"</span>
                 <span class="c-ep" role="columnheader">"Endpoint"</span>
-                <span class="c-state" role="columnheader">"State"</span>
+                {sort_header(view_state, SortKey::State, "c-state", "State")}
                 <span class="c-att num" role="columnheader">"Attempt"</span>
-                <span class="c-age num" role="columnheader">"Age"</span>
-                <span class="c-ins num" role="columnheader">"In state"</span>
+                {sort_header(view_state, SortKey::Age, "c-age num", "Age")}
+                {sort_header(view_state, SortKey::InState, "c-ins num", "In state")}
                 <span class="c-strip" role="columnheader">"Life cycle"</span>
             </div>
             <div class="task-space" style=move || format!("height: {}px", total() as f64 * row_height())>
@@ -325,7 +375,14 @@ pub fn TaskTable() -> impl IntoView {
                                     <span class="c-id mono" role="gridcell" title=id.to_string()>{short(&id.to_string())}</span>
                                     <span class="c-fn" role="gridcell">{function}</span>
                                     <span class="c-ep" role="gridcell">{endpoint_name(t.endpoint_id)}</span>
-                                    <span class=format!("c-state state-label state-{}", t.state.wire()) role="gridcell">{t.state.label()}</span>
+                                    <span class="c-state" role="gridcell">
+                                        <span class=format!("state-label state-{}", t.state.wire())>{t.state.label()}</span>
+                                        {(t.state == State::Failed).then(|| view! {
+                                            <span class="exception-line" data-exception-line="">
+                                                {move || exceptions.line(id).map(|line| format!(" · {line}"))}
+                                            </span>
+                                        })}
+                                    </span>
                                     <span class="c-att num" role="gridcell">{format!("{}/{}", t.attempt, t.max_retries + 1)}</span>
                                     <span class="c-age num" role="gridcell">{age(now - t.created_at.as_secs_f64())}</span>
                                     <span class="c-ins num" role="gridcell">{age(now - t.since.as_secs_f64())}</span>
@@ -338,6 +395,37 @@ pub fn TaskTable() -> impl IntoView {
             </div>
         </div>
         <p class="task-count" data-testid="task-count" aria-live="polite">{move || tasks_text(total())}</p>
+    }
+}
+
+/// A column header that sorts the list by `key` when clicked, saying how it is sorted.
+fn sort_header(
+    view_state: RwSignal<ViewState>,
+    key: SortKey,
+    class: &'static str,
+    label: &'static str,
+) -> impl IntoView {
+    let sort = move || view_state.with(|v| v.sort);
+    let aria_sort = move || {
+        let s = sort();
+        match (s.key == key, s.descending) {
+            (false, _) => "none",
+            (true, false) => "ascending",
+            (true, true) => "descending",
+        }
+    };
+    let arrow = move || match aria_sort() {
+        "ascending" => "▲",
+        "descending" => "▼",
+        _ => "",
+    };
+    view! {
+        <span class=class role="columnheader" aria-sort=aria_sort data-sort=key.wire()>
+            <button class="sort" title=format!("Sort by {}", label.to_lowercase())
+                on:click=move |_| view_state.update(|v| v.sort = v.sort.toggled(key))>
+                {label}<span class="sort-arrow" aria-hidden="true">{arrow}</span>
+            </button>
+        </span>
     }
 }
 
@@ -406,6 +494,55 @@ mod tests {
         // A task may fail or be cancelled almost anywhere.
         assert!(!always_visited(Running, Failed));
         assert!(!always_visited(DispatchedToEp, Cancelled));
+    }
+
+    #[test]
+    fn rows_sort_by_age_state_and_time_in_state() {
+        use super::{TaskRow, sort_rows};
+        use crate::url_state::{Sort, SortKey};
+        use lifeline_model::{EndpointId, FunctionId, State, TaskGroupId, TaskId, Timestamp};
+        // Newest first, as the list holds them: (state, entered it at).
+        let rows: Vec<TaskRow> = [
+            (State::Success, 50),
+            (State::Running, 10),
+            (State::Received, 40),
+            (State::Running, 30),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (state, since))| TaskRow {
+            task_id: TaskId::from_u128(i as u128),
+            task_group_id: TaskGroupId::from_u128(1),
+            endpoint_id: EndpointId::from_u128(1),
+            function_id: FunctionId::from_u128(1),
+            state,
+            attempt: 1,
+            max_retries: 0,
+            created_at: Timestamp::from_micros(0),
+            since: Timestamp::from_micros(since),
+        })
+        .collect();
+        let order = |key, descending| {
+            let mut list = vec![0, 1, 2, 3];
+            sort_rows(&mut list, Sort { key, descending }, |i| {
+                rows.get(i as usize).cloned()
+            });
+            list
+        };
+        assert_eq!(order(SortKey::Age, false), [0, 1, 2, 3], "newest first");
+        assert_eq!(order(SortKey::Age, true), [3, 2, 1, 0]);
+        assert_eq!(
+            order(SortKey::State, false),
+            [2, 1, 3, 0],
+            "received, running (newest first), success"
+        );
+        assert_eq!(order(SortKey::State, true), [0, 1, 3, 2]);
+        assert_eq!(
+            order(SortKey::InState, true),
+            [1, 3, 2, 0],
+            "longest in its state first"
+        );
+        assert_eq!(order(SortKey::InState, false), [0, 2, 3, 1]);
     }
 
     #[test]

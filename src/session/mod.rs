@@ -9,6 +9,7 @@
 //! the dashboard polls, and tries the stream again every few rounds.
 
 mod endpoints;
+mod exceptions;
 mod load;
 
 use std::collections::{HashMap, HashSet};
@@ -30,6 +31,7 @@ use crate::live::Live;
 use crate::url_state::ViewState;
 
 pub use endpoints::{Endpoints, apply_status};
+pub use exceptions::{Exceptions, exception_line};
 pub use load::TASK_CAP;
 
 /// The connection indicator's states (`data-connection`).
@@ -415,6 +417,7 @@ pub fn provide_session(api: Option<Api>, view: ViewState) {
     provide_context(live);
     provide_context(endpoints);
     provide_context(functions);
+    provide_context(Exceptions::new(auth));
     provide_context(clock);
     provide_context::<Signal<StatsSummary>>(stats.into());
     provide_context::<Signal<Connection>>(connection.into());
