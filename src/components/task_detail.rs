@@ -10,7 +10,7 @@ use lifeline_model::{State, TaskId, Timestamp, TransitionRecord, human_duration}
 
 use crate::api::{ApiError, TaskStatus};
 use crate::components::task_table::age;
-use crate::session::{Auth, Clock, Endpoints, LiveTasks};
+use crate::session::{Auth, Clock, Endpoints, LiveTasks, exception_line};
 use crate::url_state::ViewState;
 
 /// The selected task's status document: `Ok(None)` while no task is selected.
@@ -61,10 +61,29 @@ pub fn path_of(doc: TaskDocument, task: Memo<Option<TaskId>>) -> Signal<Vec<Tran
     })
 }
 
-fn time(at: Timestamp) -> String {
+/// A moment as the time of day in UTC to the millisecond (`04:35:41.327`), and the whole date
+/// and time for a tooltip.
+fn time_parts(at: Timestamp) -> (String, String) {
     let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at.as_secs_f64() * 1000.0));
     let iso: String = date.to_iso_string().into();
-    iso.replace('T', " ")
+    let clock = iso.get(11..23).unwrap_or(&iso).to_owned();
+    (clock, iso.replace('T', " ").replace('Z', " UTC"))
+}
+
+/// The status document's `completion_t` (epoch seconds in a string) as a date and time in UTC.
+fn completed_at(epoch: &str) -> Option<String> {
+    let seconds: f64 = epoch.trim().parse().ok()?;
+    Some(time_parts(Timestamp::from_secs_f64(seconds)).1)
+}
+
+/// What a step's reason says, in one line: a traceback's exception (its last line), otherwise
+/// the reason as written (a placement, a lost worker), whose first line is all of it.
+pub fn step_reason(reason: &str) -> String {
+    if reason.trim_start().starts_with("Traceback") {
+        exception_line(reason)
+    } else {
+        reason.lines().next().unwrap_or_default().trim().to_owned()
+    }
 }
 
 /// The detail's heading, which takes focus when a task is opened from the keyboard or on a
@@ -140,22 +159,32 @@ fn Document(doc: TaskStatus) -> impl IntoView {
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let stay = log
-                .get(i + 1)
-                .map(|n| human_duration(n.at.as_secs_f64() - t.at.as_secs_f64()))
-                .unwrap_or_else(|| "now".into());
+            let at = t.at.as_secs_f64();
+            // How long the task stayed: until the next step; a finished task's last state is
+            // where it ended, and an unfinished one's is still counting.
+            let stay = match log.get(i + 1) {
+                Some(next) => human_duration(next.at.as_secs_f64() - at).into_any(),
+                None if t.state.is_terminal() => view! { <span class="muted">"(end)"</span> }.into_any(),
+                None => view! { <span>{move || format!("{} so far", age(clock.get() - at))}</span> }.into_any(),
+            };
             let full_reason = t.reason.clone().unwrap_or_default();
-            let reason = full_reason.lines().next().unwrap_or_default().to_owned();
+            let reason = step_reason(&full_reason);
+            let (clock_time, date) = time_parts(t.at);
             view! {
                 <tr data-step=i + 1>
-                    <td>{i + 1}</td>
-                    <td class=format!("state-label state-{}", t.state.wire())>{t.state.wire()}</td>
-                    <td>{t.actor.wire()}</td>
-                    <td>{t.attempt}</td>
-                    <td class="mono">{time(t.at)}</td>
-                    <td>{stay}</td>
-                    <td class="reason" title=full_reason>{reason}</td>
+                    <td class="num">{i + 1}</td>
+                    <td class=format!("nowrap state-label state-{}", t.state.wire())>{t.state.wire()}</td>
+                    <td class="nowrap">{t.actor.wire()}</td>
+                    <td class="num">{t.attempt}</td>
+                    <td class="mono nowrap" title=date>{clock_time}</td>
+                    <td class="nowrap">{stay}</td>
                 </tr>
+                {(!reason.is_empty()).then(|| view! {
+                    <tr class="reason-row" data-reason-of=i + 1>
+                        <td></td>
+                        <td class="reason" colspan="5" title=full_reason>{reason}</td>
+                    </tr>
+                })}
             }
         })
         .collect_view();
@@ -182,7 +211,9 @@ fn Document(doc: TaskStatus) -> impl IntoView {
                     </ol>
                 </dd>
             })}
-            {doc.completion_t.map(|c| view! { <dt>"completion_t"</dt><dd class="mono">{c}</dd> })}
+            {doc.completion_t.as_deref().and_then(completed_at).map(|c| view! {
+                <dt>"completed"</dt><dd data-completed="">{c}</dd>
+            })}
             {started.map(|t0| view! {
                 <dt>"age"</dt><dd>{move || age(clock.get() - t0)}</dd>
             })}
@@ -191,9 +222,29 @@ fn Document(doc: TaskStatus) -> impl IntoView {
         {result.map(|r| view! { <h3>"Result"</h3><pre class="result" tabindex="0" aria-label="Result">{r}</pre> })}
         {doc.exception.map(|e| view! { <h3>"Exception"</h3><pre class="exception" tabindex="0" aria-label="Exception">{e}</pre> })}
         <h3>"Transitions"</h3>
+        // Scrolls sideways on its own on a narrow screen, rather than the whole detail.
+        <div class="table-scroll" tabindex="0" role="region" aria-label="Transitions">
         <table class="transitions">
-            <thead><tr><th>"#"</th><th>"state"</th><th>"actor"</th><th>"attempt"</th><th>"at (UTC)"</th><th>"time there"</th><th>"reason"</th></tr></thead>
+            <thead><tr><th class="num">"#"</th><th>"state"</th><th>"by"</th><th class="num">"attempt"</th><th>"at (UTC)"</th><th>"time there"</th></tr></thead>
             <tbody>{rows}</tbody>
         </table>
+        </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::step_reason;
+
+    #[test]
+    fn a_failed_step_reads_as_its_exception() {
+        let traceback =
+            "Traceback (most recent call last):\n  File \"x\", line 1\nValueError: bad input: 42";
+        assert_eq!(step_reason(traceback), "ValueError: bad input: 42");
+        assert_eq!(
+            step_reason("executor default, manager 1, block 1 (local job 4649), node vm"),
+            "executor default, manager 1, block 1 (local job 4649), node vm"
+        );
+        assert_eq!(step_reason(""), "");
     }
 }

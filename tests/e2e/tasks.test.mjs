@@ -147,3 +147,39 @@ test('the keyboard reaches the list at once, moves without opening, opens with E
   await page.keyboard.press('Enter');
   assert.deepEqual(errors, []);
 });
+
+test('the detail of a failed task: whole reasons, unwrapped names, a readable completion time, no "now"', async () => {
+  await page.locator(`[data-task-id="${ids.boom}"]`).click();
+  const detail = page.locator(`[data-task-detail="${ids.boom}"]`);
+  await detail.locator('[data-status="failed"]').waitFor();
+  assert.match(await detail.locator('[data-completed]').textContent(), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC$/);
+  const steps = await detail.locator('tr[data-step]').evaluateAll((rows) => rows.map((r) => ({
+    state: r.children[1].textContent,
+    there: r.children[5].textContent,
+    oneLine: [...r.children].every((c) => {
+      const range = document.createRange();
+      range.selectNodeContents(c);
+      const lines = new Set([...range.getClientRects()].map((b) => Math.round(b.top)));
+      return lines.size <= 1 && c.scrollWidth <= c.clientWidth + 1;
+    }),
+  })));
+  assert.equal(steps.at(-1).state, 'failed');
+  assert.equal(steps.at(-1).there, '(end)', 'a finished task\'s last state is where it ended');
+  assert.ok(steps.every((s) => s.there !== 'now'));
+  assert.ok(steps.every((s) => s.oneLine), `steps on one line each: ${JSON.stringify(steps)}`);
+  const failedReason = await detail.locator(`tr[data-reason-of="${steps.length}"] .reason`).evaluate((td) => ({
+    text: td.textContent, clipped: td.scrollWidth > td.clientWidth + 1,
+  }));
+  assert.equal(failedReason.text, 'ValueError: bad input: 42');
+  assert.ok(!failedReason.clipped, 'the reason is not clipped');
+  await page.screenshot({ path: join(SCREENSHOTS, 'task-detail-failed.png') });
+  await page.setViewportSize({ width: 390, height: 844 });
+  const table = await detail.locator('.table-scroll').evaluate((t) => t.scrollWidth - t.clientWidth);
+  assert.ok(table <= 0, `on a phone the steps fit the screen (${table}px over)`);
+  const reasons = await detail.locator('td.reason').evaluateAll((tds) => tds.filter((td) => td.scrollWidth > td.clientWidth + 1).length);
+  assert.equal(reasons, 0, 'no reason clipped on a phone');
+  await detail.locator('table.transitions').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(SCREENSHOTS, 'task-detail-failed-phone.png') });
+  await page.setViewportSize({ width: 1440, height: 900 });
+  await page.keyboard.press('Escape');
+});
