@@ -18,7 +18,9 @@ use lifeline_model::api::{
     BatchStatus, BatchStatusRequest, ErrorBody, EventsQuery, FunctionInfo, StatsQuery,
     StatusDocument, StreamTicket, TaskListQuery, UserInfo,
 };
-use lifeline_model::{EndpointId, EndpointSummary, FunctionId, StatsSummary, TaskId, TaskPage};
+use lifeline_model::{
+    EndpointId, EndpointSummary, FunctionId, State, StatsSummary, TaskId, TaskPage,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -161,6 +163,11 @@ fn endpoint_filter(endpoints: &[EndpointId]) -> Option<String> {
             .collect::<Vec<_>>()
             .join(",")
     })
+}
+
+/// The `edge` filter of `/v1/tasks`: `FROM>TO` in wire names (the query string encodes `>`).
+fn edge_filter(from: State, to: State) -> String {
+    format!("{}>{}", from.wire(), to.wire())
 }
 
 /// The error an answer that is not a success stands for. Only a service's own error body is
@@ -314,6 +321,25 @@ impl Api {
         self.get("/v1/tasks", query_pairs(&query)).await
     }
 
+    /// The tasks that took the edge `from → to`, newest crossing first (`GET /v1/tasks?edge=`),
+    /// for the endpoints (all when none is given; `mine`: only the caller's own).
+    pub async fn tasks_by_edge(
+        &self,
+        endpoints: &[EndpointId],
+        mine: bool,
+        (from, to): (State, State),
+        limit: usize,
+    ) -> Result<TaskPage, ApiError> {
+        let query = TaskListQuery {
+            endpoint_id: endpoint_filter(endpoints),
+            edge: Some(edge_filter(from, to)),
+            limit: Some(limit),
+            mine: mine.then_some(true),
+            ..TaskListQuery::default()
+        };
+        self.get("/v1/tasks", query_pairs(&query)).await
+    }
+
     /// `GET /v1/tasks/{id}`: the task's status document.
     pub async fn task(&self, id: TaskId) -> Result<TaskStatus, ApiError> {
         self.get(&format!("/v1/tasks/{id}"), Vec::new()).await
@@ -387,6 +413,14 @@ mod tests {
             ]
         );
         assert!(query_pairs(&StatsQuery::default()).is_empty());
+        let edge = TaskListQuery {
+            edge: Some(edge_filter(State::Running, State::Success)),
+            ..TaskListQuery::default()
+        };
+        assert_eq!(
+            query_pairs(&edge),
+            vec![("edge".into(), "running>success".into())]
+        );
         let mine = StatsQuery {
             mine: Some(true),
             ..StatsQuery::default()

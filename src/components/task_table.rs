@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use lifeline_model::{State, TaskId};
 
 use crate::live::TaskRow;
-use crate::session::{Clock, Endpoints, Exceptions, FunctionNames, LiveTasks, short};
+use crate::session::{Auth, Clock, Endpoints, Exceptions, FunctionNames, LiveTasks, short};
 use crate::url_state::{Sort, SortKey, ViewState};
 
 /// Row height in pixels on a wide screen, and on a phone, where each row takes two lines (kept
@@ -116,17 +116,23 @@ pub fn age(seconds: f64) -> String {
     }
 }
 
-/// Whether a row passes the list's filters (the endpoint filter applies when loading).
-fn keep(
-    view: &crate::url_state::ViewState,
-    t: &TaskRow,
-    came_from: Option<State>,
-    needle: &str,
-) -> bool {
+/// Most tasks the edge filter asks the service for: the newest crossings.
+const EDGE_LIMIT: usize = 10_000;
+/// While the list is filtered by an edge, how often it asks the service again (if anything
+/// moved), to catch tasks that crossed the edge and moved on between two redraws.
+const EDGE_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The tasks that took an edge, as the service listed them: their ids, newest crossing first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EdgeTasks {
+    pub edge: (State, State),
+    pub ids: Vec<TaskId>,
+}
+
+/// Whether a row passes the list's filters other than the edge (the endpoint filter applies
+/// when loading).
+fn keep(view: &crate::url_state::ViewState, t: &TaskRow, needle: &str) -> bool {
     (view.states.is_empty() || view.states.contains(&t.state))
-        && view
-            .edge
-            .is_none_or(|(from, to)| came_from == Some(from) && t.state == to)
         && view.function.is_none_or(|f| t.function_id == f)
         && (needle.is_empty()
             || t.task_id.to_string().contains(needle)
@@ -172,6 +178,47 @@ pub fn sort_rows(rows: &mut [u32], sort: Sort, row: impl Fn(u32) -> Option<TaskR
     }
 }
 
+/// Whether the list is narrowed by anything but the endpoint chips.
+pub fn has_filters(view: &ViewState) -> bool {
+    !view.states.is_empty()
+        || view.edge.is_some()
+        || view.function.is_some()
+        || !view.search.is_empty()
+}
+
+/// Clears the list's own filters (the endpoint chips are the header's).
+pub fn clear_filters(view: &mut ViewState) {
+    view.states.clear();
+    view.edge = None;
+    view.function = None;
+    view.search.clear();
+}
+
+/// Why the list is empty, in a sentence: which filters leave nothing.
+pub fn empty_reason(view: &ViewState, endpoint_names: Vec<String>) -> String {
+    let mut what = match view.edge {
+        Some((from, to)) => format!("No task took {from} → {to}"),
+        None if view.states.len() == 1 => format!("No task is {}", view.states[0]),
+        None if !view.states.is_empty() => "No task is in the chosen states".to_owned(),
+        None => "No task".to_owned(),
+    };
+    if view.function.is_some() {
+        what.push_str(" with the chosen function");
+    }
+    if !view.search.is_empty() {
+        what.push_str(&format!(" whose id contains \"{}\"", view.search.trim()));
+    }
+    if !endpoint_names.is_empty() {
+        what.push_str(&format!(" on {}", endpoint_names.join(", ")));
+    }
+    if has_filters(view) {
+        what.push('.');
+    } else {
+        what.push_str(" yet: tasks appear here as they are submitted.");
+    }
+    what
+}
+
 /// "1 task", "2 tasks".
 pub fn tasks_text(n: usize) -> String {
     if n == 1 {
@@ -199,18 +246,108 @@ pub fn TaskTable() -> impl IntoView {
     // The row under the keyboard's cursor; opening a task moves the cursor to it too.
     let cursor = RwSignal::new(None::<TaskId>);
     // The filtered rows, newest first, as indices into the loaded tasks.
+    let auth = expect_context::<Auth>();
+    // With an edge filter, the service says which tasks took the edge (from the log, whatever
+    // the dashboard saw); rows it lists that were not loaded are added.
+    let edge_refresh = RwSignal::new(0_u64);
+    let edge_tasks = LocalResource::new(move || {
+        edge_refresh.track();
+        let edge = view_state.with(|v| v.edge);
+        let endpoints = view_state.with(|v| v.endpoints.clone());
+        let mine = auth.mine(view_state.with(|v| v.mine)).unwrap_or(false);
+        let api = auth.api.get();
+        async move {
+            let (Some(edge), Some(api)) = (edge, api) else {
+                return Ok(None);
+            };
+            let page = api
+                .tasks_by_edge(&endpoints, mine, edge, EDGE_LIMIT)
+                .await?;
+            let ids = page.tasks.iter().map(|t| t.task_id).collect();
+            live.add_rows(page.tasks);
+            Ok::<_, crate::api::ApiError>(Some(EdgeTasks { edge, ids }))
+        }
+    });
+    let seen_version = StoredValue::new(0_u64);
+    let refresher = set_interval_with_handle(
+        move || {
+            let moved = live.version_untracked() != seen_version.get_value();
+            if moved && view_state.with_untracked(|v| v.edge.is_some()) {
+                seen_version.set_value(live.version_untracked());
+                edge_refresh.update(|n| *n += 1);
+            }
+        },
+        EDGE_REFRESH,
+    );
+    on_cleanup(move || {
+        if let Ok(r) = refresher {
+            r.clear();
+        }
+    });
+    // Tasks seen crossing the filtered edge since the service's answer, for the newest.
+    let crossed = StoredValue::new((None::<(State, State)>, Vec::<TaskId>::new()));
     let filtered = Memo::new(move |_| {
         let view = view_state.get();
         let needle = view.search.trim().to_lowercase();
+        let listed = edge_tasks.get().and_then(Result::ok).flatten();
         live.with(|l| {
             let Some(l) = l else {
                 return Vec::new();
             };
-            let mut rows = l.select(|t, came_from| keep(&view, t, came_from, &needle));
+            let mut rows = match view.edge {
+                None => l.select(|t, _| keep(&view, t, &needle)),
+                Some(edge) => {
+                    let ranks: std::collections::HashMap<TaskId, usize> = listed
+                        .filter(|listed| listed.edge == edge)
+                        .map(|listed| {
+                            listed
+                                .ids
+                                .iter()
+                                .enumerate()
+                                .map(|(i, id)| (*id, i))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let fresh = crossed.with_value(|(e, _)| *e != Some(edge));
+                    if fresh {
+                        crossed.set_value((Some(edge), Vec::new()));
+                    }
+                    let mut rows = l.select(|t, came_from| {
+                        let just_now = came_from == Some(edge.0) && t.state == edge.1;
+                        if just_now && !ranks.contains_key(&t.task_id) {
+                            crossed.update_value(|(_, ids)| {
+                                if !ids.contains(&t.task_id) {
+                                    ids.push(t.task_id);
+                                }
+                            });
+                        }
+                        let took = ranks.contains_key(&t.task_id)
+                            || crossed.with_value(|(_, ids)| ids.contains(&t.task_id));
+                        took && keep(&view, t, &needle)
+                    });
+                    // Newest crossing first: those seen live, then the service's order.
+                    rows.sort_by_key(|&i| {
+                        l.newest(i as usize)
+                            .and_then(|t| ranks.get(&t.task_id))
+                            .map_or(0, |r| r + 1)
+                    });
+                    rows
+                }
+            };
             sort_rows(&mut rows, view.sort, |i| l.newest(i as usize).cloned());
             rows
         })
     });
+    let edge_loading = move || {
+        view_state.with(|v| v.edge.is_some())
+            && edge_tasks.with(|answer| {
+                answer.as_ref().is_none_or(|a| {
+                    a.as_ref().ok().and_then(|l| l.as_ref().map(|l| l.edge))
+                        != view_state.with(|v| v.edge)
+                })
+            })
+    };
+    let edge_failed = move || edge_tasks.with(|answer| answer.as_ref().is_some_and(|a| a.is_err()));
     let exceptions = expect_context::<Exceptions>();
     let total = move || filtered.with(Vec::len);
 
@@ -395,6 +532,22 @@ pub fn TaskTable() -> impl IntoView {
             </div>
         </div>
         <p class="task-count" data-testid="task-count" aria-live="polite">{move || tasks_text(total())}</p>
+        <Show when=move || total() == 0 && live.with(|l| l.is_some())>
+            <div class="empty-list" data-testid="empty-list" role="status">
+                <p>{move || {
+                    if edge_loading() {
+                        "Asking the service which tasks took this edge…".to_owned()
+                    } else if edge_failed() {
+                        "The service could not say which tasks took this edge; it is asked again every few seconds.".to_owned()
+                    } else {
+                        view_state.with(|v| empty_reason(v, endpoints.name_list(&v.endpoints)))
+                    }
+                }}</p>
+                <Show when=move || view_state.with(has_filters)>
+                    <button on:click=move |_| view_state.update(clear_filters)>"Show all tasks"</button>
+                </Show>
+            </div>
+        </Show>
     }
 }
 
@@ -543,6 +696,29 @@ mod tests {
             "longest in its state first"
         );
         assert_eq!(order(SortKey::InState, false), [0, 2, 3, 1]);
+    }
+
+    #[test]
+    fn an_empty_list_says_why() {
+        use super::{empty_reason, has_filters};
+        use crate::url_state::ViewState;
+        use lifeline_model::State;
+        let edge = ViewState {
+            edge: Some((State::Running, State::Success)),
+            search: "0190".into(),
+            ..ViewState::default()
+        };
+        assert_eq!(
+            empty_reason(&edge, vec!["local".into()]),
+            "No task took running → success whose id contains \"0190\" on local."
+        );
+        assert!(has_filters(&edge));
+        let none = ViewState::default();
+        assert!(!has_filters(&none));
+        assert_eq!(
+            empty_reason(&none, vec![]),
+            "No task yet: tasks appear here as they are submitted."
+        );
     }
 
     #[test]

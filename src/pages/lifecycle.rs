@@ -6,7 +6,7 @@ use lifeline_model::{State, StateCounts, edges};
 
 use crate::components::diagram::LifecycleDiagram;
 use crate::components::task_detail::{TaskDetail, close_detail, path_of, use_task_document};
-use crate::components::task_table::TaskTable;
+use crate::components::task_table::{TaskTable, clear_filters};
 use crate::session::{Clock, Connection, FunctionNames, LiveTasks, now_secs, short};
 use crate::url_state::ViewState;
 
@@ -91,7 +91,7 @@ pub fn LifecyclePage() -> impl IntoView {
                 ));
             }
             if let Some((from, to)) = v.edge {
-                parts.push(format!("last step {from} → {to}"));
+                parts.push(format!("took {from} → {to}"));
             }
             parts.join("; ")
         })
@@ -175,7 +175,7 @@ pub fn LifecyclePage() -> impl IntoView {
                             {function_options}
                         </select>
                         <span class="active-filter">{filter_text}</span>
-                        <button on:click=move |_| view_state.update(|v| { v.states.clear(); v.edge = None; v.function = None; v.search.clear(); })>"Clear filters"</button>
+                        <button on:click=move |_| view_state.update(clear_filters)>"Clear filters"</button>
                     </div>
                     <TaskTable/>
                 </section>

@@ -74,6 +74,11 @@ impl Endpoints {
         })
     }
 
+    /// The names of these endpoints (ids the list does not know are left out).
+    pub fn name_list(&self, ids: &[EndpointId]) -> Vec<String> {
+        ids.iter().filter_map(|id| self.name(*id)).collect()
+    }
+
     /// Fetches the list again (names, heartbeats, executor reports).
     pub fn refresh(&self) {
         let Some(api) = self.auth.api.get_untracked() else {

@@ -274,6 +274,23 @@ impl LiveTasks {
         self.live.with_value(|l| f(l.as_ref()))
     }
 
+    /// Adds rows the service listed that the picture does not hold yet (older than what was
+    /// loaded), so that they show and follow the stream like the rest.
+    pub fn add_rows(&self, newest_first: Vec<crate::live::TaskRow>) {
+        let missing = self.live.with_value(|l| {
+            l.as_ref()
+                .is_some_and(|l| newest_first.iter().any(|t| l.task(t.task_id).is_none()))
+        });
+        if missing {
+            self.update(|l| l.add_older(newest_first));
+        }
+    }
+
+    /// A number that changes whenever the picture does (not tracked).
+    pub fn version_untracked(&self) -> u64 {
+        self.version.get_untracked()
+    }
+
     fn replace(&self, live: Live) {
         self.live.set_value(Some(live));
         self.version.update(|v| *v += 1);
