@@ -59,6 +59,31 @@ test('tasks appear and move through the diagram', async () => {
   const local = await endpointId('local');
   const ids = await submit(local, fns.nap, [[1.5], [1.5]]);
   await until('a task running', async () => (await count('running')) >= 1);
+  // Live rates: a flowing edge is drawn wider, its rate beside it (not over its middle) in
+  // legible type; a busy state's count has weight, an empty one none.
+  const flowing = await page.locator('svg.diagram .edge-group.flowing').evaluateAll((groups) => groups.map((g) => {
+    const path = g.querySelector('path.edge');
+    const from = g.getAttribute('data-from');
+    const to = g.getAttribute('data-to');
+    const label = document.querySelector(`svg.diagram .flow[data-flow-from="${from}"][data-flow-to="${to}"]`);
+    const mid = path.getPointAtLength(path.getTotalLength() / 2);
+    const box = label?.getBBox();
+    return {
+      edge: `${from}>${to}`,
+      width: parseFloat(getComputedStyle(path).strokeWidth),
+      size: label ? parseFloat(getComputedStyle(label).fontSize) : 0,
+      overMiddle: !!box && mid.x >= box.x && mid.x <= box.x + box.width && mid.y >= box.y && mid.y <= box.y + box.height,
+    };
+  }));
+  assert.ok(flowing.length >= 1, 'edges flow while tasks move');
+  for (const f of flowing) {
+    assert.ok(f.width >= 3, `${f.edge} is ${f.width} wide while flowing`);
+    assert.ok(f.size >= 11, `${f.edge}'s rate is ${f.size}px`);
+    assert.ok(!f.overMiddle, `${f.edge}'s rate is drawn over the arrow`);
+  }
+  const bar = (state) => page.locator(`svg.diagram [data-state="${state}"] .count-bar`).getAttribute('width').then(Number);
+  assert.ok((await bar('running')) > 0, 'a busy state has a count bar');
+  assert.equal(await bar('failed'), 0, 'an empty state has none');
   await page.locator(`[data-task-id="${ids[0]}"]`).waitFor();
   await page.screenshot({ path: join(SCREENSHOTS, 'lifecycle-running.png'), fullPage: true });
   await until('both succeeded', async () => (await count('success')) >= 2);
