@@ -264,9 +264,20 @@ fn error_response(description: &str) -> Value {
 fn operation(route: &RouteDoc, generator: &mut SchemaGenerator) -> Value {
     let mut parameters_list: Vec<Value> = Vec::new();
     if route.path.contains("{id}") {
+        // Tokens are known by a short hex id; everything else by a UUID.
+        let schema = if route.path.starts_with("/tokens/") {
+            json!({ "type": "string", "pattern": "^[0-9a-f]{16}$" })
+        } else {
+            json!({ "type": "string", "format": "uuid" })
+        };
         parameters_list.push(json!({
-            "name": "id", "in": "path", "required": true,
-            "schema": { "type": "string", "format": "uuid" },
+            "name": "id", "in": "path", "required": true, "schema": schema,
+        }));
+    }
+    if route.path.contains("{name}") {
+        parameters_list.push(json!({
+            "name": "name", "in": "path", "required": true,
+            "schema": { "type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9._-]+$" },
         }));
     }
     if let Some(query) = route.query {
