@@ -290,9 +290,16 @@ enum FunctionCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `serve` logs every request (with its user); `up` and the other commands keep the
+    // terminal for what matters.
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "info,tower_http=warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("LIFELINE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_env("LIFELINE_LOG")
+                .unwrap_or_else(|_| EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();

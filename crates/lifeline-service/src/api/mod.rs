@@ -135,16 +135,21 @@ pub fn router(state: AppState) -> Router {
         .fallback_service(dashboard)
         .with_state(state)
         .layer(CompressionLayer::new())
-        // The path only (a query may hold a stream ticket); the user is recorded once known.
+        // Every request is logged with its user (recorded once the token is checked), its
+        // status and latency; the path only, since a query may hold a stream ticket.
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-                tracing::info_span!(
-                    "request",
-                    method = %request.method(),
-                    path = %request.uri().path(),
-                    user = tracing::field::Empty,
-                )
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::http::Request<_>| {
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        user = tracing::field::Empty,
+                    )
+                })
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO),
+                ),
         );
     if !settings.cors_origins.is_empty() {
         let origins = if settings.cors_origins.iter().any(|o| o == "*") {
