@@ -252,6 +252,31 @@ impl ViewState {
     }
 }
 
+/// How a change of view enters the browser's history.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum HistoryStep {
+    /// A new entry, so that Back returns to the previous view.
+    Push,
+    /// The current entry rewritten: typing in the search box is not worth a Back each.
+    Replace,
+}
+
+impl ViewState {
+    /// Whether going from `self` to `next` is a step Back should undo: another page, task,
+    /// filter, scope or order is; only the search text changing is not.
+    pub fn history_step(&self, next: &ViewState) -> HistoryStep {
+        let without_search = |v: &ViewState| ViewState {
+            search: String::new(),
+            ..v.clone()
+        };
+        if without_search(self) == without_search(next) {
+            HistoryStep::Replace
+        } else {
+            HistoryStep::Push
+        }
+    }
+}
+
 /// A value in a URL fragment such as `#token=abc&service=http%3A%2F%2Fhost%3A8080`.
 pub fn from_fragment(fragment: &str, key: &str) -> Option<String> {
     let prefix = format!("{key}=");
@@ -320,6 +345,36 @@ mod tests {
             ViewState::from_query("?sort=sideways").sort,
             Sort::default()
         );
+    }
+
+    #[test]
+    fn pages_tasks_and_filters_enter_history_and_typing_does_not() {
+        let start = ViewState::default();
+        let typed = ViewState {
+            search: "01a2".into(),
+            ..start.clone()
+        };
+        assert_eq!(start.history_step(&typed), HistoryStep::Replace);
+        for next in [
+            ViewState {
+                page: Page::Endpoints,
+                ..start.clone()
+            },
+            ViewState {
+                task: Some(TaskId::from_u128(1)),
+                ..start.clone()
+            },
+            ViewState {
+                states: vec![State::Failed],
+                ..typed.clone()
+            },
+            ViewState {
+                edge: Some((State::Running, State::Success)),
+                ..start.clone()
+            },
+        ] {
+            assert_eq!(start.history_step(&next), HistoryStep::Push, "{next:?}");
+        }
     }
 
     #[test]
