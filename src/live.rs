@@ -385,6 +385,30 @@ impl Live {
             .collect()
     }
 
+    /// Rebuilds the last five minutes of finished tasks from the loaded rows: a finished task's
+    /// `since` is when it finished. So the throughput chart shows the recent past right after a
+    /// load, not only what finished while the page watched; the stream then adds to it.
+    pub fn count_recent_finishes(&mut self, now: f64) {
+        let current = (now / THROUGHPUT_BUCKET_SECS).floor() as i64;
+        let oldest = current - THROUGHPUT_BUCKETS as i64 + 1;
+        let mut buckets: std::collections::BTreeMap<i64, (u32, u32)> = Default::default();
+        for t in self.tasks.iter().filter(|t| t.state.is_terminal()) {
+            let bucket = (t.since.as_secs_f64() / THROUGHPUT_BUCKET_SECS).floor() as i64;
+            if (oldest..=current).contains(&bucket) {
+                let entry = buckets.entry(bucket).or_default();
+                if t.state == State::Success {
+                    entry.0 += 1;
+                } else {
+                    entry.1 += 1;
+                }
+            }
+        }
+        self.throughput = buckets
+            .into_iter()
+            .map(|(bucket, (ok, bad))| (bucket, ok, bad))
+            .collect();
+    }
+
     /// Polling's update: exact counts as of `seq`, and the newest rows as they are now.
     pub fn refresh(&mut self, seq: u64, counts: StateCounts, newest_first: Vec<TaskRow>) {
         self.seq = seq;
@@ -625,5 +649,36 @@ mod tests {
         let series = live.throughput(1005.0);
         assert_eq!(series.last(), Some(&(0.0, 1, 0)));
         assert_eq!(series.len(), THROUGHPUT_BUCKETS);
+    }
+
+    #[test]
+    fn recent_finishes_come_from_the_loaded_rows() {
+        let row = |n: u128, state: State, since: f64| TaskRow {
+            task_id: id(n),
+            task_group_id: TaskGroupId::from_u128(1),
+            endpoint_id: EndpointId::from_u128(7),
+            function_id: FunctionId::from_u128(9),
+            state,
+            attempt: 1,
+            max_retries: 0,
+            created_at: Timestamp::from_secs_f64(since - 1.0),
+            since: Timestamp::from_secs_f64(since),
+        };
+        let now = 10_008.0;
+        let rows = vec![
+            row(1, Success, now - 5.0),
+            row(2, Failed, now - 5.0),
+            row(3, Success, now - 65.0),
+            row(4, Running, now - 5.0),
+            // Too old for the chart.
+            row(5, Success, now - 400.0),
+        ];
+        let mut live = Live::new(0, StateCounts::default(), rows, None);
+        live.count_recent_finishes(now);
+        let series = live.throughput(now);
+        assert_eq!(series.last(), Some(&(0.0, 1, 1)));
+        let total: u32 = series.iter().map(|(_, ok, bad)| ok + bad).sum();
+        assert_eq!(total, 3);
+        assert_eq!(series[series.len() - 7], (60.0, 1, 0));
     }
 }

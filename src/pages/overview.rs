@@ -1,5 +1,7 @@
 //! The overview: totals by state, throughput over the last minutes and time-in-state
-//! percentiles, for the current endpoint filter, drawn as small SVG plots.
+//! percentiles, for the current endpoint filter, drawn as small SVG plots. The throughput
+//! starts from the loaded tasks' finishing times (see `Live::count_recent_finishes`), so it
+//! shows the recent past after a reload.
 
 use leptos::prelude::*;
 use lifeline_model::{State, StateCounts, StatsSummary, human_duration as seconds};
@@ -27,34 +29,108 @@ pub fn OverviewPage() -> impl IntoView {
             })
             .collect_view()
     };
-    let (w, h) = (600.0_f64, 140.0_f64);
-    let bars = move || {
+    // The throughput chart: bars in a plot area with a count axis on the left and a time axis
+    // below.
+    let (w, h) = (600.0_f64, 170.0_f64);
+    let (left, bottom, top) = (34.0_f64, 22.0_f64, 8.0_f64);
+    let plot_h = h - bottom - top;
+    let series = Memo::new(move |_| {
         clock.track();
-        let series = live.with(|l| l.map(|l| l.throughput(now_secs())).unwrap_or_default());
-        let peak = series
-            .iter()
-            .map(|(_, ok, bad)| ok + bad)
-            .max()
-            .unwrap_or(0)
-            .max(1) as f64;
-        let bar = w / THROUGHPUT_BUCKETS as f64;
+        live.with(|l| l.map(|l| l.throughput(now_secs())).unwrap_or_default())
+    });
+    let finished = move || series.with(|s| s.iter().map(|(_, ok, bad)| ok + bad).sum::<u32>());
+    let peak = move || {
         series
+            .with(|s| s.iter().map(|(_, ok, bad)| ok + bad).max().unwrap_or(0))
+            .max(1)
+    };
+    let bars = move || {
+        let peak = f64::from(peak());
+        let bar = (w - left) / THROUGHPUT_BUCKETS as f64;
+        series
+            .get()
             .into_iter()
             .enumerate()
             .map(|(i, (ago, ok, bad))| {
-                let x = i as f64 * bar;
-                let ok_h = f64::from(ok) / peak * (h - 20.0);
-                let bad_h = f64::from(bad) / peak * (h - 20.0);
+                let x = left + i as f64 * bar;
+                let ok_h = f64::from(ok) / peak * plot_h;
+                let bad_h = f64::from(bad) / peak * plot_h;
                 let rate = f64::from(ok + bad) / THROUGHPUT_BUCKET_SECS;
+                let base = top + plot_h;
                 view! {
                     <g>
-                        <rect class="bar-ok" x=x + 1.0 y=h - ok_h - bad_h width=bar - 2.0 height=ok_h/>
-                        <rect class="bar-bad" x=x + 1.0 y=h - bad_h width=bar - 2.0 height=bad_h/>
+                        <rect class="bar-ok" x=x + 1.0 y=base - ok_h - bad_h width=bar - 2.0 height=ok_h/>
+                        <rect class="bar-bad" x=x + 1.0 y=base - bad_h width=bar - 2.0 height=bad_h/>
                         <title>{format!("{ago:.0}–{:.0} s ago: {ok} succeeded, {bad} failed or cancelled ({rate:.1}/s)", ago + THROUGHPUT_BUCKET_SECS)}</title>
                     </g>
                 }
             })
             .collect_view()
+    };
+    let axes = move || {
+        let peak = peak();
+        let base = top + plot_h;
+        let ticks = if peak > 1 {
+            vec![0, peak / 2, peak]
+        } else {
+            vec![0, 1]
+        };
+        let y_ticks = ticks
+            .into_iter()
+            .map(|n| {
+                let y = base - f64::from(n) / f64::from(peak.max(1)) * plot_h;
+                view! {
+                    <line class="grid" x1=left x2=w y1=y y2=y/>
+                    <text class="axis-label" x=left - 6.0 y=y + 4.0 text-anchor="end">{n}</text>
+                }
+            })
+            .collect_view();
+        let x_ticks = [
+            (5.0, "5 min ago"),
+            (4.0, "4"),
+            (3.0, "3"),
+            (2.0, "2"),
+            (1.0, "1 min"),
+            (0.0, "now"),
+        ]
+        .into_iter()
+        .map(|(minutes, label)| {
+            let x = w - minutes * 60.0 / THROUGHPUT_BUCKET_SECS
+                * ((w - left) / THROUGHPUT_BUCKETS as f64);
+            let anchor = if minutes >= 5.0 {
+                "start"
+            } else if minutes == 0.0 {
+                "end"
+            } else {
+                "middle"
+            };
+            view! {
+                <line class="axis" x1=x x2=x y1=base y2=base + 4.0/>
+                <text class="axis-label" x=x y=h - 4.0 text-anchor=anchor>{label}</text>
+            }
+        })
+        .collect_view();
+        view! {
+            <g class="axes" aria-hidden="true">
+                {y_ticks}
+                <line class="axis" x1=left x2=left y1=top y2=base/>
+                <line class="axis" x1=left x2=w y1=base y2=base/>
+                {x_ticks}
+            </g>
+        }
+    };
+    let summary = move || match finished() {
+        0 => "No tasks finished in the last five minutes.".to_owned(),
+        n => {
+            let (ok, bad) = series.with(|s| {
+                s.iter()
+                    .fold((0, 0), |(a, b), (_, ok, bad)| (a + ok, b + bad))
+            });
+            format!(
+                "{n} {} finished in the last five minutes: {ok} succeeded, {bad} failed or were cancelled.",
+                if n == 1 { "task" } else { "tasks" }
+            )
+        }
     };
     let dwell = move || {
         let stats = stats.get();
@@ -96,7 +172,16 @@ pub fn OverviewPage() -> impl IntoView {
             <h2 id="overview-title">"Overview"</h2>
             <div class="totals">{totals}</div>
             <h3>"Finished tasks, last five minutes (10 s bars)"</h3>
-            <svg class="plot" viewBox=format!("0 0 {w} {h}") role="img" aria-label="Throughput over the last five minutes">{bars}</svg>
+            <p class="plot-summary" data-testid="throughput-summary">{summary}</p>
+            <svg class="plot" viewBox=format!("0 0 {w} {h}") role="img" aria-label=summary data-finished=finished>
+                {axes}
+                {bars}
+                <Show when=move || finished() == 0>
+                    <text class="plot-empty" x=left + (w - left) / 2.0 y=top + plot_h / 2.0 text-anchor="middle">
+                        "No tasks finished in the last five minutes"
+                    </text>
+                </Show>
+            </svg>
             <h3>"Time in each state before leaving it: p50 / p90 / p99"</h3>
             <svg class="plot" viewBox=move || format!("0 0 760 {}", dwell_height()) role="img" aria-label="Time-in-state percentiles">{dwell}</svg>
         </section>

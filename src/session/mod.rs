@@ -599,7 +599,9 @@ where
                     let filter = (!endpoints.is_empty())
                         .then(|| endpoints.iter().copied().collect::<HashSet<_>>());
                     let seq = stats.seq;
-                    data.live.replace(Live::new(seq, stats.tasks, rows, filter));
+                    let mut live = Live::new(seq, stats.tasks, rows, filter);
+                    live.count_recent_finishes(now_secs());
+                    data.live.replace(live);
                     data.stats.set(stats);
                     data.auth.notice.set(None);
                     (data.stream.open)(seq);
@@ -678,8 +680,11 @@ where
                 Ok(_) if !self.still_polling(generation) => return,
                 Ok((stats, rows)) => {
                     let was_away = self.fallback.get_untracked() == Fallback::Unreachable;
-                    self.live
-                        .update(|l| l.refresh(stats.seq, stats.tasks, rows));
+                    self.live.update(|l| {
+                        l.refresh(stats.seq, stats.tasks, rows);
+                        // Without the stream, finishes are known only from the rows.
+                        l.count_recent_finishes(now_secs());
+                    });
                     self.stats.set(stats);
                     self.fallback.set(Fallback::Polling);
                     // Back from an outage: the stream is worth trying at once.
