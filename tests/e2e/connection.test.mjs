@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { serveDist, launchBrowser, openPage, lifelineUp, until, SIZES, SCREENSHOTS } from './support.mjs';
+import { serveDist, launchBrowser, openPage, lifelineUp, until, axeViolations, SIZES, SCREENSHOTS } from './support.mjs';
 
 let browser;
 let up;
@@ -59,6 +59,11 @@ test('the service going away and coming back', async () => {
   const notices = await page.locator('.notice').allTextContents();
   assert.ok(notices.every((n) => !/\{\}|\(\{/.test(n)), `no raw error objects: ${notices}`);
   await page.screenshot({ path: join(SCREENSHOTS, 'offline.png') });
+  assert.deepEqual(await axeViolations(page), [], 'the offline page is accessible');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  assert.deepEqual(await axeViolations(page), [], 'in the dark theme too');
+  await page.screenshot({ path: join(SCREENSHOTS, 'offline-dark.png') });
+  await page.emulateMedia({ colorScheme: 'light' });
   await page.setViewportSize(SIZES.phone);
   await page.screenshot({ path: join(SCREENSHOTS, 'offline-phone.png') });
   await page.setViewportSize(SIZES.desktop);

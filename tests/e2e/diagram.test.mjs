@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { serveDist, launchBrowser, openPage, lifelineUp, SCREENSHOTS } from './support.mjs';
+import { serveDist, launchBrowser, openPage, lifelineUp, axeViolations, SCREENSHOTS } from './support.mjs';
 
 // The state wire values are a public contract: `data-state` carries them.
 const STATES = ['received', 'waiting-for-ep', 'dispatched-to-ep', 'waiting-for-nodes',
@@ -50,6 +50,11 @@ test('the sign-in form uses the service URL typed into it, and says what went wr
   await signIn(up.token, '');
   assert.match(await notice(), /No Lifeline service answers at this address/);
   await page.screenshot({ path: join(SCREENSHOTS, 'sign-in-wrong-address.png') });
+  for (const theme of ['light', 'dark']) {
+    await page.emulateMedia({ colorScheme: theme });
+    assert.deepEqual(await axeViolations(page), [], `the sign-in form with an error, ${theme}`);
+  }
+  await page.emulateMedia({ colorScheme: 'light' });
   // Nothing listens on port 9 of this machine.
   await signIn(up.token, 'http://127.0.0.1:9');
   assert.match(await notice(), /Cannot reach the service/);

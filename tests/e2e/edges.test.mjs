@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { launchBrowser, openPage, lifelineUp, api, until, SCREENSHOTS } from './support.mjs';
+import { launchBrowser, openPage, lifelineUp, api, until, axeViolations, SCREENSHOTS } from './support.mjs';
 
 const SOURCE = `import os
 
@@ -71,6 +71,11 @@ test('a shared link filtered by an edge lists every task that took it', async ()
   const empty = page.locator('[data-testid="empty-list"]');
   await until('the reason shown', async () => /No task took received → cancelled\./.test(await empty.textContent()));
   await page.screenshot({ path: join(SCREENSHOTS, 'edge-filter-empty.png') });
+  for (const theme of ['light', 'dark']) {
+    await page.emulateMedia({ colorScheme: theme });
+    assert.deepEqual(await axeViolations(page), [], `the empty list in the ${theme} theme`);
+  }
+  await page.emulateMedia({ colorScheme: 'light' });
   await empty.locator('button').click();
   await until('all tasks again', async () => (await listed(page)) === '26 tasks');
   assert.ok(!page.url().includes('edge='), page.url());

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { launchBrowser, openPage, lifelineUp, api, until, LIFELINE, SCREENSHOTS } from './support.mjs';
+import { launchBrowser, openPage, lifelineUp, api, until, axeViolations, LIFELINE, SCREENSHOTS } from './support.mjs';
 
 // One Slurm executor, no block until a task asks for one, at most one; a block is kept while the
 // test looks at it (idle_timeout) and cannot outlive it by much (block_walltime).
@@ -135,8 +135,10 @@ test('a Slurm-backed endpoint shows its block pending, then running, and the tas
 
   // Desktop and phone, light and dark, while the task runs on the block.
   await page.screenshot({ path: join(SCREENSHOTS, 'endpoints-blocks.png'), fullPage: true });
+  assert.deepEqual(await axeViolations(page), [], 'blocks are accessible');
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.screenshot({ path: join(SCREENSHOTS, 'endpoints-blocks-dark.png'), fullPage: true });
+  assert.deepEqual(await axeViolations(page), [], 'in the dark theme too');
   await page.setViewportSize({ width: 390, height: 844 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `no horizontal overflow at phone width (${overflow}px too wide)`);
