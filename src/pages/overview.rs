@@ -6,6 +6,7 @@
 use leptos::prelude::*;
 use lifeline_model::{State, StateCounts, StatsSummary, human_duration as seconds};
 
+use crate::components::task_table::use_narrow;
 use crate::live::{THROUGHPUT_BUCKET_SECS, THROUGHPUT_BUCKETS};
 use crate::session::{Clock, LiveTasks, now_secs};
 
@@ -31,7 +32,10 @@ pub fn OverviewPage() -> impl IntoView {
     };
     // The throughput chart: bars in a plot area with a count axis on the left and a time axis
     // below.
-    let (w, h) = (600.0_f64, 170.0_f64);
+    // On a phone the chart is drawn narrower rather than scaled down, so its labels stay legible.
+    let narrow = use_narrow();
+    let w_of = move || if narrow.get() { 340.0_f64 } else { 600.0_f64 };
+    let h = 170.0_f64;
     let (left, bottom, top) = (34.0_f64, 22.0_f64, 8.0_f64);
     let plot_h = h - bottom - top;
     let series = Memo::new(move |_| {
@@ -45,6 +49,7 @@ pub fn OverviewPage() -> impl IntoView {
             .max(1)
     };
     let bars = move || {
+        let w = w_of();
         let peak = f64::from(peak());
         let bar = (w - left) / THROUGHPUT_BUCKETS as f64;
         series
@@ -68,6 +73,8 @@ pub fn OverviewPage() -> impl IntoView {
             .collect_view()
     };
     let axes = move || {
+        let w = w_of();
+        let narrow = narrow.get();
         let peak = peak();
         let base = top + plot_h;
         let ticks = if peak > 1 {
@@ -95,6 +102,12 @@ pub fn OverviewPage() -> impl IntoView {
         ]
         .into_iter()
         .map(|(minutes, label)| {
+            // On a phone only the ends and the last minute are named.
+            let label = if narrow && (2.0..=4.0).contains(&minutes) {
+                ""
+            } else {
+                label
+            };
             let x = w - minutes * 60.0 / THROUGHPUT_BUCKET_SECS
                 * ((w - left) / THROUGHPUT_BUCKETS as f64);
             let anchor = if minutes >= 5.0 {
@@ -132,6 +145,8 @@ pub fn OverviewPage() -> impl IntoView {
             )
         }
     };
+    // Time in state as a table whose bars are plain HTML, so that it reflows and its text stays
+    // legible on a phone.
     let dwell = move || {
         let stats = stats.get();
         let rows: Vec<_> = stats
@@ -141,49 +156,50 @@ pub fn OverviewPage() -> impl IntoView {
             .cloned()
             .collect();
         let max = rows.iter().filter_map(|d| d.p99).fold(1e-6_f64, f64::max);
-        // A logarithmic scale from 100 µs to the largest p99.
+        // A logarithmic scale from 100 µs to the largest p99, in percent of the bar's width.
         let scale = move |s: f64| {
-            ((s.max(1e-4) / 1e-4).log10() / (max.max(1e-3) / 1e-4).log10()).clamp(0.0, 1.0) * 380.0
+            ((s.max(1e-4) / 1e-4).log10() / (max.max(1e-3) / 1e-4).log10()).clamp(0.0, 1.0) * 100.0
         };
         rows.into_iter()
-            .enumerate()
-            .map(|(i, d)| {
-                let y = i as f64 * 26.0;
+            .map(|d| {
                 let label = d.state.wire();
                 let p50 = d.p50.unwrap_or_default();
                 let p90 = d.p90.unwrap_or_default();
                 let p99 = d.p99.unwrap_or_default();
                 view! {
-                    <g data-dwell=label>
-                        <text class="dwell-label" x="0" y=y + 15.0>{label}</text>
-                        <rect class="dwell-p99" x="150" y=y + 4.0 width=scale(p99) height="14"/>
-                        <rect class="dwell-p90" x="150" y=y + 4.0 width=scale(p90) height="14"/>
-                        <rect class="dwell-p50" x="150" y=y + 4.0 width=scale(p50) height="14"/>
-                        <text class="dwell-value" x="540" y=y + 15.0>{format!("{} / {} / {}", seconds(p50), seconds(p90), seconds(p99))}</text>
-                        <title>{format!("{label}: {} tasks left it; p50 {}, p90 {}, p99 {}", d.count, seconds(p50), seconds(p90), seconds(p99))}</title>
-                    </g>
+                    <tr data-dwell=label title=format!("{label}: {} tasks left it; p50 {}, p90 {}, p99 {}", d.count, seconds(p50), seconds(p90), seconds(p99))>
+                        <th scope="row" class="dwell-label">{label}</th>
+                        <td class="dwell-bars" aria-hidden="true">
+                            <span class="dwell-p99" style=format!("width: {:.1}%", scale(p99))></span>
+                            <span class="dwell-p90" style=format!("width: {:.1}%", scale(p90))></span>
+                            <span class="dwell-p50" style=format!("width: {:.1}%", scale(p50))></span>
+                        </td>
+                        <td class="dwell-value">{format!("{} / {} / {}", seconds(p50), seconds(p90), seconds(p99))}</td>
+                    </tr>
                 }
             })
             .collect_view()
     };
-    let dwell_height = move || stats.with(|s| s.dwell.len().max(1) as f64 * 26.0);
     view! {
         <section class="panel" aria-labelledby="overview-title">
             <h2 id="overview-title">"Overview"</h2>
             <div class="totals">{totals}</div>
             <h3>"Finished tasks, last five minutes (10 s bars)"</h3>
             <p class="plot-summary" data-testid="throughput-summary">{summary}</p>
-            <svg class="plot" viewBox=format!("0 0 {w} {h}") role="img" aria-label=summary data-finished=finished>
+            <svg class="plot" viewBox=move || format!("0 0 {} {h}", w_of()) role="img" aria-label=summary data-finished=finished>
                 {axes}
                 {bars}
                 <Show when=move || finished() == 0>
-                    <text class="plot-empty" x=left + (w - left) / 2.0 y=top + plot_h / 2.0 text-anchor="middle">
+                    <text class="plot-empty" x=move || left + (w_of() - left) / 2.0 y=top + plot_h / 2.0 text-anchor="middle">
                         "No tasks finished in the last five minutes"
                     </text>
                 </Show>
             </svg>
             <h3>"Time in each state before leaving it: p50 / p90 / p99"</h3>
-            <svg class="plot" viewBox=move || format!("0 0 760 {}", dwell_height()) role="img" aria-label="Time-in-state percentiles">{dwell}</svg>
+            <table class="dwell">
+                <thead class="sr-only"><tr><th>"State"</th><th>"Spread"</th><th>"p50 / p90 / p99"</th></tr></thead>
+                <tbody>{dwell}</tbody>
+            </table>
         </section>
     }
 }
