@@ -35,6 +35,24 @@ pub fn LifecyclePage() -> impl IntoView {
     let connection = expect_context::<Signal<Connection>>();
     let stale = move || connection.get() == Connection::Offline;
     let known = Signal::derive(move || live.with(|l| l.is_some()));
+    // Where the diagram scrolls sideways (a phone), an opened task brings its last state into
+    // view.
+    let scroller = NodeRef::<leptos::html::Div>::new();
+    Effect::new(move |_| {
+        let Some(last) = path.with(|p| p.last().map(|s| s.state)) else {
+            return;
+        };
+        let Some(el) = scroller.get() else {
+            return;
+        };
+        let (width, visible) = (f64::from(el.scroll_width()), f64::from(el.client_width()));
+        if width <= visible {
+            return;
+        }
+        let layout = lifeline_model::diagram::layout();
+        let x = layout.node(last).center().x / layout.width * width;
+        el.set_scroll_left((x - visible / 2.0).max(0.0) as i32);
+    });
     let on_state = Callback::new(move |state: State| {
         view_state.update(|v| {
             v.edge = None;
@@ -114,7 +132,7 @@ pub fn LifecyclePage() -> impl IntoView {
         <div class="lifecycle">
             <section class="panel diagram-panel" aria-labelledby="diagram-title">
                 <h2 id="diagram-title">"Task life cycle"</h2>
-                <div class="diagram-scroll" class:stale=stale>
+                <div class="diagram-scroll" class:stale=stale node_ref=scroller>
                     <LifecycleDiagram counts=counts flows=flows path=path highlighted=highlighted selected_edge=selected_edge
                         known=known on_state=on_state on_edge=on_edge/>
                 </div>

@@ -62,7 +62,7 @@ try {
     requestAnimationFrame(loop);
     // When the cancelled count changes on screen, note the wall clock.
     new MutationObserver(() => {
-      const node = document.querySelector('[data-state="cancelled"]');
+      const node = document.querySelector('svg.diagram [data-state="cancelled"]');
       if (node) window.__screen.push([Date.now(), Number(node.getAttribute('data-count'))]);
     }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-count'] });
   });
@@ -80,7 +80,7 @@ try {
 
   // Stream: each tick cancels waiting tasks and submits new ones (two transitions each).
   const done = [];
-  let cancelled = Number(await page.locator('[data-state="cancelled"]').getAttribute('data-count'));
+  let cancelled = Number(await page.locator('svg.diagram [data-state="cancelled"]').getAttribute('data-count'));
   const firstCount = cancelled;
   await page.evaluate(() => { window.__frames = []; window.__screen = []; });
   const tickMs = 100;
@@ -103,7 +103,7 @@ try {
   await Promise.all(pending);
   const achieved = (done.length * 2) / ((Date.now() - streamStart) / 1000);
   const target = firstCount + done.length;
-  await until('the screen caught up', async () => Number(await page.locator('[data-state="cancelled"]').getAttribute('data-count')) >= target, 60000);
+  await until('the screen caught up', async () => Number(await page.locator('svg.diagram [data-state="cancelled"]').getAttribute('data-count')) >= target, 60000);
 
   const frames = await page.evaluate(() => window.__frames);
   const deltas = frames.slice(1).map((t, i) => t - frames[i]);

@@ -82,6 +82,12 @@ test('on a phone the page never scrolls sideways and the diagram stays legible',
   assert.ok(sheet.y >= 0 && sheet.y < SIZES.phone.height / 2, `the detail starts at ${sheet.y}px`);
   assert.ok(sheet.y + sheet.height <= SIZES.phone.height + 1, 'and ends on screen');
   await until('focus in the detail', () => page.evaluate(() => !!document.activeElement?.closest('.detail')));
+  // The diagram, scrolled sideways, shows where the task ended.
+  await until('the diagram scrolled to the task\'s last state', () => page.evaluate(() => {
+    const scroller = document.querySelector('.diagram-scroll').getBoundingClientRect();
+    const node = document.querySelector('svg.diagram [data-state="success"] rect').getBoundingClientRect();
+    return node.left >= scroller.left && node.right <= scroller.right;
+  }));
   assert.ok(await overflow(page) <= 0, 'the open detail does not widen the page');
   await page.screenshot({ path: join(SCREENSHOTS, 'phone-task-detail.png') });
   await page.emulateMedia({ colorScheme: 'dark' });
