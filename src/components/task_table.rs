@@ -447,11 +447,22 @@ pub fn TaskTable() -> impl IntoView {
             cursor.set(start);
         }
     };
-    // A task opened from elsewhere (a link, the diagram) brings the list to its row.
+    // A task opened from elsewhere (a link, Back) brings the list to its row, once: as soon as
+    // the row is listed, not again with every batch of events, so that the list can be
+    // scrolled away from it.
+    let revealed = StoredValue::new(None::<TaskId>);
     Effect::new(move |_| {
         let task = view_state.with(|v| v.task);
         filtered.track();
+        if task.is_none() {
+            revealed.set_value(None);
+            return;
+        }
+        if revealed.get_value() == task {
+            return;
+        }
         if let Some(pos) = position_of(task) {
+            revealed.set_value(task);
             if cursor.get_untracked() != task {
                 cursor.set(task);
             }

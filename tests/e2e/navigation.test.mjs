@@ -80,6 +80,14 @@ test('a link to a task far down the list opens it with its row in view', async (
     });
   });
   assert.equal(await row.getAttribute('aria-selected'), 'true');
+
+  // Once shown, the list can be scrolled away from the open task while tasks keep moving.
+  await page.locator('#task-grid').evaluate((g) => { g.scrollTop = 0; });
+  const local = (await api(up.base, up.token, 'GET', '/v1/endpoints')).find((e) => e.name === 'local').endpoint_id;
+  const f = await api(up.base, up.token, 'POST', '/v1/functions', { name: 'more', kind: 'shell', command: 'true' });
+  const { task_ids: [fresh] } = await api(up.base, up.token, 'POST', `/v1/endpoints/${local}/submit`, { tasks: [{ function_id: f.function_id }] });
+  await page.locator(`[data-task-id="${fresh}"][data-state="success"]`).waitFor({ timeout: 30000 });
+  assert.equal(await page.locator('#task-grid').evaluate((g) => g.scrollTop), 0, 'the list stays where it was scrolled');
   await page.close();
 });
 
