@@ -123,7 +123,7 @@ pub fn Header() -> impl IntoView {
             </Show>
             <div class="account">
                 {who}
-                <button class="signout" data-testid="sign-out" on:click=move |_| auth.sign_out("Signed out.")>"Sign out"</button>
+                <button class="signout" data-testid="sign-out" on:click=move |_| auth.sign_out(None)>"Sign out"</button>
             </div>
         </header>
         {move || (connection.get() == Connection::Offline).then(|| {

@@ -147,7 +147,7 @@ impl Auth {
                     .try_with_untracked(|a| a.as_ref().is_some_and(|a| a.token == token))
                     .unwrap_or(false);
                 if current {
-                    self.sign_out(REFUSED);
+                    self.sign_out(Some(REFUSED));
                 }
             }
             Outcome::Unreachable => {
@@ -180,7 +180,7 @@ impl Auth {
         match error {
             ApiError::Unauthorized => {
                 if self.api.try_with_untracked(Option::is_some) == Some(true) {
-                    self.sign_out(REFUSED);
+                    self.sign_out(Some(REFUSED));
                 }
             }
             ApiError::Network(_) => {
@@ -193,15 +193,16 @@ impl Auth {
     }
 
     /// Forgets the token; the data layer stops following the service when it sees that. The
-    /// service URL is kept, for the sign-in form.
-    pub fn sign_out(&self, why: &str) {
+    /// service URL is kept, for the sign-in form, which shows `why` (nothing when the user
+    /// asked to sign out: that needs no explaining).
+    pub fn sign_out(&self, why: Option<&str>) {
         if let Some(storage) = web_sys::window().and_then(|w| w.session_storage().ok().flatten()) {
             let _ = storage.remove_item(crate::TOKEN_KEY);
         }
         self.api.try_set(None);
         self.user.try_set(None);
         self.reachable.try_set(true);
-        self.notice.try_set(Some(why.to_owned()));
+        self.notice.try_set(why.map(str::to_owned));
     }
 
     /// Whether the view narrows to the caller's own tasks: admin's choice (the `mine` switch),
