@@ -716,6 +716,12 @@ mod browser_tests {
         // Two events fit; the third overflowed each time, and the stream resumed after the
         // last applied one.
         assert_eq!(asked.borrow()[..3], [0, 2, 4]);
+        // The finished stream is not left to the browser, which would send the same address
+        // (a spent ticket) again: the hook asks for a new one, after the last applied event.
+        until("a new address after the end", || {
+            asked.borrow().contains(&5)
+        })
+        .await;
         (stream.close)();
         assert_eq!(stream.ready_state.get_untracked(), StreamState::Closed);
         assert!(stream.buffer.is_empty());
