@@ -13,7 +13,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use gloo_net::http::{QueryParams, Request, Response};
+use gloo_net::http::{QueryParams, Request, RequestBuilder, Response};
 use lifeline_model::api::{
     BatchStatus, BatchStatusRequest, ErrorBody, EventsQuery, FunctionInfo, StatsQuery,
     StatusDocument, StreamTicket, TaskListQuery, UserInfo,
@@ -170,6 +170,18 @@ fn edge_filter(from: State, to: State) -> String {
     format!("{}>{}", from.wire(), to.wire())
 }
 
+/// A sent request's answer: its text, or the error it stands for (one place for every call).
+async fn text_of(sent: Result<Response, gloo_net::Error>) -> Result<String, ApiError> {
+    let response = sent.map_err(|e| ApiError::Network(e.to_string()))?;
+    if !response.ok() {
+        return Err(failure(response).await);
+    }
+    response
+        .text()
+        .await
+        .map_err(|e| ApiError::Network(e.to_string()))
+}
+
 /// The error an answer that is not a success stands for. Only a service's own error body is
 /// shown (its first sentence); any other body (a proxy's HTML page, say) is left out.
 async fn failure(response: Response) -> ApiError {
@@ -240,37 +252,28 @@ impl Api {
     }
 
     async fn ticket(&self) -> Result<StreamTicket, ApiError> {
-        let response = Request::post(&self.url("/v1/events/ticket"))
-            .header("Authorization", &format!("Bearer {}", self.token))
+        let sent = self
+            .authorized(Request::post(&self.url("/v1/events/ticket")))
             .send()
-            .await
-            .map_err(|e| ApiError::Network(e.to_string()))?;
-        if !response.ok() {
-            return Err(failure(response).await);
-        }
-        let text = response
-            .text()
-            .await
-            .map_err(|e| ApiError::Network(e.to_string()))?;
+            .await;
+        let text = text_of(sent).await?;
         serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()))
+    }
+
+    /// The request with this session's token.
+    fn authorized(&self, request: RequestBuilder) -> RequestBuilder {
+        request.header("Authorization", &format!("Bearer {}", self.token))
     }
 
     /// `GET path` with `query`: the answer's text, or the error it stands for. Not generic, so
     /// that the request's code exists once in the wasm however many answer types there are.
     async fn fetch(&self, path: &str, query: &[(String, String)]) -> Result<String, ApiError> {
-        let response = Request::get(&self.url(path))
-            .header("Authorization", &format!("Bearer {}", self.token))
+        let sent = self
+            .authorized(Request::get(&self.url(path)))
             .query(query.iter().map(|(name, value)| (name.as_str(), value)))
             .send()
-            .await
-            .map_err(|e| ApiError::Network(e.to_string()))?;
-        if !response.ok() {
-            return Err(failure(response).await);
-        }
-        response
-            .text()
-            .await
-            .map_err(|e| ApiError::Network(e.to_string()))
+            .await;
+        text_of(sent).await
     }
 
     /// `GET path` with `query`, read as `T`.
@@ -360,21 +363,14 @@ impl Api {
     /// `POST path` with a JSON body: the answer's text, or the error it stands for.
     async fn post<B: Serialize>(&self, path: &str, body: &B) -> Result<String, ApiError> {
         let body = serde_json::to_string(body).map_err(|e| ApiError::Decode(e.to_string()))?;
-        let response = Request::post(&self.url(path))
-            .header("Authorization", &format!("Bearer {}", self.token))
+        let sent = self
+            .authorized(Request::post(&self.url(path)))
             .header("Content-Type", "application/json")
             .body(body)
             .map_err(|e| ApiError::Network(e.to_string()))?
             .send()
-            .await
-            .map_err(|e| ApiError::Network(e.to_string()))?;
-        if !response.ok() {
-            return Err(failure(response).await);
-        }
-        response
-            .text()
-            .await
-            .map_err(|e| ApiError::Network(e.to_string()))
+            .await;
+        text_of(sent).await
     }
 
     /// `GET /v1/functions/{id}`.
