@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { launchBrowser, openPage, lifelineUp, api, until, axeViolations, SCREENSHOTS } from './support.mjs';
+import { launchBrowser, openPage, lifelineUp, api, until, axeViolations, SCREENSHOTS, untilFinished } from './support.mjs';
 
 const SOURCE = `import os
 
@@ -35,10 +35,7 @@ before(async () => {
     (await api(up.base, up.token, 'POST', `/v1/endpoints/${local}/submit`, { tasks: args.map((a) => ({ function_id, args: a })) })).task_ids;
   oks = await submit(fn.ok, Array.from({ length: 25 }, (_, i) => [i]));
   [flaky] = await submit(fn.flaky, [[join(up.home, 'flaky-marker')]]);
-  await until('every task finished', async () => {
-    const docs = await api(up.base, up.token, 'POST', '/v1/tasks/batch_status', { task_ids: [...oks, flaky] });
-    return Object.values(docs.results).every((d) => d.pending === false);
-  }, 60000);
+  await untilFinished(up, [...oks, flaky], 'every task finished', 60000);
 });
 
 after(async () => {

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { launchBrowser, openPage, lifelineUp, api, until, contrast, SCREENSHOTS } from './support.mjs';
+import { launchBrowser, openPage, lifelineUp, api, until, contrast, SCREENSHOTS, untilFinished } from './support.mjs';
 
 let browser;
 let up;
@@ -183,10 +183,7 @@ test('dropping and restoring the service connection loses no event', async () =>
   up = await lifelineUp({ home: up.home, bind });
   await until('live again', async () => (await page.locator('[data-connection="live"]').count()) === 1, 60000);
   const ids = await submit(local, fns.nap, [[0.2], [0.2], [0.2], [0.2]]);
-  await until('new tasks finished', async () => {
-    const docs = await api(up.base, up.token, 'POST', '/v1/tasks/batch_status', { task_ids: ids });
-    return Object.values(docs.results).every((d) => d.pending === false);
-  });
+  await untilFinished(up, ids, 'new tasks finished');
   const stats = await api(up.base, up.token, 'GET', '/v1/stats');
   assert.ok(stats.seq > before.seq);
   await until('every count matches the service', async () => {

@@ -4,7 +4,7 @@
 // scrolls the list to its row, and the page shows a placeholder until its code has loaded.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser, openPage, lifelineUp, api, until } from './support.mjs';
+import { launchBrowser, openPage, lifelineUp, api, until, untilFinished } from './support.mjs';
 
 let browser;
 let up;
@@ -17,10 +17,7 @@ before(async () => {
   const f = await api(up.base, up.token, 'POST', '/v1/functions', { name: 'hi', kind: 'shell', command: 'true' });
   ({ task_ids: ids } = await api(up.base, up.token, 'POST', `/v1/endpoints/${local}/submit`,
     { tasks: Array.from({ length: 120 }, () => ({ function_id: f.function_id })) }));
-  await until('the tasks finished', async () => {
-    const docs = await api(up.base, up.token, 'POST', '/v1/tasks/batch_status', { task_ids: ids });
-    return Object.values(docs.results).every((d) => d.pending === false);
-  }, 60000);
+  await untilFinished(up, ids, 'the tasks finished', 60000);
 });
 
 after(async () => {

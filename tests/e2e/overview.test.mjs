@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { launchBrowser, openPage, lifelineUp, api, until, SCREENSHOTS } from './support.mjs';
+import { launchBrowser, openPage, lifelineUp, api, until, SCREENSHOTS, untilFinished } from './support.mjs';
 
 let browser;
 let up;
@@ -32,10 +32,7 @@ test('the throughput chart shows the last five minutes from the first look', asy
   const bad = await api(up.base, up.token, 'POST', '/v1/functions', { name: 'no', kind: 'shell', command: 'exit 3' });
   const { task_ids: ids } = await api(up.base, up.token, 'POST', `/v1/endpoints/${local}/submit`,
     { tasks: [...Array.from({ length: 5 }, () => ({ function_id: f.function_id })), { function_id: bad.function_id }] });
-  await until('the tasks finished', async () => {
-    const docs = await api(up.base, up.token, 'POST', '/v1/tasks/batch_status', { task_ids: ids });
-    return Object.values(docs.results).every((d) => d.pending === false);
-  }, 60000);
+  await untilFinished(up, ids, 'the tasks finished', 60000);
 
   // A reload: the page saw none of them finish.
   await page.reload();

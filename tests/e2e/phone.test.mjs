@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { launchBrowser, openPage, lifelineUp, api, until, overflow, SIZES, SCREENSHOTS } from './support.mjs';
+import { launchBrowser, openPage, lifelineUp, api, until, overflow, SIZES, SCREENSHOTS, untilFinished } from './support.mjs';
 
 let browser;
 let up;
@@ -19,10 +19,7 @@ before(async () => {
   const f = await api(up.base, up.token, 'POST', '/v1/functions', { name: 'hello', kind: 'shell', command: 'echo hello' });
   ({ task_ids: ids } = await api(up.base, up.token, 'POST', `/v1/endpoints/${local}/submit`,
     { tasks: Array.from({ length: 30 }, () => ({ function_id: f.function_id })) }));
-  await until('the tasks finished', async () => {
-    const docs = await api(up.base, up.token, 'POST', '/v1/tasks/batch_status', { task_ids: ids });
-    return Object.values(docs.results).every((d) => d.pending === false);
-  }, 60000);
+  await untilFinished(up, ids, 'the tasks finished', 60000);
 });
 
 after(async () => {

@@ -116,6 +116,14 @@ export async function until(what, check, timeout = 30000) {
   }
 }
 
+/** Waits until every task of `ids` is finished, asking the service for their status. */
+export async function untilFinished(up, ids, what = 'the tasks finished', timeout = 30000) {
+  return until(what, async () => {
+    const docs = await api(up.base, up.token, 'POST', '/v1/tasks/batch_status', { task_ids: ids });
+    return Object.values(docs.results).every((d) => d.pending === false);
+  }, timeout);
+}
+
 /** The two screens every page is checked at: a laptop and a phone. */
 export const SIZES = {
   desktop: { width: 1440, height: 900 },

@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { launchBrowser, openPage, lifelineUp, api, until, SCREENSHOTS } from './support.mjs';
+import { launchBrowser, openPage, lifelineUp, api, until, SCREENSHOTS, untilFinished } from './support.mjs';
 
 const SOURCE = `def ok(n):
     return n
@@ -38,10 +38,7 @@ before(async () => {
   [ids.boom] = await submit(local, fn.boom, [[42]]);
   [ids.waiting, ids.cancelled] = await submit(far, fn.ok, [[6], [7]]);
   await api(up.base, up.token, 'POST', `/v1/tasks/${ids.cancelled}/cancel`);
-  await until('the local tasks finished', async () => {
-    const docs = await api(up.base, up.token, 'POST', '/v1/tasks/batch_status', { task_ids: [...ids.ok, ids.boom] });
-    return Object.values(docs.results).every((d) => d.pending === false);
-  }, 60000);
+  await untilFinished(up, [...ids.ok, ids.boom], 'the local tasks finished', 60000);
   ({ page, errors } = await openPage(browser, up.url));
   await page.setViewportSize({ width: 1440, height: 900 });
   await page.locator('[data-connection="live"]').waitFor({ timeout: 20000 });

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { launchBrowser, openPage, lifelineUp, api, until, axeViolations, overflow, SIZES, SCREENSHOTS } from './support.mjs';
+import { launchBrowser, openPage, lifelineUp, api, until, axeViolations, overflow, SIZES, SCREENSHOTS, untilFinished } from './support.mjs';
 
 const SOURCE = `import os
 
@@ -43,10 +43,7 @@ before(async () => {
   ids.waiting = await submit(far, fn.ok, [[6], [7]]);
   await api(up.base, up.token, 'POST', `/v1/tasks/${ids.waiting[1]}/cancel`);
   const all = [...ids.ok, ids.boom, ids.flaky];
-  await until('the local tasks finished', async () => {
-    const docs = await api(up.base, up.token, 'POST', '/v1/tasks/batch_status', { task_ids: all });
-    return Object.values(docs.results).every((d) => d.pending === false);
-  }, 60000);
+  await untilFinished(up, all, 'the local tasks finished', 60000);
 });
 
 after(async () => {
