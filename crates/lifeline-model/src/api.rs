@@ -43,6 +43,12 @@ pub struct Health {
     pub status: String,
     /// The sequence number of the last stored event.
     pub seq: u64,
+    /// The service's version, such as `0.1.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The git commit the service was built from (`unknown` outside a git checkout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 /// Names of endpoints and functions: 1 to 200 characters, not all blank, no control characters.

@@ -34,6 +34,20 @@ use crate::users::{
     Caller, Principal, UserId, digest, digest_from_hex, hex, new_token, new_token_id,
 };
 
+/// This build's version, from the workspace's `Cargo.toml`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git commit this build comes from (`unknown` when built outside a git checkout).
+pub const COMMIT: &str = env!("LIFELINE_COMMIT");
+
+/// What `lifeline --version` prints after the program's name: `0.1.0 (commit 1a2b3c4d5e6f)`.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("LIFELINE_COMMIT"),
+    ")"
+);
+
 /// The current time.
 pub fn now() -> Timestamp {
     let since_epoch = std::time::SystemTime::now()

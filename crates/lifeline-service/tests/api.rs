@@ -18,6 +18,14 @@ async fn health_and_authentication() {
     let app = spawn_app().await;
     let resp = reqwest::get(app.url("/healthz")).await.expect("healthz");
     assert_eq!(resp.status(), 200);
+    let health: Value = resp.json().await.expect("json");
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"), "{health}");
+    let commit = health["commit"].as_str().expect("a commit");
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{health}"
+    );
 
     let resp = app
         .client

@@ -35,7 +35,7 @@ const EXIT_CODES: &str = "Exit codes: 0 done (cancelling a task already cancelle
 #[derive(Debug, Parser)]
 #[command(
     name = "lifeline",
-    version,
+    version = lifeline_service::VERSION_LINE,
     about = "Run functions on remote endpoints and follow every task's life cycle.",
     after_help = EXIT_CODES
 )]

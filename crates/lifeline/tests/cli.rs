@@ -1021,6 +1021,26 @@ async fn serve_banner(data_dir: &Path) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn version_names_the_commit() {
+    let home = tempfile::tempdir().expect("home");
+    let out = lifeline(&["--version"], &[], home.path()).await;
+    assert!(out.status.success());
+    let line = text(&out.stdout);
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| text(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    assert_eq!(
+        line.trim(),
+        format!("lifeline {} (commit {head})", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[tokio::test]
 async fn serve_prints_the_user_token_only_when_it_creates_it() {
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");

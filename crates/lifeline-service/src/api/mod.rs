@@ -204,5 +204,7 @@ async fn health(
     axum::Json(lifeline_model::api::Health {
         status: "ok".into(),
         seq: state.store().head(),
+        version: Some(crate::VERSION.into()),
+        commit: Some(crate::COMMIT.into()),
     })
 }
