@@ -13,6 +13,7 @@
 //! - the endpoint report ([`EndpointReport`]) with one [`ExecutorReport`] per executor;
 //! - the event stream's wire type ([`Event`]) and the API's shapes the dashboard reads back
 //!   ([`TaskSummary`], [`EndpointSummary`], [`StatsSummary`]);
+//! - the causes a failure or retry is counted by ([`ReasonKind`]);
 //! - the limits on what a task may carry ([`MAX_ARGUMENT_DEPTH`], [`json_depth`]);
 //! - the lifecycle diagram as data ([`diagram`]), rendered to SVG and Mermaid text.
 //!
@@ -28,6 +29,7 @@ pub mod api;
 mod event;
 mod ids;
 mod limits;
+mod reason;
 mod report;
 #[cfg(feature = "schema")]
 mod schema;
@@ -42,6 +44,7 @@ pub mod diagram;
 pub use event::{EndpointStatus, Event, EventBody, TransitionEvent};
 pub use ids::{EndpointId, FunctionId, IdError, TaskGroupId, TaskId};
 pub use limits::{MAX_ARGUMENT_DEPTH, json_depth};
+pub use reason::ReasonKind;
 pub use report::{BlockReport, BlockState, EndpointReport, ExecutorReport, StateCounts};
 pub use state::{Actor, State, UnknownName};
 pub use status::{

@@ -39,6 +39,11 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// The dashboard's built files, served at `/` when the directory exists.
     pub dashboard_dir: PathBuf,
+    /// A token that may read `GET /metrics` and nothing else (admins' tokens may too); empty:
+    /// admins only.
+    pub metrics_token: String,
+    /// An address serving `GET /metrics` without a token, for a monitoring network; empty: none.
+    pub metrics_bind: String,
 }
 
 impl Default for Settings {
@@ -55,6 +60,8 @@ impl Default for Settings {
             max_batch_tasks: 10_000,
             cors_origins: Vec::new(),
             dashboard_dir: PathBuf::from("dist"),
+            metrics_token: String::new(),
+            metrics_bind: String::new(),
         }
     }
 }
@@ -178,7 +185,24 @@ impl Settings {
         if self.heartbeat_threshold_secs < self.heartbeat_period_secs {
             bail!("heartbeat_threshold_secs must be at least heartbeat_period_secs");
         }
+        if !self.metrics_token.is_empty() && self.metrics_token.len() < 16 {
+            bail!("metrics_token must have at least 16 characters (or be empty: admins only)");
+        }
+        self.metrics_address()?;
         Ok(())
+    }
+
+    /// Where `GET /metrics` is served without a token, if anywhere.
+    pub fn metrics_address(&self) -> anyhow::Result<Option<SocketAddr>> {
+        let text = self.metrics_bind.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|e| {
+            anyhow::anyhow!(
+                "metrics_bind must be an address such as 127.0.0.1:9464, not {text:?} ({e})"
+            )
+        })
     }
 
     pub fn heartbeat_period(&self) -> Duration {

@@ -13,6 +13,7 @@ pub mod api;
 pub mod config;
 pub mod forwarder;
 pub mod log_limit;
+pub mod metrics;
 pub mod quota;
 pub mod stats;
 pub mod store;
@@ -68,6 +69,8 @@ pub struct Service {
     pub state: AppState,
     /// Set when this start created the user token (it is also in `DATA_DIR/token`).
     pub new_user_token: Option<String>,
+    /// Serves `GET /metrics` without a token, when `metrics_bind` is set.
+    metrics_listener: Option<TcpListener>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -84,14 +87,28 @@ impl Service {
             ack_timeout: settings.dispatch_ack_timeout(),
             max_result_bytes: settings.max_result_bytes,
         };
+        let metrics_listener = match settings.metrics_address()? {
+            Some(address) => Some(TcpListener::bind(address).await.with_context(|| {
+                format!("cannot listen on {address} for the metrics (metrics_bind)")
+            })?),
+            None => None,
+        };
         let forwarder = Arc::new(Forwarder::new(store.clone(), timings).await?);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let state = AppState::new(settings, store, forwarder, access, shutdown_rx);
         Ok(Self {
             state,
             new_user_token,
+            metrics_listener,
             shutdown,
         })
+    }
+
+    /// Where `GET /metrics` is served without a token, if `metrics_bind` is set.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// Serves on `listener` until `signal` completes, then stops cleanly: open streams and
@@ -102,8 +119,23 @@ impl Service {
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let Service {
-            state, shutdown, ..
+            state,
+            shutdown,
+            metrics_listener,
+            ..
         } = self;
+        let metrics = metrics_listener.map(|listener| {
+            let app = api::metrics_router(state.clone());
+            let mut stop = state.shutdown();
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            })
+        });
         let monitor = {
             let forwarder = state.forwarder().clone();
             let rx = state.shutdown();
@@ -125,6 +157,9 @@ impl Service {
             .with_graceful_shutdown(stop)
             .await?;
         let _ = monitor.await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         store.close().await;
         Ok(())
     }

@@ -460,6 +460,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let token_file = settings.data_dir.join("token");
     let service = Service::open(settings).await?;
     println!("Lifeline is listening on http://{addr}/");
+    if let Some(metrics) = service.metrics_addr() {
+        println!("Metrics, without a token: http://{metrics}/metrics");
+    }
     // The token is printed once, when it is made; service logs must not carry it afterwards.
     match &service.new_user_token {
         Some(token) => {

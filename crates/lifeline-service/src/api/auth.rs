@@ -14,9 +14,8 @@ use super::AppState;
 use super::error::ApiError;
 use crate::users::{Caller, Principal, new_token};
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts
-        .headers
+pub(super) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
@@ -28,7 +27,7 @@ fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
-    let token = bearer(parts).ok_or_else(|| {
+    let token = bearer(&parts.headers).ok_or_else(|| {
         ApiError::Unauthorized("send a token: `Authorization: Bearer <token>`".into())
     })?;
     state.tokens().lookup(token, crate::now()).ok_or_else(|| {

@@ -229,6 +229,22 @@ fn sse(event: &StoredEvent) -> Result<SseEvent, Infallible> {
         .data(&*event.json))
 }
 
+/// One open stream in the subscribers gauge, for as long as it lives.
+struct Subscribed(prometheus_client::metrics::gauge::Gauge);
+
+impl Subscribed {
+    fn new(gauge: &prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for Subscribed {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Feeds one subscriber until it goes away or the service shuts down.
 async fn pump(
     state: AppState,
@@ -237,6 +253,7 @@ async fn pump(
     mut live: broadcast::Receiver<std::sync::Arc<StoredEvent>>,
     tx: mpsc::Sender<Result<SseEvent, Infallible>>,
 ) {
+    let _counted = Subscribed::new(&state.metrics().subscribers);
     let mut shutdown = state.shutdown();
     let mut revocations = state.tokens().revocations();
     let token = filter.caller.token_id.clone();

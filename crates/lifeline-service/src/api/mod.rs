@@ -7,6 +7,7 @@ mod error;
 mod events;
 mod functions;
 mod listing;
+mod metrics;
 mod openapi;
 mod status;
 mod tasks;
@@ -32,6 +33,7 @@ pub(crate) use users::limits_of;
 use crate::access::Directory;
 use crate::config::Settings;
 use crate::forwarder::Forwarder;
+use crate::metrics::Metrics;
 use crate::quota::Quotas;
 use crate::store::Store;
 use crate::users::Tokens;
@@ -45,6 +47,7 @@ struct Inner {
     directory: Directory,
     quotas: Quotas,
     tickets: Tickets,
+    metrics: Metrics,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -73,8 +76,10 @@ impl AppState {
             directory,
             quotas,
         } = access;
+        let metrics = Metrics::new(store.writer_metrics());
         Self(Arc::new(Inner {
             settings,
+            metrics,
             store,
             forwarder,
             tokens,
@@ -113,6 +118,10 @@ impl AppState {
         &self.0.settings
     }
 
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
     pub fn shutdown(&self) -> watch::Receiver<bool> {
         self.0.shutdown.clone()
     }
@@ -131,8 +140,13 @@ pub fn router(state: AppState) -> Router {
     let dashboard = ServeDir::new(&settings.dashboard_dir).fallback(ServeFile::new(index));
     let mut app = Router::new()
         .route("/healthz", get(health))
+        .route("/metrics", get(metrics::scrape))
         .nest("/v1", v1)
         .fallback_service(dashboard)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::observe,
+        ))
         .with_state(state)
         .layer(CompressionLayer::new())
         // Every request is logged with its user (recorded once the token is checked), its
@@ -174,6 +188,15 @@ pub fn router(state: AppState) -> Router {
         );
     }
     app
+}
+
+/// The metrics alone, without a token, for `metrics_bind`: an address that only the monitoring
+/// network should reach.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::open_scrape))
+        .fallback(|| async { ApiError::NotFound("only /metrics is served here".into()) })
+        .with_state(state)
 }
 
 /// A name given to an endpoint or a function: trimmed, 1 to 200 characters, no control

@@ -353,7 +353,29 @@ pub fn openapi() -> &'static Value {
                 } },
             } }),
         );
-        reference::<ErrorBody>(&mut generator);
+        let error = reference::<ErrorBody>(&mut generator);
+        paths.insert(
+            "/metrics".into(),
+            json!({ "get": {
+                "summary": "Prometheus metrics (text format), every name prefixed `lifeline_`; for the scrape token (`metrics_token`) or an admin's token.",
+                "operationId": "get_metrics",
+                "security": [{ "bearer": [] }],
+                "responses": {
+                    "200": {
+                        "description": "The metrics.",
+                        "content": { "text/plain": { "schema": { "type": "string" } } },
+                    },
+                    "401": {
+                        "description": "No token, or one that is not valid.",
+                        "content": { "application/json": { "schema": error.clone() } },
+                    },
+                    "403": {
+                        "description": "A token of a user who is not an admin.",
+                        "content": { "application/json": { "schema": error } },
+                    },
+                },
+            } }),
+        );
         let schemas = generator.take_definitions(true);
         json!({
             "openapi": "3.1.0",

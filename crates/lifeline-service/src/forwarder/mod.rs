@@ -113,6 +113,15 @@ impl Forwarder {
         self.lock().conns.contains_key(&endpoint)
     }
 
+    /// Every endpoint known to the forwarder: its id, name and whether it is online.
+    pub fn endpoints_live(&self) -> Vec<(EndpointId, String, bool)> {
+        self.lock()
+            .live
+            .iter()
+            .map(|(id, l)| (*id, l.name.clone(), l.online))
+            .collect()
+    }
+
     pub fn liveness(&self, endpoint: EndpointId) -> Option<Liveness> {
         self.lock().live.get(&endpoint).cloned()
     }

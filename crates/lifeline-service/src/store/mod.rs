@@ -21,6 +21,7 @@ use lifeline_model::EndpointId;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::metrics::WriterMetrics;
 use crate::stats::StatsBook;
 use crate::users::UserId;
 
@@ -79,6 +80,7 @@ struct Shared {
     bus: broadcast::Sender<Arc<StoredEvent>>,
     /// The statistics and the sequence number of the last event they include, changed together.
     stats: RwLock<(u64, StatsBook)>,
+    metrics: WriterMetrics,
 }
 
 /// A handle on the store; cheap to clone.
@@ -175,6 +177,7 @@ impl Store {
             head: AtomicU64::new(head),
             bus,
             stats: RwLock::new((head, stats)),
+            metrics: WriterMetrics::default(),
         });
         let (jobs, rx) = mpsc::channel(4096);
         let writer_shared = shared.clone();
@@ -255,6 +258,11 @@ impl Store {
     pub fn with_stats<T>(&self, f: impl FnOnce(&StatsBook) -> T) -> (u64, T) {
         let guard = self.shared.stats.read().unwrap_or_else(|e| e.into_inner());
         (guard.0, f(&guard.1))
+    }
+
+    /// What the writer counts, for the metrics.
+    pub fn writer_metrics(&self) -> &WriterMetrics {
+        &self.shared.metrics
     }
 
     /// Waits until every write sent so far is committed, then stops the writer.

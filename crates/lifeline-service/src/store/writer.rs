@@ -11,6 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc;
 
 use super::{Job, Reply, Shared, StoreError, StoreResult, StoredEvent, TaskRow, read};
+use crate::metrics::Counted;
 use crate::stats::StatsBook;
 use crate::users::UserId;
 
@@ -73,6 +74,8 @@ pub struct Ctx<'a> {
     events: Vec<StoredEvent>,
     /// Stats changes, applied only if the job's savepoint is kept.
     moves: Vec<((EndpointId, UserId), Option<Move>)>,
+    /// Retries and failures, counted only if the job's savepoint is kept.
+    counted: Vec<Counted>,
 }
 
 pub(super) fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: &Shared) {
@@ -90,8 +93,12 @@ pub(super) fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: &
                 Err(_) => break,
             }
         }
+        let (jobs_in_batch, started) = (batch.len(), std::time::Instant::now());
         match run_batch(&mut conn, batch, &mut stats) {
-            Ok((events, replies)) => {
+            Ok((events, replies, counted)) => {
+                shared
+                    .metrics
+                    .committed(jobs_in_batch, started.elapsed(), &counted);
                 if let Some(last) = events.last() {
                     let mut guard = shared.stats.write().unwrap_or_else(|e| e.into_inner());
                     shared.head.store(last.seq, Ordering::Release);
@@ -120,9 +127,10 @@ fn run_batch(
     conn: &mut Connection,
     batch: Vec<Job>,
     stats: &mut StatsBook,
-) -> rusqlite::Result<(Vec<StoredEvent>, Vec<Reply>)> {
+) -> rusqlite::Result<(Vec<StoredEvent>, Vec<Reply>, Vec<Counted>)> {
     let mut tx = conn.transaction()?;
     let mut events = Vec::new();
+    let mut counted = Vec::new();
     let mut replies = Vec::with_capacity(batch.len());
     let mut touched = std::collections::HashSet::new();
     for job in batch {
@@ -131,11 +139,13 @@ fn run_batch(
             conn: &sp,
             events: Vec::new(),
             moves: Vec::new(),
+            counted: Vec::new(),
         };
         let (keep, reply) = job(&mut ctx);
         let Ctx {
             events: job_events,
             moves,
+            counted: job_counted,
             ..
         } = ctx;
         if keep {
@@ -148,6 +158,7 @@ fn run_batch(
                 }
             }
             events.extend(job_events);
+            counted.extend(job_counted);
         }
         replies.push(reply);
     }
@@ -162,7 +173,7 @@ fn run_batch(
         }
     }
     tx.commit()?;
-    Ok((events, replies))
+    Ok((events, replies, counted))
 }
 
 fn id_bytes(id: u128) -> [u8; 16] {
@@ -342,6 +353,8 @@ impl Ctx<'_> {
             (task.endpoint_id, row.owner),
             Some((task.state, p.to, p.at.micros_since(task.since))),
         ));
+        self.counted
+            .extend(Counted::of(task.state, p.to, p.reason.as_deref()));
         let event = TransitionEvent {
             task_id: task.task_id,
             task_group_id: None,

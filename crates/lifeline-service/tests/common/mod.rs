@@ -24,6 +24,8 @@ pub struct TestApp {
     pub token: String,
     pub client: reqwest::Client,
     pub dir: PathBuf,
+    /// Where `/metrics` is served without a token, when `metrics_bind` is set.
+    pub metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _tmp: Option<tempfile::TempDir>,
@@ -61,6 +63,7 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let service = Service::open(settings).await.expect("service opens");
+    let metrics_addr = service.metrics_addr();
     let token = std::fs::read_to_string(dir.join("token"))
         .expect("token file")
         .trim()
@@ -74,6 +77,7 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
         token,
         client: reqwest::Client::new(),
         dir,
+        metrics_addr,
         stop: Some(stop),
         server: Some(server),
         _tmp: None,
