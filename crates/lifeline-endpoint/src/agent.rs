@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use crate::config::EndpointConfig;
 use crate::connection::{FromConn, connect_url, connection};
 use crate::interchange::{Executor, Interchange, Listener};
+use crate::metrics::AgentMetrics;
 use crate::outbox::Outbox;
 
 /// How to run the agent.
@@ -41,6 +42,11 @@ pub async fn run_agent(
             "replaying reports a previous run could not deliver"
         );
     }
+    let metrics = AgentMetrics::new();
+    if let Some(bind) = options.config.metrics_address()? {
+        let address = crate::metrics::serve(bind, metrics.clone()).await?;
+        tracing::info!(%address, "serving the agent's metrics at /metrics");
+    }
     // Listen for managers before asking for any block, so that none dials in vain.
     let listener = Listener::bind(&options.config.interchange).await?;
     let (conn_tx, conn_rx) = mpsc::unbounded_channel::<FromConn>();
@@ -56,7 +62,8 @@ pub async fn run_agent(
             Executor::new(c.clone(), provider)
         })
         .collect();
-    let (mut interchange, inbox) = Interchange::start(&options.config, executors, outbox, listener);
+    let (mut interchange, inbox) =
+        Interchange::start(&options.config, executors, outbox, listener, metrics);
     let result = interchange.run(conn_rx, inbox, shutdown).await;
     connection.abort();
     interchange.stop_blocks().await;

@@ -196,6 +196,10 @@ pub struct EndpointConfig {
     /// Largest result a task may return, in bytes.
     #[serde(default = "ten_mib")]
     pub max_result_bytes: usize,
+    /// An address serving the agent's Prometheus metrics at `/metrics`, such as
+    /// `127.0.0.1:9465`; none when unset.
+    #[serde(default)]
+    pub metrics_bind: Option<String>,
 }
 
 fn ten_mib() -> usize {
@@ -328,6 +332,7 @@ impl EndpointConfig {
             interchange: InterchangeConfig::default(),
             manager_timeout_secs: None,
             max_result_bytes: ten_mib(),
+            metrics_bind: None,
         }
     }
 
@@ -351,7 +356,22 @@ impl EndpointConfig {
             }
             e.check()?;
         }
+        self.metrics_address()?;
         Ok(())
+    }
+
+    /// Where the agent serves its metrics, if anywhere.
+    pub fn metrics_address(&self) -> anyhow::Result<Option<std::net::SocketAddr>> {
+        self.metrics_bind
+            .as_deref()
+            .map(|text| {
+                text.trim().parse().map_err(|e| {
+                    anyhow::anyhow!(
+                        "metrics_bind must be an address such as 127.0.0.1:9465, not {text:?} ({e})"
+                    )
+                })
+            })
+            .transpose()
     }
 
     pub fn manager_timeout(&self, heartbeat: Duration) -> Duration {
@@ -370,6 +390,18 @@ mod tests {
         let config: EndpointConfig = toml::from_str(text)?;
         config.check()?;
         Ok(config)
+    }
+
+    #[test]
+    fn metrics_bind_is_an_address() {
+        let executor = "[[executor]]\nlabel = \"a\"\nworkers_per_node = 1\n";
+        let config = parse(&format!("metrics_bind = \"127.0.0.1:9465\"\n{executor}")).expect("ok");
+        assert_eq!(
+            config.metrics_address().expect("valid").map(|a| a.port()),
+            Some(9465)
+        );
+        let err = parse(&format!("metrics_bind = \"localhost\"\n{executor}")).expect_err("bad");
+        assert!(format!("{err:#}").contains("metrics_bind"), "{err:#}");
     }
 
     fn error(text: &str) -> String {

@@ -11,6 +11,7 @@ pub mod config;
 mod connection;
 mod interchange;
 mod manager;
+mod metrics;
 mod node;
 mod outbox;
 pub mod provider;

@@ -44,12 +44,20 @@ pub struct WriterMetrics {
 
 impl Default for WriterMetrics {
     fn default() -> Self {
-        Self {
+        let metrics = Self {
             batch_jobs: Histogram::new(exponential_buckets(1.0, 4.0, 7)),
             commit_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             retries: Family::default(),
             failures: Family::default(),
+        };
+        // Every cause from the start at zero, so that a rate is defined before the first one.
+        for kind in ReasonKind::ALL {
+            drop(metrics.failures.get_or_create(&reason(kind)));
+            if kind != ReasonKind::Exception {
+                drop(metrics.retries.get_or_create(&reason(kind)));
+            }
         }
+        metrics
     }
 }
 

@@ -678,3 +678,144 @@ async fn a_refused_report_of_an_earlier_run_leaves_the_task_s_new_run_alone() {
     let stats = l.api.stats(&Default::default()).await.expect("stats");
     assert_eq!(stats.illegal_reports, 1, "the old placement only");
 }
+
+/// Every metric name in a Prometheus exposition, as queries name them (histograms with their
+/// `_bucket`, `_count` and `_sum` series).
+fn exported(text: &str) -> std::collections::HashSet<String> {
+    let mut names = std::collections::HashSet::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let (name, kind) = rest.split_once(' ').expect("name and type");
+        if kind == "histogram" {
+            for suffix in ["_bucket", "_count", "_sum"] {
+                names.insert(format!("{name}{suffix}"));
+            }
+        }
+        names.insert(name.to_owned());
+    }
+    names
+}
+
+/// The value of one series (`name{labels}`) in an exposition, if present.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().expect("a number"))
+}
+
+/// Every `lifeline_*` metric a Grafana dashboard's queries name.
+fn queried(dashboard: &serde_json::Value, names: &mut Vec<String>) {
+    match dashboard {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("expr" | "definition", serde_json::Value::String(query)) => {
+                        let mut rest = query.as_str();
+                        while let Some(at) = rest.find("lifeline_") {
+                            let tail = &rest[at..];
+                            let end = tail
+                                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                                .unwrap_or(tail.len());
+                            names.push(tail[..end].to_owned());
+                            rest = &tail[end..];
+                        }
+                    }
+                    _ => queried(value, names),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| queried(v, names)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn the_agent_s_metrics_and_the_grafana_dashboard_over_both() {
+    let l = serve().await;
+    let (ep, token) = l.endpoint("watched").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port();
+    let config = format!(
+        "metrics_bind = \"127.0.0.1:{port}\"\n\n[[executor]]\nlabel = \"cpu\"\nworkers_per_node = 2\n"
+    );
+    let _agent = l.agent(&token, Some(&config)).await;
+    let f = l.python(HELLO, "hello").await;
+    let ids = l.submit(&ep, &f, &[no_args(), no_args()], None).await;
+    for id in &ids {
+        assert_eq!(l.finished(id).await.status.wire(), "success");
+    }
+    let http = reqwest::Client::new();
+    let agent_url = format!("http://127.0.0.1:{port}/metrics");
+    let agent = eventually(
+        "the agent's metrics to show its manager and the acknowledged reports",
+        || async {
+            match http.get(&agent_url).send().await {
+                Ok(resp) => resp.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            }
+        },
+        |text| {
+            sample(text, "lifeline_agent_managers{executor=\"cpu\"}") == Some(1.0)
+                && sample(text, "lifeline_agent_report_batch_seconds_count")
+                    .is_some_and(|n| n >= 1.0)
+        },
+    )
+    .await;
+    for (series, value) in [
+        ("lifeline_agent_connected", 1.0),
+        (
+            "lifeline_agent_workers{executor=\"cpu\",state=\"idle\"}",
+            2.0,
+        ),
+        (
+            "lifeline_agent_workers{executor=\"cpu\",state=\"busy\"}",
+            0.0,
+        ),
+        (
+            "lifeline_agent_tasks{executor=\"cpu\",state=\"running\"}",
+            0.0,
+        ),
+        (
+            "lifeline_agent_blocks{executor=\"cpu\",state=\"running\"}",
+            1.0,
+        ),
+    ] {
+        assert_eq!(sample(&agent, series), Some(value), "{series} in\n{agent}");
+    }
+    let service = http
+        .get(format!("{}/metrics", l.url))
+        .bearer_auth(&l.token)
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(
+        sample(
+            &service,
+            &format!("lifeline_tasks{{endpoint=\"{ep}\",state=\"success\"}}")
+        ),
+        Some(2.0),
+        "{service}"
+    );
+
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/grafana/lifeline.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("the dashboard"))
+            .expect("json");
+    let mut names = Vec::new();
+    queried(&dashboard, &mut names);
+    assert!(names.len() >= 20, "{names:?}");
+    let mut known = exported(&agent);
+    known.extend(exported(&service));
+    let unknown: Vec<&String> = names.iter().filter(|n| !known.contains(*n)).collect();
+    assert!(
+        unknown.is_empty(),
+        "the Grafana dashboard queries metrics nobody exports: {unknown:?}\nexported: {known:?}"
+    );
+}

@@ -33,6 +33,7 @@ use tokio::time::Instant;
 
 use crate::config::{EndpointConfig, ExecutorConfig, Scaling};
 use crate::connection::FromConn;
+use crate::metrics::AgentMetrics;
 use crate::node::ToManager;
 use crate::outbox::Outbox;
 use crate::provider::Provider;
@@ -136,6 +137,9 @@ pub(crate) struct Interchange {
     max_result_bytes: usize,
     /// The interchange's `host:port`, as managers dial it.
     address: String,
+    metrics: Arc<AgentMetrics>,
+    /// When each report batch not acknowledged yet left, for the metrics.
+    sent: HashMap<u64, Instant>,
     /// Connections dropped because they did not authenticate.
     rejected_connections: u64,
     manager_events: mpsc::UnboundedSender<ManagerEvent>,
@@ -150,6 +154,7 @@ impl Interchange {
         executors: Vec<Executor>,
         outbox: Outbox,
         listener: Listener,
+        metrics: Arc<AgentMetrics>,
     ) -> (Self, Inbox) {
         let (manager_events, managers) = mpsc::unbounded_channel();
         let (block_events, blocks) = mpsc::unbounded_channel();
@@ -172,6 +177,8 @@ impl Interchange {
             manager_timeout: config.manager_timeout(MANAGER_HEARTBEAT),
             max_result_bytes: config.max_result_bytes,
             address,
+            metrics,
+            sent: HashMap::new(),
             rejected_connections: 0,
             manager_events,
             block_events,
@@ -221,7 +228,10 @@ impl Interchange {
                         self.send_heartbeat();
                     }
                     FromConn::Message(message) => self.on_service_message(message)?,
-                    FromConn::Disconnected => self.to_service = None,
+                    FromConn::Disconnected => {
+                        self.to_service = None;
+                        self.metrics.connected.set(0);
+                    }
                 },
                 Some(event) = events.recv() => self.on_manager_event(event),
                 Some(event) = block_events.recv() => self.on_block_event(event),
@@ -229,6 +239,7 @@ impl Interchange {
                 _ = check.tick() => {
                     self.check_managers();
                     self.check_blocks();
+                    self.metrics.executors_seen(self.reports());
                 }
                 _ = async move {
                     match flush_at {
@@ -324,6 +335,7 @@ impl Interchange {
         if self.pending.is_empty() {
             return Ok(());
         }
+        self.sent.insert(self.outbox.next_batch(), Instant::now());
         let text = self.outbox.push(std::mem::take(&mut self.pending))?;
         if let Some(to_service) = &self.to_service {
             let _ = to_service.send(text);
@@ -343,6 +355,7 @@ impl Interchange {
             let _ = outgoing.send(text);
         }
         self.to_service = Some(outgoing);
+        self.metrics.connected.set(1);
     }
 
     fn on_service_message(&mut self, message: ToEndpoint) -> anyhow::Result<()> {
@@ -370,6 +383,11 @@ impl Interchange {
             }
             ToEndpoint::Ack { batch, rejected } => {
                 self.outbox.acknowledged(batch);
+                if let Some(sent) = self.sent.remove(&batch) {
+                    self.metrics
+                        .report_seconds
+                        .observe(sent.elapsed().as_secs_f64());
+                }
                 for r in rejected {
                     tracing::warn!(task = %r.task_id, state = %r.state, message = %r.message, "the service refused a transition");
                     // The service knows better: stop working on this run of the task (the

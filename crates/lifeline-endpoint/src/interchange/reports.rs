@@ -34,7 +34,7 @@ impl Interchange {
     }
 
     /// One report per executor.
-    fn reports(&self) -> Vec<ExecutorReport> {
+    pub(super) fn reports(&self) -> Vec<ExecutorReport> {
         let mut reports: Vec<ExecutorReport> = self
             .executors
             .iter()
