@@ -59,8 +59,10 @@ def _drain(stream: object | None) -> None:
 class Service:
     """``lifeline serve`` in a temporary directory."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, settings: dict[str, str] | None = None) -> None:
         self.dir = directory
+        #: ``LIFELINE_*`` settings beyond the tests' own, such as a short retention.
+        self.settings = settings or {}
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
         self.start("127.0.0.1:0", heartbeat_threshold="2")
@@ -73,6 +75,7 @@ class Service:
             "LIFELINE_HEARTBEAT_THRESHOLD": heartbeat_threshold,
             "LIFELINE_DISPATCH_ACK_TIMEOUT": "5",
             "LIFELINE_LOG": _log_level(),
+            **self.settings,
         }
         self.process = subprocess.Popen(
             [

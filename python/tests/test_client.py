@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import lifeline
 from lifeline import (
     AuthError,
     Client,
+    Expired,
     NotFound,
     RequestError,
     ServiceUnavailable,
@@ -18,7 +20,7 @@ from lifeline import (
     TaskFailed,
 )
 
-from .conftest import Agent, Service
+from .conftest import CONFIG, PATIENCE, Agent, Service
 
 
 def add(a: int, b: int) -> int:
@@ -147,3 +149,31 @@ def test_errors_name_what_went_wrong(service: Service, client: Client, endpoint:
         port = s.getsockname()[1]
     with pytest.raises(ServiceUnavailable, match=f"127.0.0.1:{port}"):
         Client(f"http://127.0.0.1:{port}", "t").endpoints()
+
+
+def test_a_task_past_the_retention_is_expired(tmp_path: Path) -> None:
+    brief = Service(tmp_path, settings={"LIFELINE_RETENTION": "1s"})
+    agent = Agent(brief, "brief", CONFIG)
+    client = brief.client()
+    try:
+        submitted = client.submit("brief", add, 1, 2)
+        assert client.get_result(submitted.task_id, timeout=30) == 3
+        deadline = time.monotonic() + PATIENCE
+        while not expired(client, submitted.task_id):
+            assert time.monotonic() < deadline, "the task never expired"
+            time.sleep(0.1)
+        with pytest.raises(Expired, match="retention") as gone:
+            client.get_result(submitted.task_id)
+        assert gone.value.status == 410
+    finally:
+        client.close()
+        agent.stop()
+        brief.kill()
+
+
+def expired(client: Client, task_id: str) -> bool:
+    try:
+        client.get_task(task_id)
+    except Expired:
+        return True
+    return False

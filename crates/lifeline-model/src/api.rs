@@ -368,6 +368,20 @@ pub struct StatsQuery {
     pub mine: Option<bool>,
 }
 
+/// The data of the event stream's `reset` event: the client resumed from before an event that
+/// retention removed, so it missed history it cannot get back. It should reload what it shows
+/// (counts, lists, its tasks' status) and go on from this event, which carries the head's id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct StreamReset {
+    /// Where the client asked to resume.
+    pub after: u64,
+    /// The highest sequence number retention removed.
+    pub purged_through: u64,
+    /// The last stored event: the stream goes on after it.
+    pub head: u64,
+}
+
 /// The query of `GET /v1/events`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

@@ -44,6 +44,9 @@ pub struct Settings {
     pub metrics_token: String,
     /// An address serving `GET /metrics` without a token, for a monitoring network; empty: none.
     pub metrics_bind: String,
+    /// How long a finished task's arguments, result and events are kept, such as `30d`, `12h`,
+    /// `90m` or `2s`; afterwards the task answers 410 Gone.
+    pub retention: String,
 }
 
 impl Default for Settings {
@@ -62,6 +65,7 @@ impl Default for Settings {
             dashboard_dir: PathBuf::from("dist"),
             metrics_token: String::new(),
             metrics_bind: String::new(),
+            retention: "30d".into(),
         }
     }
 }
@@ -189,7 +193,14 @@ impl Settings {
             bail!("metrics_token must have at least 16 characters (or be empty: admins only)");
         }
         self.metrics_address()?;
+        parse_duration(&self.retention).context("retention")?;
         Ok(())
+    }
+
+    /// How long finished tasks are kept.
+    pub fn retention(&self) -> Duration {
+        // Checked when the settings were loaded; settings built in code fall back to the default.
+        parse_duration(&self.retention).unwrap_or(Duration::from_secs(30 * 86_400))
     }
 
     /// Where `GET /metrics` is served without a token, if anywhere.
@@ -218,9 +229,61 @@ impl Settings {
     }
 }
 
+/// A duration written as a number and a unit: `s`, `m`, `h` or `d` (`30d`, `1.5h`, `2s`).
+pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    let text = text.trim();
+    let unit = text
+        .char_indices()
+        .find(|(_, c)| c.is_ascii_alphabetic())
+        .map(|(i, _)| i)
+        .ok_or_else(|| {
+            anyhow::anyhow!("{text:?} needs a unit: s, m, h or d (such as 30d or 12h)")
+        })?;
+    let (number, unit) = text.split_at(unit);
+    let seconds = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        _ => bail!("{text:?}: the unit must be s, m, h or d, not {unit:?}"),
+    };
+    let n: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{text:?} must be a number and a unit (such as 30d)"))?;
+    // At most a hundred years: beyond, the arithmetic on timestamps could overflow.
+    let secs = n * seconds;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 100.0 * 365.0 * 86_400.0) {
+        bail!("{text:?} must be more than nothing and at most 100 years");
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_have_a_number_and_a_unit() {
+        assert_eq!(
+            parse_duration("30d").ok(),
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(
+            parse_duration("12h").ok(),
+            Some(Duration::from_secs(12 * 3600))
+        );
+        assert_eq!(parse_duration(" 1.5m ").ok(), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2s").ok(), Some(Duration::from_secs(2)));
+        for bad in ["30", "d", "0s", "-1d", "3w", "1e9d", "nand"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        let err = Settings::load(None, [("LIFELINE_RETENTION".into(), "forever".into())])
+            .expect_err("bad");
+        assert!(format!("{err:#}").contains("retention"), "{err:#}");
+        let s = Settings::load(None, [("LIFELINE_RETENTION".into(), "12h".into())]).expect("ok");
+        assert_eq!(s.retention(), Duration::from_secs(12 * 3600));
+    }
 
     #[test]
     fn environment_overrides_the_file() {

@@ -142,6 +142,11 @@ impl Service {
             tokio::spawn(async move { forwarder.monitor(rx).await })
         };
         let store = state.store().clone();
+        let retention = tokio::spawn(keep_retention(
+            store.clone(),
+            state.settings().retention(),
+            state.shutdown(),
+        ));
         let app = api::router(state);
         let stop = async move {
             signal.await;
@@ -157,11 +162,44 @@ impl Service {
             .with_graceful_shutdown(stop)
             .await?;
         let _ = monitor.await;
+        let _ = retention.await;
         if let Some(metrics) = metrics {
             let _ = metrics.await;
         }
         store.close().await;
         Ok(())
+    }
+}
+
+/// Expires finished tasks past the retention, in small writes, until shutdown. A task is seen
+/// as expired by every request the moment it passes the retention; this only frees its space,
+/// checking twice per retention period and at least every 30 seconds.
+async fn keep_retention(
+    store: Store,
+    retention: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let every = (retention / 2).clamp(
+        std::time::Duration::from_millis(200),
+        std::time::Duration::from_secs(30),
+    );
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        let cutoff = Timestamp::from_micros(now().as_micros() - retention.as_micros() as i64);
+        loop {
+            match store.expire_finished(cutoff, store::EXPIRE_BATCH).await {
+                // A full batch: more are due; let other writes in between.
+                Ok(n) if n == store::EXPIRE_BATCH => tokio::task::yield_now().await,
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot expire finished tasks");
+                    break;
+                }
+            }
+        }
     }
 }
 

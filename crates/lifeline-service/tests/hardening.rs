@@ -460,6 +460,8 @@ fn downgrade_to_single_user(conn: &rusqlite::Connection) {
          DROP TABLE users;
          DROP INDEX tasks_by_owner;
          DROP INDEX events_by_edge;
+         DROP INDEX tasks_to_expire;
+         ALTER TABLE tasks DROP COLUMN expired;
          ALTER TABLE events DROP COLUMN from_state;
          ALTER TABLE tasks DROP COLUMN owner;
          ALTER TABLE functions DROP COLUMN owner;

@@ -21,6 +21,7 @@ from ._wire import STATES, TERMINAL
 from .client import Client, Submitted
 from .errors import (
     AuthError,
+    Expired,
     LifelineError,
     NotFound,
     RequestError,
@@ -41,6 +42,7 @@ __all__ = [
     "AuthError",
     "Client",
     "Executor",
+    "Expired",
     "LifelineError",
     "NotFound",
     "PythonFunction",

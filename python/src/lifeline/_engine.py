@@ -37,6 +37,7 @@ from ._wire import BATCH_STATUS_LIMIT, answer, error_of, submission_body, unreac
 from .client import Client, result_of
 from .errors import (
     AuthError,
+    Expired,
     LifelineError,
     NotFound,
     RequestError,
@@ -434,6 +435,11 @@ class Engine:
                 self.stream_socket = sock
             try:
                 for event in source.iter_sse():
+                    if event.event == "reset":
+                        # Retention removed events after our cursor: read every open task's
+                        # status instead, and follow on from the head.
+                        self.gap = True
+                        raise _Resubscribe()
                     self._read(event.id, event.data)
                     if self.resubscribe:
                         raise _Resubscribe()
@@ -579,9 +585,11 @@ class Engine:
         if future is None:
             return
         if "status" not in doc:
-            future._resolve_exception(
-                NotFound(404, str(doc.get("error", "not_found")), str(doc.get("message", "")))
-            )
+            code, message = str(doc.get("error", "not_found")), str(doc.get("message", ""))
+            if code == "expired":
+                future._resolve_exception(Expired(410, code, message))
+            else:
+                future._resolve_exception(NotFound(404, code, message))
             self._forget(task_id)
             return
         log = doc.get("details", {}).get("task_transitions", [])

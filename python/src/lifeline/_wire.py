@@ -9,7 +9,14 @@ from typing import Any
 
 import httpx
 
-from .errors import AuthError, NotFound, RequestError, ServiceError, ServiceUnavailable
+from .errors import (
+    AuthError,
+    Expired,
+    NotFound,
+    RequestError,
+    ServiceError,
+    ServiceUnavailable,
+)
 
 #: The life-cycle states as they are named on the wire, in the order of the model.
 STATES = (
@@ -60,6 +67,8 @@ def error_of(status: int, body: bytes) -> ServiceError:
         return AuthError(status, code, message)
     if status == 404:
         return NotFound(status, code, message)
+    if status == 410:
+        return Expired(status, code, message)
     if 400 <= status < 500:
         return RequestError(status, code, message)
     return ServiceError(status, code, message)

@@ -4,6 +4,7 @@ Every error the service answers becomes one of these, carrying the service's own
 
 - :class:`AuthError`: the token was refused (401 or 403).
 - :class:`NotFound`: no such task, function or endpoint (404).
+- :class:`Expired`: the task finished longer ago than the service keeps tasks (410).
 - :class:`RequestError`: any other refused request (4xx), such as a malformed argument.
 - :class:`ServiceError`: the service failed (5xx).
 - :class:`ServiceUnavailable`: nothing answered at the service's address.
@@ -54,6 +55,10 @@ class AuthError(RequestError):
 
 class NotFound(RequestError):
     """The task, function or endpoint does not exist (404)."""
+
+
+class Expired(RequestError):
+    """The task finished longer ago than the service's retention (410): its result is gone."""
 
 
 class TaskFailed(LifelineError):

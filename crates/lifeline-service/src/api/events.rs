@@ -5,6 +5,9 @@
 //! durable log, then live events. A subscriber that falls behind the live channel goes back to the
 //! log, so nothing is lost or repeated either way.
 //!
+//! A client resuming from before an event that retention removed first gets an `event: reset`
+//! ([`StreamReset`]) telling it to reload, then the events after the head.
+//!
 //! A subscriber gets only what it may see (see [`crate::access`]): its own tasks' transitions,
 //! those of tasks on endpoints it owns, and the status of endpoints it may use. The stream closes
 //! as soon as the token it was opened with is revoked or expires.
@@ -23,7 +26,7 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use lifeline_model::api::EventsQuery;
+use lifeline_model::api::{EventsQuery, StreamReset};
 use lifeline_model::{EndpointId, TaskGroupId, TaskId};
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
@@ -73,9 +76,21 @@ pub(super) async fn stream(
     let groups = q.task_group_id.as_deref().map(parse_groups).transpose()?;
     // Subscribe before reading the head so that no event falls between the two.
     let live = state.store().subscribe();
-    let start = last_event_id
+    let mut start = last_event_id
         .or(q.after)
         .unwrap_or_else(|| state.store().head());
+    // Resuming from before an event retention removed: say so, then go on from the head.
+    let purged_through = state.store().purged_through();
+    let reset = (start < purged_through).then(|| {
+        let head = state.store().head();
+        let reset = StreamReset {
+            after: start,
+            purged_through,
+            head,
+        };
+        start = head;
+        reset
+    });
     // The groups' tasks are read after the head: a task stored later has its `received` event
     // after `start`, so the stream itself introduces it.
     let groups = match groups {
@@ -89,6 +104,15 @@ pub(super) async fn stream(
         mine: q.mine.unwrap_or(false),
     };
     let (tx, rx) = mpsc::channel(256);
+    if let Some(reset) = reset {
+        let event = SseEvent::default()
+            .event("reset")
+            .id(reset.head.to_string())
+            .json_data(&reset)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        // The channel is new and empty: there is room.
+        let _ = tx.try_send(Ok(event));
+    }
     tokio::spawn(pump(state, filter, start, live, tx));
     Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(
         KeepAlive::new()

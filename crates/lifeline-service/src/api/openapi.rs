@@ -139,7 +139,7 @@ routes! {
         ok: 200 json BatchStatus<Json_>,
     }
     get "/tasks/{id}" => status::get_one {
-        summary: "A task's status document: {pending, status, result | exception, completion_t, details}. With ?wait=S the answer waits (up to S seconds) until the task is finished.",
+        summary: "A task's status document: {pending, status, result | exception, completion_t, details}. With ?wait=S the answer waits (up to S seconds) until the task is finished. A task that finished longer ago than the retention answers 410 with error `expired`.",
         query: WaitQuery,
         ok: 200 json StatusDocument<Json_>,
     }
@@ -197,7 +197,7 @@ routes! {
         ok: 200 json Vec<AuditEntry>,
     }
     get "/events" => events::stream {
-        summary: "Server-Sent Events: every transition and endpoint status change; the event id is the global sequence. Resume with Last-Event-ID.",
+        summary: "Server-Sent Events: every transition and endpoint status change; the event id is the global sequence. Resume with Last-Event-ID; resuming from before an event retention removed first gets `event: reset` (data: StreamReset) and goes on from the head.",
         query: EventsQuery,
         ok: 200 events Event,
     }
@@ -299,7 +299,7 @@ fn operation(route: &RouteDoc, generator: &mut SchemaGenerator) -> Value {
     responses.insert(
         "4XX".into(),
         error_response(
-            "Bad input, no or wrong token, unknown id, conflict, too large, over a quota (429, with Retry-After).",
+            "Bad input, no or wrong token, unknown id, expired task (410), conflict, too large, over a quota (429, with Retry-After).",
         ),
     );
     responses.insert(
@@ -354,6 +354,7 @@ pub fn openapi() -> &'static Value {
             } }),
         );
         let error = reference::<ErrorBody>(&mut generator);
+        reference::<lifeline_model::api::StreamReset>(&mut generator);
         paths.insert(
             "/metrics".into(),
             json!({ "get": {

@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use lifeline_model::api::{
     BatchEntry, BatchStatus, BatchStatusRequest, ErrorBody, MAX_WAIT_SECS, WaitQuery,
 };
-use lifeline_model::{Actor, TaskId};
+use lifeline_model::{Actor, TaskId, Timestamp};
 use serde_json::value::RawValue;
 
 use super::AppState;
@@ -35,9 +35,37 @@ pub(super) async fn get_one(
     let id = parse_task_id(&id)?;
     let wait = wait_of(query)?;
     let mut docs = read_documents(&state, &caller, vec![id], wait).await?;
-    Ok(Json(docs.pop().flatten().ok_or_else(|| {
-        ApiError::NotFound(format!("unknown task {id}"))
-    })?))
+    match docs.pop() {
+        Some(Lookup::Found(doc)) => Ok(Json(doc)),
+        Some(Lookup::Expired) => Err(expired(&state, id)),
+        _ => Err(ApiError::NotFound(format!("unknown task {id}"))),
+    }
+}
+
+/// A task's status as its caller may know it.
+#[derive(Debug)]
+pub(super) enum Lookup {
+    Found(Document),
+    /// Past the retention: its data is gone.
+    Expired,
+    /// Not stored, or not the caller's to see.
+    Unknown,
+}
+
+impl Lookup {
+    fn pending(&self) -> Option<TaskId> {
+        match self {
+            Lookup::Found(d) if d.pending => Some(d.task_id),
+            _ => None,
+        }
+    }
+}
+
+fn expired(state: &AppState, id: TaskId) -> ApiError {
+    ApiError::Expired(format!(
+        "task {id} finished more than the retention ({}) ago: its result and history are no longer kept",
+        state.settings().retention
+    ))
 }
 
 /// The `wait` of a status request: none, or at most [`MAX_WAIT_SECS`].
@@ -66,26 +94,24 @@ pub(super) async fn read_documents(
     caller: &Caller,
     ids: Vec<TaskId>,
     wait: Option<std::time::Duration>,
-) -> ApiResult<Vec<Option<Document>>> {
+) -> ApiResult<Vec<Lookup>> {
     let mut events = wait.map(|_| state.store().subscribe());
     let deadline = wait.map(|w| tokio::time::Instant::now() + w);
+    let retention = state.settings().retention();
     loop {
         let (shared, who, asked) = (state.clone(), caller.clone(), ids.clone());
+        let cutoff =
+            Timestamp::from_micros(crate::now().as_micros() - retention.as_micros() as i64);
         let docs = state
             .store()
             .read(move |c| {
                 asked
                     .iter()
-                    .map(|id| visible_document(c, shared.directory(), &who, *id))
+                    .map(|id| visible_document(c, shared.directory(), &who, *id, cutoff))
                     .collect::<crate::store::StoreResult<Vec<_>>>()
             })
             .await?;
-        let open: HashSet<TaskId> = docs
-            .iter()
-            .flatten()
-            .filter(|d| d.pending)
-            .map(|d| d.task_id)
-            .collect();
+        let open: HashSet<TaskId> = docs.iter().filter_map(Lookup::pending).collect();
         let (Some(rx), Some(deadline)) = (events.as_mut(), deadline) else {
             return Ok(docs);
         };
@@ -124,12 +150,16 @@ fn visible_document(
     directory: &Directory,
     caller: &Caller,
     id: TaskId,
-) -> crate::store::StoreResult<Option<Document>> {
+    cutoff: Timestamp,
+) -> crate::store::StoreResult<Lookup> {
     let Some((owner, endpoint)) = store::task_owner(c, id)? else {
-        return Ok(None);
+        return Ok(Lookup::Unknown);
     };
     if !directory.may_see_task(caller, owner, endpoint) {
-        return Ok(None);
+        return Ok(Lookup::Unknown);
+    }
+    if store::is_expired(c, id, cutoff)? {
+        return Ok(Lookup::Expired);
     }
     let mut doc = store::status_document(c, id)?;
     if !may_read_payload(caller, owner)
@@ -143,7 +173,7 @@ fn visible_document(
             }
         }
     }
-    Ok(doc)
+    Ok(doc.map_or(Lookup::Unknown, Lookup::Found))
 }
 
 /// What an endpoint's owner reads instead of another user's traceback.
@@ -187,9 +217,16 @@ pub(super) async fn batch_status(
                 error: "invalid_id".into(),
                 message,
             }),
-            Ok(id) => match docs.next().flatten() {
-                Some(doc) => BatchEntry::Status(doc),
-                None => BatchEntry::Error(ErrorBody {
+            Ok(id) => match docs.next() {
+                Some(Lookup::Found(doc)) => BatchEntry::Status(doc),
+                Some(Lookup::Expired) => BatchEntry::Error(ErrorBody {
+                    error: "expired".into(),
+                    message: format!(
+                        "task {id} finished more than the retention ({}) ago",
+                        state.settings().retention
+                    ),
+                }),
+                _ => BatchEntry::Error(ErrorBody {
                     error: "unknown_task".into(),
                     message: format!("unknown task {id}"),
                 }),

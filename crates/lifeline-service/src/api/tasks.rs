@@ -16,7 +16,7 @@ use super::AppState;
 use super::auth::User;
 use super::endpoints::parse_endpoint_id;
 use super::error::{ApiError, ApiResult, JsonBody};
-use super::status::{Document, parse_task_id, read_documents};
+use super::status::{Document, Lookup, parse_task_id, read_documents};
 use crate::access::may_use_function;
 use crate::forwarder::assignment;
 use crate::store::{self, NewTask, Outcome, Proposal, registry};
@@ -269,18 +269,18 @@ pub(super) async fn cancel(
         }
         Outcome::Unknown => return Err(ApiError::NotFound(format!("unknown task {id}"))),
         Outcome::Illegal(_) | Outcome::Duplicate | Outcome::Forbidden => {
-            let doc = state
+            let row = state
                 .store()
-                .read(move |c| store::status_document(c, id))
+                .read(move |c| Ok(store::task_row(c, id)?))
                 .await?;
-            let status = doc.map(|d| d.status.wire()).unwrap_or("finished");
+            let status = row.map_or("finished", |r| r.task.state.wire());
             return Err(ApiError::Conflict(format!(
                 "task {id} is already {status}; only pending tasks can be cancelled"
             )));
         }
     }
-    let mut docs = read_documents(&state, &caller, vec![id], None).await?;
-    Ok(Json(docs.pop().flatten().ok_or_else(|| {
-        ApiError::NotFound(format!("unknown task {id}"))
-    })?))
+    match read_documents(&state, &caller, vec![id], None).await?.pop() {
+        Some(Lookup::Found(doc)) => Ok(Json(doc)),
+        _ => Err(ApiError::NotFound(format!("unknown task {id}"))),
+    }
 }

@@ -9,6 +9,7 @@
 mod backup;
 mod read;
 pub mod registry;
+mod retention;
 mod schema;
 pub mod users;
 mod writer;
@@ -26,10 +27,12 @@ use crate::stats::StatsBook;
 use crate::users::UserId;
 
 pub use backup::{BackupSummary, backup};
+pub(crate) use read::task_row;
 pub use read::{
     TaskFilter, events_after, list_tasks, status_document, task_owner, task_payload,
     tasks_in_states, tasks_since,
 };
+pub use retention::{EXPIRE_BATCH, is_expired};
 pub use writer::{Ctx, NewTask, Outcome, Proposal};
 
 /// Why a store operation did not happen.
@@ -81,6 +84,8 @@ struct Shared {
     /// The statistics and the sequence number of the last event they include, changed together.
     stats: RwLock<(u64, StatsBook)>,
     metrics: WriterMetrics,
+    /// The highest sequence number of an event retention removed.
+    purged_through: AtomicU64,
 }
 
 /// A handle on the store; cheap to clone.
@@ -172,12 +177,14 @@ impl Store {
         let conn = open_file(dir, &path)?;
         let stats = read::load_stats(&conn)?;
         let head = read::head(&conn)?;
+        let purged_through = retention::load_purged_through(&conn)?;
         let (bus, _) = broadcast::channel(BUS_CAPACITY);
         let shared = Arc::new(Shared {
             head: AtomicU64::new(head),
             bus,
             stats: RwLock::new((head, stats)),
             metrics: WriterMetrics::default(),
+            purged_through: AtomicU64::new(purged_through),
         });
         let (jobs, rx) = mpsc::channel(4096);
         let writer_shared = shared.clone();

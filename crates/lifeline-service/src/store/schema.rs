@@ -134,6 +134,14 @@ const MIGRATIONS: &[Migration] = &[
     Sql(r#"
     CREATE INDEX events_by_edge ON events (from_state, state, seq) WHERE task IS NOT NULL;
     "#),
+    // 8: retention. A finished task past it keeps its row (its state stays in the counts and
+    // it answers 410 Gone) but loses its arguments, result and events; `expired` marks it.
+    // The partial index lists finished tasks (success, failed, cancelled: codes 6, 7, 8) not
+    // expired yet, oldest end first.
+    Sql(r#"
+    ALTER TABLE tasks ADD COLUMN expired INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX tasks_to_expire ON tasks (since) WHERE state IN (6, 7, 8) AND expired = 0;
+    "#),
 ];
 
 /// Gives every task transition already in the log the state it left: the state of the task's

@@ -439,6 +439,8 @@ pub struct EventReader {
 #[derive(Debug, Clone)]
 pub struct SseEvent {
     pub id: u64,
+    /// The event's name: `message` unless it says otherwise (`reset`).
+    pub name: String,
     pub data: Value,
 }
 
@@ -489,10 +491,13 @@ impl EventReader {
             if let Some(end) = self.buf.find("\n\n") {
                 let block: String = self.buf.drain(..end + 2).collect();
                 let mut id = None;
+                let mut name = "message".to_owned();
                 let mut data = String::new();
                 for line in block.lines() {
                     if let Some(v) = line.strip_prefix("id:") {
                         id = v.trim().parse().ok();
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim().to_owned();
                     } else if let Some(v) = line.strip_prefix("data:") {
                         data.push_str(v.trim_start());
                     }
@@ -500,6 +505,7 @@ impl EventReader {
                 if let Some(id) = id {
                     return SseEvent {
                         id,
+                        name,
                         data: serde_json::from_str(&data).expect("event data is JSON"),
                     };
                 }
