@@ -25,6 +25,8 @@ use lifeline_model::api::{
     StatusDocument, StreamTicket, SubmitRequest, Submitted, TaskListQuery, TaskPage, TokenCreated,
     TokenInfo, TokenListQuery, UserCreated, UserInfo, UserQuotas,
 };
+use std::sync::{Arc, OnceLock};
+
 use lifeline_model::{EndpointId, FunctionId, TaskId};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;
@@ -70,6 +72,12 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// A status document with the result as a JSON value.
 pub type TaskStatus = StatusDocument<Value>;
 
+fn http_client(tls: &Arc<rustls::ClientConfig>) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .use_preconfigured_tls((**tls).clone())
+        .build()
+}
+
 /// A client of one service with one token; cheap to clone (the connection pool is shared).
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -78,14 +86,42 @@ pub struct Client {
     http: reqwest::Client,
 }
 
+/// What an `https://` service's certificate must chain to when nothing else is said: the
+/// system's roots, loaded once.
+fn system_trust() -> Option<Arc<rustls::ClientConfig>> {
+    static TRUST: OnceLock<Option<Arc<rustls::ClientConfig>>> = OnceLock::new();
+    TRUST
+        .get_or_init(|| lifeline_tls::client_config(None).ok())
+        .clone()
+}
+
 impl Client {
-    /// A client of the service at `base` (such as `http://127.0.0.1:8080`).
+    /// A client of the service at `base` (such as `http://127.0.0.1:8080`); an `https://`
+    /// service must have a certificate the system trusts.
     pub fn new(base: impl Into<String>, token: impl Into<String>) -> Self {
+        let http = system_trust()
+            .and_then(|tls| http_client(&tls).ok())
+            .unwrap_or_default();
         Self {
             base: base.into().trim_end_matches('/').to_owned(),
             token: token.into(),
-            http: reqwest::Client::new(),
+            http,
         }
+    }
+
+    /// A client that also trusts the CA certificates (PEM) in `ca_cert`, for a service whose
+    /// certificate a site's own CA signed.
+    pub fn with_ca_cert(
+        base: impl Into<String>,
+        token: impl Into<String>,
+        ca_cert: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        let tls = lifeline_tls::client_config(Some(ca_cert))?;
+        Ok(Self {
+            base: base.into().trim_end_matches('/').to_owned(),
+            token: token.into(),
+            http: http_client(&tls)?,
+        })
     }
 
     /// The service's base URL, without a trailing slash.
@@ -100,7 +136,9 @@ impl Client {
     }
 
     pub(crate) fn unreachable(&self, error: &reqwest::Error) -> Error {
-        let why = if error.is_connect() {
+        let why = if let Some(why) = lifeline_tls::explain(error) {
+            why
+        } else if error.is_connect() {
             "nothing answers there".to_owned()
         } else if error.is_timeout() {
             "it did not answer in time".to_owned()

@@ -27,6 +27,8 @@ pub struct AgentOptions {
     pub config: EndpointConfig,
     /// The `lifeline` binary, which managers run.
     pub program: PathBuf,
+    /// CA certificates (PEM) to trust beside the system's, for an `https://` service.
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// Runs the agent until `shutdown` completes.
@@ -51,7 +53,9 @@ pub async fn run_agent(
     let listener = Listener::bind(&options.config.interchange).await?;
     let (conn_tx, conn_rx) = mpsc::unbounded_channel::<FromConn>();
     let url = connect_url(&options.service)?;
-    let connection = tokio::spawn(connection(url, options.token.clone(), conn_tx));
+    // Checked before anything starts, so that a bad file stops the agent with its name.
+    let tls = lifeline_tls::client_config(options.ca_cert.as_deref())?;
+    let connection = tokio::spawn(connection(url, options.token.clone(), tls, conn_tx));
 
     let executors = options
         .config

@@ -7,11 +7,13 @@
 //! each new report: so no report can overtake one written before it, and nothing meant for an
 //! old connection reaches a new one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use lifeline_protocol::ToEndpoint;
 use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -49,13 +51,17 @@ pub(crate) fn connect_url(service: &str) -> anyhow::Result<String> {
 pub(crate) async fn connection(
     url: String,
     token: String,
+    tls: Arc<rustls::ClientConfig>,
     to_interchange: mpsc::UnboundedSender<FromConn>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match session(&url, &token, &to_interchange).await {
+        match session(&url, &token, &tls, &to_interchange).await {
             Ok(()) => backoff = Duration::from_millis(100),
-            Err(error) => tracing::warn!(%error, "cannot reach the service"),
+            Err(error) => match lifeline_tls::explain(error.as_ref()) {
+                Some(why) => tracing::warn!(url = %url, "cannot connect to the service: {why}"),
+                None => tracing::warn!(error = %format!("{error:#}"), "cannot reach the service"),
+            },
         }
         // The connection's channel is gone with it: what was still queued there is in the
         // outbox, replayed after the next welcome, or out of date.
@@ -70,6 +76,7 @@ pub(crate) async fn connection(
 async fn session(
     url: &str,
     token: &str,
+    tls: &Arc<rustls::ClientConfig>,
     to_interchange: &mpsc::UnboundedSender<FromConn>,
 ) -> anyhow::Result<()> {
     let mut request = url.into_client_request()?;
@@ -78,7 +85,12 @@ async fn session(
         .insert("authorization", format!("Bearer {token}").parse()?);
     let (ws, _) = tokio::time::timeout(
         Duration::from_secs(10),
-        tokio_tungstenite::connect_async_with_config(request, None, true),
+        tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            None,
+            true,
+            Some(Connector::Rustls(tls.clone())),
+        ),
     )
     .await??;
     let (mut sink, mut stream) = ws.split();

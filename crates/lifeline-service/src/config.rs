@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -47,6 +48,10 @@ pub struct Settings {
     /// How long a finished task's arguments, result and events are kept, such as `30d`, `12h`,
     /// `90m` or `2s`; afterwards the task answers 410 Gone.
     pub retention: String,
+    /// The certificate chain (PEM, leaf first) to serve HTTPS and WSS with; empty: plain HTTP.
+    pub tls_cert: String,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: String,
 }
 
 impl Default for Settings {
@@ -66,6 +71,8 @@ impl Default for Settings {
             metrics_token: String::new(),
             metrics_bind: String::new(),
             retention: "30d".into(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
         }
     }
 }
@@ -76,6 +83,7 @@ fn is_other_variable(name: &str) -> bool {
     const OTHERS: &[&str] = &[
         "URL",
         "TOKEN",
+        "CA_CERT",
         "ENDPOINT_TOKEN",
         "LOG",
         "TEST_LOG",
@@ -194,7 +202,18 @@ impl Settings {
         }
         self.metrics_address()?;
         parse_duration(&self.retention).context("retention")?;
+        if self.tls_cert.is_empty() != self.tls_key.is_empty() {
+            bail!("tls_cert and tls_key go together: give both (HTTPS) or neither (HTTP)");
+        }
         Ok(())
+    }
+
+    /// The TLS configuration, when `tls_cert` and `tls_key` are set.
+    pub fn tls(&self) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+        if self.tls_cert.is_empty() && self.tls_key.is_empty() {
+            return Ok(None);
+        }
+        lifeline_tls::server_config(Path::new(&self.tls_cert), Path::new(&self.tls_key)).map(Some)
     }
 
     /// How long finished tasks are kept.

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod quota;
 pub mod stats;
 pub mod store;
+pub mod tls;
 pub mod users;
 
 use std::sync::Arc;
@@ -71,6 +72,8 @@ pub struct Service {
     pub new_user_token: Option<String>,
     /// Serves `GET /metrics` without a token, when `metrics_bind` is set.
     metrics_listener: Option<TcpListener>,
+    /// HTTPS and WSS instead of HTTP and WS, when `tls_cert` and `tls_key` are set.
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -87,6 +90,7 @@ impl Service {
             ack_timeout: settings.dispatch_ack_timeout(),
             max_result_bytes: settings.max_result_bytes,
         };
+        let tls = settings.tls()?;
         let metrics_listener = match settings.metrics_address()? {
             Some(address) => Some(TcpListener::bind(address).await.with_context(|| {
                 format!("cannot listen on {address} for the metrics (metrics_bind)")
@@ -100,8 +104,14 @@ impl Service {
             state,
             new_user_token,
             metrics_listener,
+            tls,
             shutdown,
         })
+    }
+
+    /// Whether the service speaks HTTPS (and WSS).
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// Where `GET /metrics` is served without a token, if `metrics_bind` is set.
@@ -122,6 +132,7 @@ impl Service {
             state,
             shutdown,
             metrics_listener,
+            tls,
             ..
         } = self;
         let metrics = metrics_listener.map(|listener| {
@@ -152,15 +163,26 @@ impl Service {
             signal.await;
             let _ = shutdown.send(true);
         };
-        // Small messages (acknowledgements, dispatches, events) must not wait for Nagle's algorithm.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
+        match tls {
+            Some(config) => {
+                let listener = tls::TlsListener::new(listener, config)?;
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await?;
             }
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await?;
+            None => {
+                // Small messages (acknowledgements, dispatches, events) must not wait for
+                // Nagle's algorithm.
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    if let Err(error) = tcp.set_nodelay(true) {
+                        tracing::debug!(%error, "cannot set TCP_NODELAY");
+                    }
+                });
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await?;
+            }
+        }
         let _ = monitor.await;
         let _ = retention.await;
         if let Some(metrics) = metrics {

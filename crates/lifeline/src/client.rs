@@ -89,7 +89,11 @@ pub(crate) fn write_config(config: &CliConfig) -> anyhow::Result<PathBuf> {
 
 /// Connects to the service and token from flags, else `LIFELINE_URL`/`LIFELINE_TOKEN` (clap
 /// fills those in), else the file `lifeline up` wrote.
-pub(crate) fn connect(url: Option<String>, token: Option<String>) -> CliResult<Client> {
+pub(crate) fn connect(
+    url: Option<String>,
+    token: Option<String>,
+    ca_cert: Option<&std::path::Path>,
+) -> CliResult<Client> {
     let saved = if url.is_none() || token.is_none() {
         read_config()
     } else {
@@ -101,7 +105,12 @@ pub(crate) fn connect(url: Option<String>, token: Option<String>) -> CliResult<C
     let token = token.or_else(|| saved.map(|c| c.token)).ok_or_else(|| {
         CliError::usage("no token: pass --token (or set LIFELINE_TOKEN); `lifeline up` prints one")
     })?;
-    Ok(Client::new(url, token))
+    match ca_cert {
+        Some(ca) => {
+            Client::with_ca_cert(url, token, ca).map_err(|e| CliError::usage(format!("{e:#}")))
+        }
+        None => Ok(Client::new(url, token)),
+    }
 }
 
 impl From<lifeline_client::Error> for CliError {

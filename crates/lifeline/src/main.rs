@@ -59,6 +59,15 @@ pub(crate) struct Connection {
         global = true
     )]
     token: Option<String>,
+    /// Also trust the CA certificates in this PEM file for an https:// service [env: LIFELINE_CA_CERT]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "LIFELINE_CA_CERT",
+        hide_env = true,
+        global = true
+    )]
+    ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +179,12 @@ struct ServeArgs {
     /// The dashboard's built files, served at / [default: ./dist]
     #[arg(long)]
     dashboard_dir: Option<PathBuf>,
+    /// Serve HTTPS and WSS with this certificate chain (PEM, leaf first); needs --tls-key
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// `lifeline endpoint start`.
@@ -196,6 +211,10 @@ struct StartArgs {
     /// The agent's directory, where undelivered results wait [default: ./lifeline-endpoint]
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Also trust the CA certificates in this PEM file for an https:// service (beside the
+    /// system's roots)
+    #[arg(long, value_name = "FILE", env = "LIFELINE_CA_CERT")]
+    ca_cert: Option<PathBuf>,
 }
 
 /// `lifeline endpoint manager`, which providers run.
@@ -320,7 +339,7 @@ fn main() -> ExitCode {
 }
 
 fn client(c: Connection) -> CliResult<lifeline_client::Client> {
-    client::connect(c.url, c.token)
+    client::connect(c.url, c.token, c.ca_cert.as_deref())
 }
 
 async fn run(cli: Cli) -> CliResult<()> {
@@ -337,6 +356,10 @@ async fn run(cli: Cli) -> CliResult<()> {
             }
             if let Some(dir) = args.dashboard_dir {
                 settings.dashboard_dir = dir;
+            }
+            if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+                settings.tls_cert = cert.display().to_string();
+                settings.tls_key = key.display().to_string();
             }
             Ok(serve(settings).await?)
         }
@@ -448,6 +471,7 @@ async fn start(args: StartArgs) -> CliResult<()> {
             .unwrap_or_else(|| PathBuf::from("lifeline-endpoint")),
         config,
         program: std::env::current_exe().context("cannot find the lifeline binary")?,
+        ca_cert: args.ca_cert,
     };
     Ok(lifeline_endpoint::run_agent(options, shutdown_signal()).await?)
 }
@@ -459,7 +483,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let token_file = settings.data_dir.join("token");
     let service = Service::open(settings).await?;
-    println!("Lifeline is listening on http://{addr}/");
+    let scheme = if service.is_tls() { "https" } else { "http" };
+    println!("Lifeline is listening on {scheme}://{addr}/");
     if let Some(metrics) = service.metrics_addr() {
         println!("Metrics, without a token: http://{metrics}/metrics");
     }
@@ -467,10 +492,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     match &service.new_user_token {
         Some(token) => {
             println!("Created the user token, saved in {}", token_file.display());
-            println!("Open the dashboard: http://{addr}/#token={token}");
+            println!("Open the dashboard: {scheme}://{addr}/#token={token}");
         }
         None => println!(
-            "Open the dashboard at http://{addr}/ and sign in with the user token kept in {}",
+            "Open the dashboard at {scheme}://{addr}/ and sign in with the user token kept in {}",
             token_file.display()
         ),
     }

@@ -88,6 +88,7 @@ pub(crate) fn start_agent(
         dir,
         config: lifeline_endpoint::config::EndpointConfig::for_this_machine(),
         program: std::env::current_exe().context("cannot find the lifeline binary")?,
+        ca_cert: None,
     };
     Ok(tokio::spawn(async move {
         if let Err(error) = lifeline_endpoint::run_agent(options, stopped(stop)).await {
