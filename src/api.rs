@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use gloo_net::http::{QueryParams, Request, RequestBuilder, Response};
 use lifeline_model::api::{
-    BatchStatus, BatchStatusRequest, ErrorBody, EventsQuery, FunctionInfo, StatsQuery,
+    BatchStatus, BatchStatusRequest, ErrorBody, EventsQuery, FunctionInfo, Health, StatsQuery,
     StatusDocument, StreamTicket, TaskListQuery, UserInfo,
 };
 use lifeline_model::{
@@ -381,6 +381,11 @@ impl Api {
     /// `GET /v1/endpoints`.
     pub async fn endpoints(&self) -> Result<Vec<EndpointSummary>, ApiError> {
         self.get("/v1/endpoints", Vec::new()).await
+    }
+
+    /// `GET /healthz`: the service's version and the commit it was built from.
+    pub async fn health(&self) -> Result<Health, ApiError> {
+        self.get("/healthz", Vec::new()).await
     }
 }
 

@@ -17,6 +17,7 @@ pub mod url_state;
 use leptos::prelude::*;
 
 use crate::api::Api;
+use crate::components::footer::Footer;
 use crate::components::header::Header;
 use crate::components::signin::SignIn;
 use crate::pages::endpoints::EndpointsPage;
@@ -175,6 +176,7 @@ pub fn App() -> impl IntoView {
                     Page::Overview => view! { <OverviewPage/> }.into_any(),
                 }}
             </main>
+            <Footer/>
         </Show>
     }
 }

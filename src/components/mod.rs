@@ -2,6 +2,7 @@
 
 pub mod blocks;
 pub mod diagram;
+pub mod footer;
 pub mod header;
 pub mod signin;
 pub mod task_detail;

@@ -1,6 +1,7 @@
 // The overview's throughput chart after a reload: it starts from when the loaded tasks
 // finished, not from what the page saw finish, has axes, and says so in words when nothing
-// finished in the last five minutes. Its subheadings are smaller than its heading.
+// finished in the last five minutes. Its subheadings are smaller than its heading. The footer
+// names the service's version and commit.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -51,6 +52,19 @@ test('the throughput chart shows the last five minutes from the first look', asy
   await page.screenshot({ path: join(SCREENSHOTS, 'overview-after-reload.png'), fullPage: true });
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.screenshot({ path: join(SCREENSHOTS, 'overview-after-reload-dark.png'), fullPage: true });
+  await page.close();
+  assert.deepEqual(errors, []);
+});
+
+test('the footer names the service\'s version and commit, as /healthz reports them', async () => {
+  const health = await (await fetch(`${up.base}/healthz`)).json();
+  assert.ok(health.version && health.commit, `the service names both: ${JSON.stringify(health)}`);
+  const { page, errors } = await openPage(browser, up.url);
+  const footer = page.locator('footer[data-version]');
+  await footer.waitFor({ timeout: 20000 });
+  assert.equal(await footer.getAttribute('data-version'), health.version);
+  assert.equal(await footer.getAttribute('data-commit'), health.commit);
+  assert.equal(await footer.textContent(), `Lifeline ${health.version} · commit ${health.commit.slice(0, 12)}`);
   await page.close();
   assert.deepEqual(errors, []);
 });
