@@ -305,37 +305,29 @@ impl Api {
         self.get("/v1/stats", query_pairs(&query)).await
     }
 
-    /// One page of `GET /v1/tasks`, newest first, for the endpoints (all when none is given;
-    /// `mine`: only the caller's own tasks).
+    /// One page of `GET /v1/tasks` for the endpoints (all when none is given; `mine`: only the
+    /// caller's own tasks), narrowed by the list's `query`: newest first, or newest crossing
+    /// first with an edge filter. `cursor` is a sequence number: only tasks stored before it.
     pub async fn tasks(
         &self,
         endpoints: &[EndpointId],
         mine: bool,
+        query: &crate::window::Query,
         limit: usize,
-        cursor: Option<String>,
+        cursor: Option<i64>,
     ) -> Result<TaskPage, ApiError> {
+        let states = query
+            .states
+            .iter()
+            .map(|s| s.wire())
+            .collect::<Vec<_>>()
+            .join(",");
         let query = TaskListQuery {
             endpoint_id: endpoint_filter(endpoints),
-            cursor,
-            limit: Some(limit),
-            mine: mine.then_some(true),
-            ..TaskListQuery::default()
-        };
-        self.get("/v1/tasks", query_pairs(&query)).await
-    }
-
-    /// The tasks that took the edge `from → to`, newest crossing first (`GET /v1/tasks?edge=`),
-    /// for the endpoints (all when none is given; `mine`: only the caller's own).
-    pub async fn tasks_by_edge(
-        &self,
-        endpoints: &[EndpointId],
-        mine: bool,
-        (from, to): (State, State),
-        limit: usize,
-    ) -> Result<TaskPage, ApiError> {
-        let query = TaskListQuery {
-            endpoint_id: endpoint_filter(endpoints),
-            edge: Some(edge_filter(from, to)),
+            state: (!states.is_empty()).then_some(states),
+            function_id: query.function.map(|f| f.to_string()),
+            edge: query.edge.map(|(from, to)| edge_filter(from, to)),
+            cursor: cursor.map(|c| c.to_string()),
             limit: Some(limit),
             mine: mine.then_some(true),
             ..TaskListQuery::default()

@@ -13,6 +13,7 @@ pub mod live;
 pub mod pages;
 pub mod session;
 pub mod url_state;
+pub mod window;
 
 use leptos::prelude::*;
 

@@ -1,7 +1,7 @@
 //! One task in full: its status document, result or exception, and every transition.
 //!
-//! The document is a [`LocalResource`] keyed by the selected task and its row in the live
-//! picture, so it is fetched again whenever the task moves; the detail shows it through a
+//! The document is a [`LocalResource`] keyed by the selected task and its streamed moves, so it
+//! is fetched again whenever the task moves; the detail shows it through a
 //! `<Transition>` (the previous document stays up while the next loads) and an
 //! `<ErrorBoundary>`.
 
@@ -10,24 +10,20 @@ use lifeline_model::{State, TaskId, Timestamp, TransitionRecord, human_duration}
 
 use crate::api::{ApiError, TaskStatus};
 use crate::components::task_table::age;
-use crate::session::{Auth, Clock, Endpoints, LiveTasks, exception_line};
+use crate::session::{Auth, Clock, Endpoints, TaskList, exception_line};
 use crate::url_state::ViewState;
 
 /// The selected task's status document: `Ok(None)` while no task is selected.
 pub type TaskDocument = LocalResource<Result<Option<TaskStatus>, ApiError>>;
 
-/// The selected task's status document, fetched again whenever its row changes.
+/// The selected task's status document, fetched again whenever the stream moves the task.
 pub fn use_task_document(task: Memo<Option<TaskId>>) -> TaskDocument {
     let auth = expect_context::<Auth>();
-    let live = expect_context::<LiveTasks>();
-    // The row's (state, attempt, since) changes when the task moves.
+    let list = expect_context::<TaskList>();
+    Effect::new(move |_| list.watch(task.get()));
     let key = Memo::new(move |_| {
         let task = task.get()?;
-        let row = live.with(|l| {
-            l.and_then(|l| l.task(task))
-                .map(|t| (t.state, t.attempt, t.since))
-        });
-        Some((task, row))
+        Some((task, list.with(|w| w.watched_moves(task))))
     });
     LocalResource::new(move || {
         let key = key.get();

@@ -1,5 +1,6 @@
-//! The task list: virtualized (only the visible rows exist in the page), so that it stays smooth
-//! with a hundred thousand tasks loaded. Each row carries `data-task-id` and a lifeline strip.
+//! The task list: virtualized (only the visible rows exist in the page) over a window of the
+//! service's listing ([`crate::window`]), so that it stays smooth and small with a million tasks
+//! stored. Each row carries `data-task-id` and a lifeline strip.
 //!
 //! It is an ARIA grid: the scrolling element is the grid, its column headers stay at its top,
 //! and each row is a `row` of `gridcell`s. On a phone each row takes two lines (the style
@@ -9,8 +10,9 @@ use leptos::prelude::*;
 use lifeline_model::{State, TaskId};
 
 use crate::live::TaskRow;
-use crate::session::{Auth, Clock, Endpoints, Exceptions, FunctionNames, LiveTasks, short};
+use crate::session::{Clock, Endpoints, Exceptions, FunctionNames, LiveTasks, TaskList, short};
 use crate::url_state::{Sort, SortKey, ViewState};
+use crate::window::{Query, Window};
 
 /// Row height in pixels on a wide screen, and on a phone, where each row takes two lines (kept
 /// in step with `.task-row` in the style sheet, which the rows' own `height` overrides).
@@ -116,30 +118,42 @@ pub fn age(seconds: f64) -> String {
     }
 }
 
-/// Most tasks the edge filter asks the service for: the newest crossings.
-const EDGE_LIMIT: usize = 10_000;
-/// While the list is filtered by an edge, how often it asks the service again (if anything
-/// moved), to catch tasks that crossed the edge and moved on between two redraws.
-const EDGE_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// The tasks that took an edge, as the service listed them: their ids, newest crossing first.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EdgeTasks {
-    pub edge: (State, State),
-    pub ids: Vec<TaskId>,
+/// Whether a row's id or its submission's contains the search text (the other filters are the
+/// service's).
+fn found(t: &TaskRow, needle: &str) -> bool {
+    needle.is_empty()
+        || t.task_id.to_string().contains(needle)
+        || t.task_group_id.to_string().contains(needle)
 }
 
-/// Whether a row passes the list's filters other than the edge (the endpoint filter applies
-/// when loading).
-fn keep(view: &crate::url_state::ViewState, t: &TaskRow, needle: &str) -> bool {
-    (view.states.is_empty() || view.states.contains(&t.state))
-        && view.function.is_none_or(|f| t.function_id == f)
-        && (needle.is_empty()
-            || t.task_id.to_string().contains(needle)
-            || t.task_group_id.to_string().contains(needle))
+/// What the list asks the service for. Searching, sorting by state or time in state and the
+/// edge filter need rows side by side: they scan the newest rows (see [`crate::window`]).
+pub fn list_query(view: &ViewState) -> Query {
+    Query {
+        states: view.states.clone(),
+        function: view.function,
+        edge: view.edge,
+        scan: view.edge.is_some()
+            || !view.search.trim().is_empty()
+            || view.sort.key != SortKey::Age,
+    }
 }
 
-/// Puts `rows` (newest first, as [`crate::live::Live::select`] gives them) in the list's order.
+/// The task count, in words: exact when the counts or the end of the listing say, a lower
+/// bound otherwise; a scan says when it covered only the newest tasks.
+pub fn count_text(shown: usize, known: bool, scanned_all: bool) -> String {
+    match (known, scanned_all) {
+        (true, true) => tasks_text(shown),
+        (false, _) => format!("more than {}", tasks_text(shown)),
+        (true, false) => format!(
+            "{} among the newest {}",
+            tasks_text(shown),
+            tasks_text(crate::window::SCAN)
+        ),
+    }
+}
+
+/// Puts `rows` (newest first, as the window holds them) in the list's order.
 /// Sorting is stable, so rows that compare equal stay newest first.
 pub fn sort_rows(rows: &mut [u32], sort: Sort, row: impl Fn(u32) -> Option<TaskRow>) {
     let default = Sort::default();
@@ -234,6 +248,7 @@ pub fn tasks_text(n: usize) -> String {
 #[component]
 pub fn TaskTable() -> impl IntoView {
     let live = expect_context::<LiveTasks>();
+    let list = expect_context::<TaskList>();
     let view_state = expect_context::<RwSignal<ViewState>>();
     let functions = expect_context::<FunctionNames>();
     let endpoints = expect_context::<Endpoints>();
@@ -245,130 +260,88 @@ pub fn TaskTable() -> impl IntoView {
     let grid = NodeRef::<leptos::html::Div>::new();
     // The row under the keyboard's cursor; opening a task moves the cursor to it too.
     let cursor = RwSignal::new(None::<TaskId>);
-    // The filtered rows, newest first, as indices into the loaded tasks.
-    let auth = expect_context::<Auth>();
-    // With an edge filter, the service says which tasks took the edge (from the log, whatever
-    // the dashboard saw); rows it lists that were not loaded are added.
-    let edge_refresh = RwSignal::new(0_u64);
-    let edge_tasks = LocalResource::new(move || {
-        edge_refresh.track();
-        let edge = view_state.with(|v| v.edge);
-        let endpoints = view_state.with(|v| v.endpoints.clone());
-        let mine = auth.mine(view_state.with(|v| v.mine)).unwrap_or(false);
-        let api = auth.api.get();
-        async move {
-            let (Some(edge), Some(api)) = (edge, api) else {
-                return Ok(None);
-            };
-            let page = api
-                .tasks_by_edge(&endpoints, mine, edge, EDGE_LIMIT)
-                .await?;
-            let ids = page.tasks.iter().map(|t| t.task_id).collect();
-            live.add_rows(page.tasks);
-            Ok::<_, crate::api::ApiError>(Some(EdgeTasks { edge, ids }))
-        }
+    // A position the keyboard moved to before its row was fetched.
+    let cursor_at = RwSignal::new(None::<usize>);
+    let query = Memo::new(move |_| view_state.with(list_query));
+    // The listing's length when the counts say it.
+    let listed = Memo::new(move |_| {
+        let q = query.get();
+        live.with(|l| l.and_then(|l| q.total(&l.counts)))
     });
-    let seen_version = StoredValue::new(0_u64);
-    let refresher = set_interval_with_handle(
-        move || {
-            let moved = live.version_untracked() != seen_version.get_value();
-            if moved && view_state.with_untracked(|v| v.edge.is_some()) {
-                seen_version.set_value(live.version_untracked());
-                edge_refresh.update(|n| *n += 1);
-            }
-        },
-        EDGE_REFRESH,
-    );
-    on_cleanup(move || {
-        if let Ok(r) = refresher {
-            r.clear();
+    // A scan's rows, filtered by the search and sorted, as indices into the window's rows.
+    let scanned = Memo::new(move |_| {
+        let (needle, sort) = view_state.with(|v| (v.search.trim().to_lowercase(), v.sort));
+        if !query.with(|q| q.scan) {
+            return Vec::new();
         }
-    });
-    // Tasks seen crossing the filtered edge since the service's answer, for the newest.
-    let crossed = StoredValue::new((None::<(State, State)>, Vec::<TaskId>::new()));
-    let filtered = Memo::new(move |_| {
-        let view = view_state.get();
-        let needle = view.search.trim().to_lowercase();
-        let listed = edge_tasks.get().and_then(Result::ok).flatten();
-        live.with(|l| {
-            let Some(l) = l else {
-                return Vec::new();
-            };
-            let mut rows = match view.edge {
-                None => l.select(|t, _| keep(&view, t, &needle)),
-                Some(edge) => {
-                    let ranks: std::collections::HashMap<TaskId, usize> = listed
-                        .filter(|listed| listed.edge == edge)
-                        .map(|listed| {
-                            listed
-                                .ids
-                                .iter()
-                                .enumerate()
-                                .map(|(i, id)| (*id, i))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let fresh = crossed.with_value(|(e, _)| *e != Some(edge));
-                    if fresh {
-                        crossed.set_value((Some(edge), Vec::new()));
-                    }
-                    let mut rows = l.select(|t, came_from| {
-                        let just_now = came_from == Some(edge.0) && t.state == edge.1;
-                        if just_now && !ranks.contains_key(&t.task_id) {
-                            crossed.update_value(|(_, ids)| {
-                                if !ids.contains(&t.task_id) {
-                                    ids.push(t.task_id);
-                                }
-                            });
-                        }
-                        let took = ranks.contains_key(&t.task_id)
-                            || crossed.with_value(|(_, ids)| ids.contains(&t.task_id));
-                        took && keep(&view, t, &needle)
-                    });
-                    // Newest crossing first: those seen live, then the service's order.
-                    rows.sort_by_key(|&i| {
-                        l.newest(i as usize)
-                            .and_then(|t| ranks.get(&t.task_id))
-                            .map_or(0, |r| r + 1)
-                    });
-                    rows
-                }
-            };
-            sort_rows(&mut rows, view.sort, |i| l.newest(i as usize).cloned());
-            rows
+        list.with(|w| {
+            let rows = w.rows();
+            let mut keep: Vec<u32> = (0..rows.len() as u32)
+                .filter(|&i| found(&rows[i as usize], &needle))
+                .collect();
+            sort_rows(&mut keep, sort, |i| rows.get(i as usize).cloned());
+            keep
         })
     });
-    let edge_loading = move || {
-        view_state.with(|v| v.edge.is_some())
-            && edge_tasks.with(|answer| {
-                answer.as_ref().is_none_or(|a| {
-                    a.as_ref().ok().and_then(|l| l.as_ref().map(|l| l.edge))
-                        != view_state.with(|v| v.edge)
-                })
-            })
+    // Rows in the list, and whether that is exact.
+    let size = move || {
+        if query.with(|q| q.scan) {
+            return (scanned.with(Vec::len), true);
+        }
+        let total = listed.get();
+        let size = list.with(|w| w.size(total));
+        (size, total.is_some() || list.with(|w| w.end().is_some()))
     };
-    let edge_failed = move || edge_tasks.with(|answer| answer.as_ref().is_some_and(|a| a.is_err()));
-    let exceptions = expect_context::<Exceptions>();
-    let total = move || filtered.with(Vec::len);
-
-    let visible = move || {
-        let row = row_height();
+    let total = move || size().0;
+    // Oldest first: the listing (newest first) read from its end.
+    let reversed = move || {
+        view_state.with(|v| v.sort.key == SortKey::Age && v.sort.descending)
+            && !query.with(|q| q.scan)
+    };
+    let listing_pos = move |pos: usize| {
+        if reversed() {
+            total().checked_sub(pos + 1)
+        } else {
+            Some(pos)
+        }
+    };
+    // The row at a position of the list, if it is held.
+    let row_at = move |pos: usize| -> Option<TaskRow> {
+        if query.with(|q| q.scan) {
+            return scanned.with(|s| {
+                list.with(|w| s.get(pos).and_then(|&i| w.rows().get(i as usize).cloned()))
+            });
+        }
+        let at = listing_pos(pos)?;
+        list.with(|w| {
+            at.checked_sub(w.start())
+                .and_then(|i| w.rows().get(i).cloned())
+        })
+    };
+    let first_visible = move || {
         let top = (scroll.get() - head_height()).max(0.0);
-        let first = ((top / row).floor() as usize).saturating_sub(OVERSCAN);
-        let count = (HEIGHT / row).ceil() as usize + 2 * OVERSCAN;
-        let rows: Vec<(usize, TaskRow)> = filtered.with(|f| {
-            live.with(|l| {
-                let Some(l) = l else {
-                    return Vec::new();
-                };
-                f.iter()
-                    .enumerate()
-                    .skip(first)
-                    .take(count)
-                    .filter_map(|(pos, &i)| l.newest(i as usize).map(|t| (pos, t.clone())))
-                    .collect()
-            })
-        });
+        ((top / row_height()).floor() as usize).saturating_sub(OVERSCAN)
+    };
+    let visible_count = move || (HEIGHT / row_height()).ceil() as usize + 2 * OVERSCAN;
+    // The window follows what is on screen, and is asked for again when it starts over.
+    Effect::new(move |_| {
+        list.track();
+        let first = first_visible();
+        let count = visible_count();
+        let last = (first + count).min(total().max(1) - 1);
+        let (a, b) = match (listing_pos(first), listing_pos(last)) {
+            (Some(a), Some(b)) => (a.min(b), a.max(b)),
+            _ => (0, count),
+        };
+        list.show(query.get(), a, b, listed.get());
+    });
+
+    let exceptions = expect_context::<Exceptions>();
+    let visible = move || {
+        let first = first_visible();
+        let rows: Vec<(usize, TaskRow)> = (first..(first + visible_count()).min(total()))
+            .filter_map(|pos| row_at(pos).map(|t| (pos, t)))
+            .collect();
         functions.want(rows.iter().map(|(_, t)| t.function_id).collect());
         exceptions.want(
             rows.iter()
@@ -379,25 +352,30 @@ pub fn TaskTable() -> impl IntoView {
         rows
     };
 
-    // The ids of the filtered rows, in order, and where `id` is among them.
+    // Where `id` is in the list, if its row is held.
     let position_of = move |id: Option<TaskId>| {
-        filtered.with_untracked(|f| {
-            live.with_untracked(|l| {
-                let l = l?;
-                let id = id?;
-                f.iter()
-                    .position(|&i| l.newest(i as usize).is_some_and(|t| t.task_id == id))
-            })
-        })
+        let id = id?;
+        if query.with_untracked(|q| q.scan) {
+            return scanned.with_untracked(|s| {
+                list.with_untracked(|w| {
+                    s.iter()
+                        .position(|&i| w.rows().get(i as usize).is_some_and(|t| t.task_id == id))
+                })
+            });
+        }
+        let at = list.with_untracked(|w| {
+            w.rows()
+                .iter()
+                .position(|t| t.task_id == id)
+                .map(|i| w.start() + i)
+        })?;
+        if untrack(reversed) {
+            untrack(total).checked_sub(at + 1)
+        } else {
+            Some(at)
+        }
     };
-    let id_at = move |pos: usize| {
-        filtered.with_untracked(|f| {
-            live.with_untracked(|l| {
-                l.and_then(|l| f.get(pos).and_then(|&i| l.newest(i as usize)))
-                    .map(|t| t.task_id)
-            })
-        })
-    };
+    let id_at = move |pos: usize| untrack(|| row_at(pos)).map(|t| t.task_id);
     // Scrolls just enough to show the row at `pos` below the column headers.
     let reveal = move |pos: usize| {
         let Some(el) = grid.get_untracked() else {
@@ -430,16 +408,31 @@ pub fn TaskTable() -> impl IntoView {
             return;
         }
         let page = (HEIGHT / row_height()).floor().max(1.0) as usize;
-        let at = position_of(cursor.get_untracked());
-        let Some(next) = cursor_move(&key, at, total(), page) else {
+        let at = cursor_at
+            .get_untracked()
+            .or_else(|| position_of(cursor.get_untracked()));
+        let Some(next) = cursor_move(&key, at, untrack(total), page) else {
             return;
         };
         ev.prevent_default();
-        if let Some(id) = id_at(next) {
-            cursor.set(Some(id));
-            reveal(next);
+        reveal(next);
+        match id_at(next) {
+            Some(id) => {
+                cursor_at.set(None);
+                cursor.set(Some(id));
+            }
+            // Not fetched yet: the cursor lands there when it is.
+            None => cursor_at.set(Some(next)),
         }
     };
+    Effect::new(move |_| {
+        if let Some(pos) = cursor_at.get()
+            && let Some(t) = row_at(pos)
+        {
+            cursor_at.set(None);
+            cursor.set(Some(t.task_id));
+        }
+    });
     // The grid takes focus with the cursor on the open task, or on the first row.
     let on_focus = move |_| {
         if cursor.get_untracked().is_none() {
@@ -453,7 +446,8 @@ pub fn TaskTable() -> impl IntoView {
     let revealed = StoredValue::new(None::<TaskId>);
     Effect::new(move |_| {
         let task = view_state.with(|v| v.task);
-        filtered.track();
+        list.track();
+        scanned.track();
         if task.is_none() {
             revealed.set_value(None);
             return;
@@ -469,6 +463,8 @@ pub fn TaskTable() -> impl IntoView {
             reveal(pos);
         }
     });
+    let edge_loading = move || view_state.with(|v| v.edge.is_some()) && !list.with(|w| w.loaded());
+    let loaded = move || list.with(|w| w.loaded());
 
     let endpoint_name = move |id: lifeline_model::EndpointId| {
         endpoints.name(id).unwrap_or_else(|| short(&id.to_string()))
@@ -542,14 +538,18 @@ pub fn TaskTable() -> impl IntoView {
                 }}
             </div>
         </div>
-        <p class="task-count" data-testid="task-count" aria-live="polite">{move || tasks_text(total())}</p>
-        <Show when=move || total() == 0 && live.with(|l| l.is_some())>
+        <p class="task-count" data-testid="task-count" aria-live="polite">{move || {
+            let (shown, known) = size();
+            let scanned_all = !query.with(|q| q.scan) || !list.with(Window::more);
+            count_text(shown, known, scanned_all)
+        }}</p>
+        <Show when=move || total() == 0 && (loaded() || edge_loading())>
             <div class="empty-list" data-testid="empty-list" role="status">
                 <p>{move || {
                     if edge_loading() {
                         "Asking the service which tasks took this edge…".to_owned()
-                    } else if edge_failed() {
-                        "The service could not say which tasks took this edge; it is asked again every few seconds.".to_owned()
+                    } else if list.failed() {
+                        "The service could not list the tasks; it is asked again every second.".to_owned()
                     } else {
                         view_state.with(|v| empty_reason(v, endpoints.name_list(&v.endpoints)))
                     }

@@ -7,7 +7,7 @@
 
 use crate::components::blocks::{Executor, endpoint_now};
 use crate::components::task_table::age;
-use crate::session::{Clock, Connection, Endpoints, LiveTasks};
+use crate::session::{Auth, Clock, Connection, Endpoints};
 use crate::url_state::{Page, ViewState};
 use leptos::prelude::*;
 
@@ -16,7 +16,7 @@ const REFRESH: std::time::Duration = std::time::Duration::from_secs(3);
 
 #[component]
 pub fn EndpointsPage() -> impl IntoView {
-    let live = expect_context::<LiveTasks>();
+    let auth = expect_context::<Auth>();
     let clock = expect_context::<Clock>();
     let endpoints = expect_context::<Endpoints>();
     let view_state = expect_context::<RwSignal<ViewState>>();
@@ -28,9 +28,34 @@ pub fn EndpointsPage() -> impl IntoView {
             r.clear();
         }
     });
+    // Unfinished tasks on each offline endpoint, from its statistics (asked again with the list).
+    let stranded_by = LocalResource::new(move || {
+        let offline: Vec<lifeline_model::EndpointId> = endpoints.with(|list| {
+            list.iter()
+                .filter(|e| !e.online)
+                .map(|e| e.endpoint_id)
+                .collect()
+        });
+        let api = auth.api.get_untracked();
+        let mine = auth
+            .mine(view_state.with_untracked(|v| v.mine))
+            .unwrap_or(false);
+        async move {
+            let mut pending = std::collections::HashMap::new();
+            let Some(api) = api else {
+                return pending;
+            };
+            for id in offline {
+                if let Ok(stats) = api.stats(&[id], mine).await {
+                    pending.insert(id, stats.pending);
+                }
+            }
+            pending
+        }
+    });
     let rows = move || {
         let now = clock.get();
-        let pending = live.with(|l| l.map(|l| l.pending_by_endpoint()).unwrap_or_default());
+        let pending = stranded_by.get().unwrap_or_default();
         endpoints.with(|list| {
             list.iter()
                 .map(|e| {

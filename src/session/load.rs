@@ -1,47 +1,32 @@
-//! Loading what the dashboard starts from: statistics at a sequence number and the newest tasks,
-//! all of them up to a cap when (re)loading, the newest page when polling; for the endpoint
-//! filter and, with `mine`, the caller's own tasks only.
+//! Loading what the dashboard starts from: statistics at a sequence number and the newest
+//! finished tasks (for the throughput chart), for the endpoint filter and, with `mine`, the
+//! caller's own tasks only. The task list fetches its own rows ([`crate::window`]).
 
 use std::time::Duration;
 
-use lifeline_model::{EndpointId, StatsSummary};
+use lifeline_model::{EndpointId, State, StatsSummary};
 
 use crate::api::{Api, ApiError};
 use crate::live::TaskRow;
+use crate::window::Query;
 
-/// Most tasks the list loads for one filter.
-pub const TASK_CAP: usize = crate::live::MAX_ROWS;
-/// Tasks per request while loading: few requests, each still quick to parse.
-const PAGE: usize = 5000;
+/// The newest finished tasks read to draw the last five minutes of throughput.
+const RECENT_FINISHES: usize = 2000;
 
-/// Statistics and the newest tasks (up to [`TASK_CAP`]) for the filter.
+/// Statistics and the newest finished tasks for the filter.
 pub(super) async fn everything(
     api: &Api,
     endpoints: &[EndpointId],
     mine: bool,
 ) -> Result<(StatsSummary, Vec<TaskRow>), ApiError> {
     let stats = api.stats(endpoints, mine).await?;
-    let mut rows = Vec::new();
-    let mut cursor: Option<String> = None;
-    while rows.len() < TASK_CAP {
-        let page = api.tasks(endpoints, mine, PAGE, cursor.take()).await?;
-        rows.extend(page.tasks);
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
-    Ok((stats, rows))
-}
-
-/// Statistics and the newest page of tasks, for polling.
-pub(super) async fn head(
-    api: &Api,
-    endpoints: &[EndpointId],
-    mine: bool,
-) -> Result<(StatsSummary, Vec<TaskRow>), ApiError> {
-    let stats = api.stats(endpoints, mine).await?;
-    let page = api.tasks(endpoints, mine, PAGE, None).await?;
+    let finished = Query {
+        states: State::ALL.into_iter().filter(|s| s.is_terminal()).collect(),
+        ..Query::default()
+    };
+    let page = api
+        .tasks(endpoints, mine, &finished, RECENT_FINISHES, None)
+        .await?;
     Ok((stats, page.tasks))
 }
 

@@ -2,9 +2,10 @@
 //! list, function names, statistics, the clock and the connection indicator, each provided as
 //! its own small context so that a view asks only for what it reads.
 //!
-//! Data flows one way. Loading builds a [`Live`] from `/v1/stats` and `/v1/tasks` at a sequence
-//! number; [`use_event_stream`] then hands over every later event in batches, which are applied
-//! (each transition checked by the model) and bump the version the views depend on. A gap in the
+//! Data flows one way. Loading builds a [`Live`] from `/v1/stats` at a sequence number;
+//! [`use_event_stream`] then hands over every later event in batches, which are applied (each
+//! transition checked by the model, then given to the task list's [`Window`]) and bump the
+//! versions the views depend on. The list fetches its own rows, a window at a time ([`TaskList`]). A gap in the
 //! sequence reopens the stream after the last applied event. When the stream cannot be had,
 //! the dashboard polls, and tries the stream again every few rounds.
 
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use lifeline_model::api::UserInfo;
-use lifeline_model::{EndpointId, EventBody, FunctionId, StatsSummary};
+use lifeline_model::{EndpointId, EventBody, FunctionId, StatsSummary, TaskId};
 
 use crate::api::{Api, ApiError, Outcome, REFUSED};
 use crate::event_stream::{
@@ -29,10 +30,10 @@ use crate::event_stream::{
 };
 use crate::live::Live;
 use crate::url_state::ViewState;
+use crate::window::{Fetch, Query, Window};
 
 pub use endpoints::{Endpoints, apply_status};
 pub use exceptions::{Exceptions, exception_line};
-pub use load::TASK_CAP;
 
 /// The connection indicator's states (`data-connection`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -275,23 +276,6 @@ impl LiveTasks {
         self.live.with_value(|l| f(l.as_ref()))
     }
 
-    /// Adds rows the service listed that the picture does not hold yet (older than what was
-    /// loaded), so that they show and follow the stream like the rest.
-    pub fn add_rows(&self, newest_first: Vec<crate::live::TaskRow>) {
-        let missing = self.live.with_value(|l| {
-            l.as_ref()
-                .is_some_and(|l| newest_first.iter().any(|t| l.task(t.task_id).is_none()))
-        });
-        if missing {
-            self.update(|l| l.add_older(newest_first));
-        }
-    }
-
-    /// A number that changes whenever the picture does (not tracked).
-    pub fn version_untracked(&self) -> u64 {
-        self.version.get_untracked()
-    }
-
     fn replace(&self, live: Live) {
         self.live.set_value(Some(live));
         self.version.update(|v| *v += 1);
@@ -302,6 +286,136 @@ impl LiveTasks {
         let out = self.live.try_update_value(|l| l.as_mut().map(f)).flatten();
         self.version.try_update(|v| *v += 1);
         out
+    }
+}
+
+/// The task list's rows: a [`Window`] over the service's listing, fetched as the list scrolls
+/// and filters, one request at a time.
+#[derive(Copy, Clone, Debug)]
+pub struct TaskList {
+    window: StoredValue<Window>,
+    version: RwSignal<u64>,
+    /// The page being fetched.
+    fetching: StoredValue<Option<Fetch>>,
+    /// What the list last asked to show: listing positions and its length, when known.
+    wanted: StoredValue<Option<(usize, usize, Option<usize>)>>,
+    /// Whether the last fetch failed.
+    failed: RwSignal<bool>,
+    auth: Auth,
+    view: RwSignal<ViewState>,
+}
+
+impl TaskList {
+    fn new(auth: Auth, view: RwSignal<ViewState>) -> Self {
+        Self {
+            window: StoredValue::new(Window::default()),
+            version: RwSignal::new(0),
+            fetching: StoredValue::new(None),
+            wanted: StoredValue::new(None),
+            failed: RwSignal::new(false),
+            auth,
+            view,
+        }
+    }
+
+    /// Reads the window, and runs again when it changes.
+    pub fn with<R>(&self, f: impl FnOnce(&Window) -> R) -> R {
+        self.version.track();
+        self.window.with_value(f)
+    }
+
+    /// Reads the window without subscribing to its changes.
+    pub fn with_untracked<R>(&self, f: impl FnOnce(&Window) -> R) -> R {
+        self.window.with_value(f)
+    }
+
+    /// Runs the caller again when the window changes.
+    pub fn track(&self) {
+        self.version.track();
+    }
+
+    /// Whether the last request for rows failed.
+    pub fn failed(&self) -> bool {
+        self.failed.get()
+    }
+
+    fn update<R>(&self, f: impl FnOnce(&mut Window) -> R) -> Option<R> {
+        let out = self.window.try_update_value(f);
+        self.version.try_update(|v| *v += 1);
+        out
+    }
+
+    /// Shows `query`'s listing positions `first..=last` (`total`: the listing's length, when
+    /// the counts say), fetching what the window does not hold.
+    pub fn show(&self, query: Query, first: usize, last: usize, total: Option<usize>) {
+        self.wanted.set_value(Some((first, last, total)));
+        if self.window.with_value(|w| *w.query() != query) {
+            self.window.set_value(Window::new(query));
+            self.fetching.set_value(None);
+            self.version.update(|v| *v += 1);
+        }
+        if let Some(fetch) = self.window.with_value(|w| w.fetch_for(first, last, total)) {
+            self.start(fetch, total);
+        }
+    }
+
+    /// Starts again from nothing (a new session, endpoint filter or scope).
+    fn reset(&self) {
+        let query = self.window.with_value(|w| w.query().clone());
+        self.window.set_value(Window::new(query));
+        self.fetching.set_value(None);
+        self.version.update(|v| *v += 1);
+    }
+
+    /// Fetches the held rows again if the stream or polling brought news the window could not
+    /// place, or what the list shows if the last request failed.
+    fn tick(&self) {
+        if let Some(fetch) = self.window.with_value(Window::refetch) {
+            let total = self.wanted.get_value().and_then(|w| w.2);
+            self.start(fetch, total);
+        } else if self.failed.get_untracked()
+            && let Some((first, last, total)) = self.wanted.get_value()
+            && let Some(fetch) = self.window.with_value(|w| w.fetch_for(first, last, total))
+        {
+            self.start(fetch, total);
+        }
+    }
+
+    /// Counts the streamed moves of the task whose detail is open.
+    pub fn watch(&self, task: Option<TaskId>) {
+        self.window.update_value(|w| w.watch(task));
+    }
+
+    fn start(&self, fetch: Fetch, total: Option<usize>) {
+        if self.fetching.with_value(Option::is_some) {
+            return; // One at a time: the list asks again when this one lands.
+        }
+        let Some(api) = self.auth.api.get_untracked() else {
+            return;
+        };
+        let (endpoints, wanted) = self.view.with_untracked(|v| (v.endpoints.clone(), v.mine));
+        let mine = self.auth.mine_untracked(wanted);
+        self.fetching.set_value(Some(fetch.clone()));
+        let list = *self;
+        spawn_local(async move {
+            let answer = api
+                .tasks(&endpoints, mine, &fetch.query, fetch.limit, fetch.cursor)
+                .await;
+            if list.fetching.try_get_value().flatten().as_ref() != Some(&fetch) {
+                return; // Reset meanwhile.
+            }
+            list.fetching.set_value(None);
+            match answer {
+                Ok(page) => {
+                    list.failed.set(false);
+                    list.update(|w| w.place(fetch, page, total));
+                }
+                Err(error) => {
+                    list.failed.set(true);
+                    list.auth.fail(&error);
+                }
+            }
+        });
     }
 }
 
@@ -375,7 +489,7 @@ pub fn short(id: &str) -> String {
 }
 
 /// Creates the data layer for a service (or none, to sign in first) and a view, and provides
-/// its contexts: [`Auth`], `RwSignal<ViewState>`, [`LiveTasks`], [`Endpoints`],
+/// its contexts: [`Auth`], `RwSignal<ViewState>`, [`LiveTasks`], [`TaskList`], [`Endpoints`],
 /// [`FunctionNames`], [`Clock`], `Signal<StatsSummary>` and `Signal<Connection>`.
 pub fn provide_session(api: Option<Api>, view: ViewState) {
     let auth = Auth::new();
@@ -384,6 +498,7 @@ pub fn provide_session(api: Option<Api>, view: ViewState) {
     }
     let view = RwSignal::new(view);
     let live = LiveTasks::new();
+    let list = TaskList::new(auth, view);
     let stats = RwSignal::new(StatsSummary::default());
     let endpoints = Endpoints::new(auth);
     let functions = FunctionNames {
@@ -405,7 +520,7 @@ pub fn provide_session(api: Option<Api>, view: ViewState) {
             }) as StreamAddress
         },
         UseEventStreamOptions::default()
-            .on_events(move |events| apply_events(live, endpoints, events)),
+            .on_events(move |events| apply_events(live, list, endpoints, events)),
     );
     let fallback = RwSignal::new(Fallback::Off);
     let loading = RwSignal::new(false);
@@ -422,6 +537,7 @@ pub fn provide_session(api: Option<Api>, view: ViewState) {
         auth,
         view,
         live,
+        list,
         stats,
         stream,
         fallback,
@@ -433,6 +549,7 @@ pub fn provide_session(api: Option<Api>, view: ViewState) {
     provide_context(auth);
     provide_context(view);
     provide_context(live);
+    provide_context(list);
     provide_context(endpoints);
     provide_context(functions);
     provide_context(Exceptions::new(auth));
@@ -483,6 +600,7 @@ pub fn provide_session(api: Option<Api>, view: ViewState) {
     let ticker = set_interval_with_handle(
         move || {
             clock.0.set(now_secs());
+            list.tick();
             if connection.get_untracked().current() {
                 last_current.set(Some(now_secs()));
             }
@@ -502,10 +620,11 @@ pub fn provide_session(api: Option<Api>, view: ViewState) {
     });
 }
 
-/// Applies a batch from the stream: to the live picture, stopping at a gap, and each endpoint
-/// change to the endpoint list.
+/// Applies a batch from the stream: to the live picture, stopping at a gap, each accepted
+/// transition to the task list's window, and each endpoint change to the endpoint list.
 fn apply_events(
     live: LiveTasks,
+    list: TaskList,
     endpoints: Endpoints,
     events: Vec<lifeline_model::Event>,
 ) -> Applied {
@@ -513,21 +632,42 @@ fn apply_events(
     let mut gap = false;
     let mut statuses = Vec::new();
     let mut named = HashSet::new();
+    let mut accepted = Vec::new();
     let through = live.update(|l| {
         for event in &events {
-            if l.apply(event, now).is_err() {
-                gap = true;
-                break;
-            }
-            match &event.body {
-                EventBody::Endpoint(status) => statuses.push(status.clone()),
-                EventBody::Transition(t) => {
-                    named.insert(t.endpoint_id);
+            match (l.apply(event, now), &event.body) {
+                (Err(_), _) => {
+                    gap = true;
+                    break;
                 }
+                (Ok(shown), EventBody::Transition(t)) => {
+                    named.insert(t.endpoint_id);
+                    if shown {
+                        accepted.push((event.seq, t));
+                    }
+                }
+                (Ok(_), EventBody::Endpoint(status)) => statuses.push(status.clone()),
             }
         }
         l.seq
     });
+    if !accepted.is_empty() {
+        let refused: Vec<_> = list
+            .update(|w| {
+                accepted
+                    .iter()
+                    .filter_map(|(seq, t)| w.apply(t).err().map(|m| (*seq, t.task_id, m)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !refused.is_empty() {
+            live.update(|l| {
+                for (seq, task, message) in refused {
+                    l.warn(seq, task, message);
+                }
+            });
+        }
+    }
     endpoints.apply(&statuses, &named);
     Applied {
         // Without a picture nothing was applied: resume before the batch.
@@ -546,6 +686,7 @@ where
     auth: Auth,
     view: RwSignal<ViewState>,
     live: LiveTasks,
+    list: TaskList,
     stats: RwSignal<StatsSummary>,
     stream: UseEventStreamReturn<O, C>,
     fallback: RwSignal<Fallback>,
@@ -585,6 +726,7 @@ where
             return;
         };
         self.stop();
+        self.list.reset();
         let generation = self.generation.get_value();
         let (endpoints, mine) = self.scope();
         let data = *self;
@@ -596,12 +738,12 @@ where
             }
             data.loading.set(false);
             match loaded {
-                Ok((stats, rows)) => {
+                Ok((stats, finished)) => {
                     let filter = (!endpoints.is_empty())
                         .then(|| endpoints.iter().copied().collect::<HashSet<_>>());
                     let seq = stats.seq;
-                    let mut live = Live::new(seq, stats.tasks, rows, filter);
-                    live.count_recent_finishes(now_secs());
+                    let mut live = Live::new(seq, stats.tasks, filter);
+                    live.count_recent_finishes(&finished, now_secs());
                     data.live.replace(live);
                     data.stats.set(stats);
                     data.auth.notice.set(None);
@@ -676,16 +818,18 @@ where
                 return;
             };
             let (endpoints, mine) = self.scope();
-            match load::head(&api, &endpoints, mine).await {
+            match load::everything(&api, &endpoints, mine).await {
                 // An answer that comes after the stream opened is older than what it applied.
                 Ok(_) if !self.still_polling(generation) => return,
-                Ok((stats, rows)) => {
+                Ok((stats, finished)) => {
                     let was_away = self.fallback.get_untracked() == Fallback::Unreachable;
                     self.live.update(|l| {
-                        l.refresh(stats.seq, stats.tasks, rows);
+                        l.refresh(stats.seq, stats.tasks);
                         // Without the stream, finishes are known only from the rows.
-                        l.count_recent_finishes(now_secs());
+                        l.count_recent_finishes(&finished, now_secs());
                     });
+                    // The list's rows may have moved: the window is fetched again.
+                    self.list.update(Window::mark_stale);
                     self.stats.set(stats);
                     self.fallback.set(Fallback::Polling);
                     // Back from an outage: the stream is worth trying at once.

@@ -60,7 +60,9 @@ export async function openPage(context, url) {
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
-export const LIFELINE = join(ROOT, 'target', 'debug', 'lifeline');
+/** The `lifeline` binary the tests run: `E2E_LIFELINE_BIN` (any `LIFELINE_` variable is a
+ * setting the service checks), or the debug build in `target/`. */
+export const LIFELINE = process.env.E2E_LIFELINE_BIN ?? join(ROOT, 'target', 'debug', 'lifeline');
 
 /**
  * Runs `lifeline up` (the real service, a real local endpoint agent and the built dashboard) in
