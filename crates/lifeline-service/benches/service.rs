@@ -1,6 +1,9 @@
 //! Service benchmarks: durable transition ingest (with and without dashboards subscribed) and
 //! read latency with many tasks stored. Prints figures; asserts nothing about speed.
 //!
+//! Last, retention: the service is reopened on the same store with a retention that every
+//! stored task is past, and ingest is measured again while the purge runs.
+//!
 //! ```text
 //! cargo bench -p lifeline-service --bench service            # 200,000 tasks
 //! LIFELINE_BENCH_TASKS=1000000 cargo bench -p lifeline-service --bench service
@@ -226,9 +229,12 @@ async fn main() {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let service = Service::open(settings).await.expect("open");
+    let service = Service::open(settings.clone()).await.expect("open");
     let token = service.new_user_token.clone().expect("token");
-    tokio::spawn(service.run(listener, std::future::pending()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let first = tokio::spawn(service.run(listener, async move {
+        let _ = stopped.await;
+    }));
     let bench = Bench {
         base: format!("http://{addr}"),
         api: lifeline_client::Client::new(format!("http://{addr}"), token.clone()),
@@ -306,5 +312,84 @@ async fn main() {
     println!(
         "metric: service RSS (benchmark process) = {:.0} MiB",
         rss_mib()
+    );
+
+    let _ = stop.send(());
+    first.await.expect("service task").expect("service stops");
+    retention(settings, f, n / 4).await;
+}
+
+/// Reopens the store with a retention every stored task is past, and ingests `n` new tasks
+/// while the purge runs.
+async fn retention(mut settings: Settings, f: FunctionId, n: usize) {
+    let file = settings.data_dir.join(lifeline_service::store::FILE_NAME);
+    let size = || std::fs::metadata(&file).map_or(0, |m| m.len()) as f64 / 1e6;
+    let open = || {
+        rusqlite::Connection::open_with_flags(&file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open")
+    };
+    // The tasks stored so far: those the purge removes (the ones ingested below stay).
+    let last: i64 = open()
+        .query_row("SELECT max(seq) FROM tasks", [], |r| r.get(0))
+        .expect("last task");
+    let left = || {
+        open()
+            .query_row(
+                "SELECT count(*) FROM tasks WHERE seq <= ?1 AND expired = 0",
+                [last],
+                |r| r.get::<_, i64>(0),
+            )
+            .expect("count")
+    };
+    let due = left();
+    println!(
+        "retention: store {:.0} MB, {due} finished tasks to expire",
+        size()
+    );
+    // Every task stored so far finished at least this long ago.
+    let retention = Duration::from_secs(3);
+    tokio::time::sleep(retention).await;
+    settings.retention = "3s".into();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let token = std::fs::read_to_string(settings.data_dir.join("token"))
+        .expect("token")
+        .trim()
+        .to_owned();
+    let service = Service::open(settings).await.expect("open");
+    tokio::spawn(service.run(listener, std::future::pending()));
+    let bench = Bench {
+        base: format!("http://{addr}"),
+        api: lifeline_client::Client::new(format!("http://{addr}"), token.clone()),
+        token,
+        client: reqwest::Client::new(),
+    };
+    let ep = bench
+        .api
+        .register_endpoint("during a purge")
+        .await
+        .expect("endpoint");
+    let (ids, _) = submit_all(&bench, ep.endpoint_id, f, n).await;
+    let purge = Instant::now();
+    while left() == due {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ws_url = format!("ws://{addr}/v1/endpoints/{}/connect", ep.endpoint_id);
+    let rate = ingest(&bench, &ws_url, &ep.token, &ids, 500).await;
+    let during = left();
+    println!(
+        "metric: ingest during a purge = {rate:.0} transitions/s ({} of {due} tasks expired meanwhile)",
+        due - during
+    );
+    while left() > 0 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let took = purge.elapsed().as_secs_f64();
+    println!(
+        "metric: purge = {:.0} tasks/s ({due} tasks in {took:.1} s); store {:.0} MB after (SQLite reuses the freed pages)",
+        due as f64 / took,
+        size()
     );
 }
