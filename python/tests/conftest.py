@@ -59,10 +59,17 @@ def _drain(stream: object | None) -> None:
 class Service:
     """``lifeline serve`` in a temporary directory."""
 
-    def __init__(self, directory: Path, settings: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        settings: dict[str, str] | None = None,
+        ca_cert: Path | None = None,
+    ) -> None:
         self.dir = directory
         #: ``LIFELINE_*`` settings beyond the tests' own, such as a short retention.
         self.settings = settings or {}
+        #: The CA that signed the service's certificate, when it serves HTTPS.
+        self.ca_cert = ca_cert
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
         self.start("127.0.0.1:0", heartbeat_threshold="2")
@@ -117,7 +124,7 @@ class Service:
         self.start(bind, heartbeat_threshold="30")
 
     def client(self) -> Client:
-        return Client(self.url, self.token)
+        return Client(self.url, self.token, ca_cert=self.ca_cert)
 
 
 class Agent:
@@ -149,6 +156,7 @@ class Agent:
                 str(self.dir),
                 "--config",
                 str(self.dir / "endpoint.toml"),
+                *(["--ca-cert", str(service.ca_cert)] if service.ca_cert else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=None if "LIFELINE_TEST_LOG" in os.environ else subprocess.DEVNULL,

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+import trustme
 
 import lifeline
 from lifeline import (
@@ -177,3 +178,32 @@ def expired(client: Client, task_id: str) -> bool:
     except Expired:
         return True
     return False
+
+
+def test_over_tls_with_the_site_s_own_ca(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    chain, key, ca_file = tmp_path / "chain.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.private_key_pem.write_to_path(str(key))
+    chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    ca.cert_pem.write_to_path(str(ca_file))
+    secure = Service(
+        tmp_path,
+        settings={"LIFELINE_TLS_CERT": str(chain), "LIFELINE_TLS_KEY": str(key)},
+        ca_cert=ca_file,
+    )
+    assert secure.url.startswith("https://")
+    agent = Agent(secure, "secure", CONFIG)
+    client = secure.client()
+    try:
+        submitted = client.submit("secure", add, 20, 22)
+        assert client.get_result(submitted.task_id, timeout=30) == 42
+        with lifeline.Executor(endpoint="secure", client=client) as executor:
+            assert executor.submit(add, 1, 1).result(timeout=30) == 2
+        # Without the CA, the system's roots do not trust the certificate: refused, saying why.
+        with pytest.raises(ServiceUnavailable, match="certificate is not trusted"):
+            Client(secure.url, secure.token).endpoints()
+    finally:
+        client.close()
+        agent.stop()
+        secure.kill()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from pathlib import Path
 
 
@@ -62,3 +63,18 @@ def resolve(url: str | None, token: str | None) -> tuple[str, str]:
             "no Lifeline token: pass token= (or set LIFELINE_TOKEN); `lifeline up` prints one"
         )
     return url.rstrip("/"), token.strip()
+
+
+def trust(ca_cert: str | os.PathLike[str] | None) -> ssl.SSLContext:
+    """The system's root certificates, and those in ``ca_cert`` (else ``LIFELINE_CA_CERT``):
+    a site's own CA. Verification is never off."""
+    context = ssl.create_default_context()
+    path = ca_cert or os.environ.get("LIFELINE_CA_CERT") or None
+    if path is not None:
+        try:
+            context.load_verify_locations(cafile=os.fspath(path))
+        except (OSError, ssl.SSLError) as error:
+            raise ValueError(
+                f"cannot read CA certificates from {os.fspath(path)}: {error}"
+            ) from None
+    return context

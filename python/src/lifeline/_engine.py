@@ -114,6 +114,7 @@ class Engine:
             base_url=client.url,
             headers={"authorization": f"Bearer {client._token}"},
             timeout=client.timeout,
+            verify=client._verify,
             limits=httpx.Limits(max_connections=SENDERS + 4, max_keepalive_connections=SENDERS + 4),
         )
         self.lock = threading.Lock()

@@ -42,7 +42,12 @@ _encode = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=
 
 def unreachable(url: str, error: Exception) -> ServiceUnavailable:
     """The error of a request that got no answer."""
-    if isinstance(error, httpx.ConnectError):
+    if "CERTIFICATE_VERIFY_FAILED" in str(error):
+        why = (
+            f"its TLS certificate is not trusted ({error}): if a CA of your own signed it, "
+            "pass ca_cert= (or set LIFELINE_CA_CERT) to that CA's certificate"
+        )
+    elif isinstance(error, httpx.ConnectError):
         why = "nothing answers there"
     elif isinstance(error, httpx.TimeoutException):
         why = "it did not answer in time"

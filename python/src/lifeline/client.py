@@ -7,6 +7,7 @@ Every method is one or a few calls of the service's ``/v1`` HTTP API (described 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import weakref
@@ -55,14 +56,23 @@ class Client:
     """
 
     def __init__(
-        self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        ca_cert: str | os.PathLike[str] | None = None,
     ) -> None:
         self.url, self._token = _config.resolve(url, token)
         self.timeout = timeout
+        #: What an ``https://`` service's certificate must chain to: the system's roots, and
+        #: the CA certificates in ``ca_cert`` (or ``LIFELINE_CA_CERT``) when given.
+        self._verify = _config.trust(ca_cert)
         self._http = httpx.Client(
             base_url=self.url,
             headers={"authorization": f"Bearer {self._token}"},
             timeout=timeout,
+            verify=self._verify,
         )
         self._lock = threading.Lock()
         # Registrations, so that a function is registered once however often it is submitted:
