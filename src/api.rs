@@ -301,6 +301,7 @@ impl Api {
         let query = StatsQuery {
             endpoint_id: endpoint_filter(endpoints),
             mine: mine.then_some(true),
+            ..StatsQuery::default()
         };
         self.get("/v1/stats", query_pairs(&query)).await
     }

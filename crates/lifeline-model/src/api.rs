@@ -366,6 +366,16 @@ pub struct StatsQuery {
     /// Only the caller's own tasks (for admin and endpoint owners, who also see others').
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mine: Option<bool>,
+    /// The figures as they were right after this event (its sequence number), not now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_seq: Option<u64>,
+    /// The figures as they were at this time (epoch seconds), not now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Timestamp>,
+    /// Edges and stays over this window before the moment (such as `1m`, `15m`, `1h`), instead
+    /// of since the beginning; counts stay those of the moment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
 }
 
 /// The data of the event stream's `reset` event: the client resumed from before an event that

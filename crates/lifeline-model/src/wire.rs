@@ -100,4 +100,11 @@ pub struct StatsSummary {
     pub dwell: Vec<DwellSummary>,
     /// Transitions endpoints reported that the model refused, since the service started.
     pub illegal_reports: u64,
+    /// When the moment asked for (`at_seq`, `at`) was: the time of its last event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Timestamp>,
+    /// The window `edges` and `dwell` cover, in seconds (with `window`); otherwise they count
+    /// everything since the beginning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_secs: Option<f64>,
 }

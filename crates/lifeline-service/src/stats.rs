@@ -57,6 +57,49 @@ impl Histogram {
         self.total
     }
 
+    /// The nonzero buckets as (bucket, count): the compact form checkpoints keep.
+    pub fn sparse(&self) -> Vec<(u16, u64)> {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| (i as u16, *n))
+            .collect()
+    }
+
+    /// A histogram from [`Histogram::sparse`]'s buckets and the largest duration; buckets out of
+    /// range are ignored.
+    pub fn from_sparse(buckets: &[(u16, u64)], max_micros: u64) -> Self {
+        let mut h = Histogram::default();
+        for &(i, n) in buckets {
+            if let Some(c) = h.counts.get_mut(usize::from(i)) {
+                *c += n;
+                h.total += n;
+            }
+        }
+        h.max_micros = max_micros;
+        h
+    }
+
+    pub fn max_micros(&self) -> u64 {
+        self.max_micros
+    }
+
+    /// What was recorded after `earlier`, a snapshot of the same histogram taken before. The
+    /// largest duration is bounded by the top nonzero bucket's upper bound.
+    pub fn since(&self, earlier: &Histogram) -> Histogram {
+        let mut h = Histogram::default();
+        for (i, (now, then)) in self.counts.iter().zip(&earlier.counts).enumerate() {
+            let n = now.saturating_sub(*then);
+            h.counts[i] = n;
+            h.total += n;
+            if n > 0 {
+                h.max_micros = (Self::upper(i) as u64).min(self.max_micros);
+            }
+        }
+        h
+    }
+
     pub fn merge(&mut self, other: &Histogram) {
         for (a, b) in self.counts.iter_mut().zip(&other.counts) {
             *a += b;
@@ -141,10 +184,53 @@ impl StatsBook {
 
     /// A task left `from` for `to` after `dwell_micros` there.
     pub fn moved(&mut self, key: (EndpointId, UserId), from: State, to: State, dwell_micros: u64) {
+        self.shifted(key, from, to);
+        self.entry(key).dwell[from.index()].record(dwell_micros);
+    }
+
+    /// A task left `from` for `to`, after a stay nobody recorded (a log written before stays
+    /// were).
+    pub fn shifted(&mut self, key: (EndpointId, UserId), from: State, to: State) {
         let s = self.entry(key);
         s.tasks.shift(from, to);
         s.edges[from.index()][to.index()] += 1;
-        s.dwell[from.index()].record(dwell_micros);
+    }
+
+    /// Every (endpoint, owner) pair and its statistics.
+    pub fn iter(&self) -> impl Iterator<Item = (&(EndpointId, UserId), &Stats)> {
+        self.by_key.iter()
+    }
+
+    /// The counts now, with the edges and stays recorded since `earlier` (a snapshot of this
+    /// book taken before): the figures of a window.
+    pub fn since(&self, earlier: &StatsBook) -> StatsBook {
+        let by_key = self
+            .by_key
+            .iter()
+            .map(|(key, now)| {
+                let then = earlier.by_key.get(key);
+                let mut s = Stats {
+                    tasks: now.tasks,
+                    ..Stats::default()
+                };
+                for (f, row) in now.edges.iter().enumerate() {
+                    for (t, n) in row.iter().enumerate() {
+                        s.edges[f][t] = n - then.map_or(0, |e| e.edges[f][t]).min(*n);
+                    }
+                }
+                s.dwell = match then {
+                    Some(then) => now
+                        .dwell
+                        .iter()
+                        .zip(&then.dwell)
+                        .map(|(a, b)| a.since(b))
+                        .collect(),
+                    None => now.dwell.clone(),
+                };
+                (*key, s)
+            })
+            .collect();
+        StatsBook { by_key }
     }
 
     pub fn get(&self, key: (EndpointId, UserId)) -> Option<&Stats> {
@@ -186,6 +272,37 @@ mod tests {
         assert!((0.5..0.5 * 1.19).contains(&p50), "{p50}");
         assert_eq!(h.quantile(1.0), Some(1.0));
         assert_eq!(Histogram::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn a_window_is_the_difference_of_two_snapshots() {
+        let ep = EndpointId::from_u128(1);
+        let key = (ep, UserId(1));
+        let mut book = StatsBook::default();
+        book.received(key);
+        book.moved(key, State::Received, State::WaitingForEp, 1_000);
+        let before = book.clone();
+        book.received(key);
+        book.moved(key, State::Received, State::WaitingForEp, 4_000_000);
+        let window = book.since(&before);
+        let s = window.sum(|_, _| true);
+        assert_eq!(
+            s.tasks.get(State::WaitingForEp),
+            2,
+            "counts are the present's"
+        );
+        assert_eq!(
+            s.edges[State::Received.index()][State::WaitingForEp.index()],
+            1
+        );
+        let dwell = &s.dwell[State::Received.index()];
+        assert_eq!(dwell.count(), 1);
+        assert!(
+            dwell.quantile(0.5).is_some_and(|p| (4.0..4.8).contains(&p)),
+            "{dwell:?}"
+        );
+        let h = &book.sum(|_, _| true).dwell[State::Received.index()];
+        assert_eq!(&Histogram::from_sparse(&h.sparse(), h.max_micros()), h);
     }
 
     #[test]

@@ -462,6 +462,9 @@ fn downgrade_to_single_user(conn: &rusqlite::Connection) {
          DROP INDEX events_by_edge;
          DROP INDEX tasks_to_expire;
          ALTER TABLE tasks DROP COLUMN expired;
+         DROP TABLE checkpoints;
+         DROP TABLE task_groups;
+         ALTER TABLE events DROP COLUMN dwell_us;
          ALTER TABLE events DROP COLUMN from_state;
          ALTER TABLE tasks DROP COLUMN owner;
          ALTER TABLE functions DROP COLUMN owner;

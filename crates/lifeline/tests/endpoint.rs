@@ -539,7 +539,7 @@ async fn a_service_killed_while_reports_flow_restarts_without_stranding_a_task()
     let ids = l.submit(&ep, &f, &calls, None).await;
     let query = lifeline_model::api::StatsQuery {
         endpoint_id: Some(ep.to_string()),
-        mine: None,
+        ..lifeline_model::api::StatsQuery::default()
     };
     let stats = || async { l.api.stats(&query).await.expect("stats") };
     eventually("20 tasks finished", stats, |s| s.total - s.pending >= 20).await;

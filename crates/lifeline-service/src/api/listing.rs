@@ -3,7 +3,9 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use lifeline_model::api::{StatsQuery, TaskListQuery};
-use lifeline_model::{DwellSummary, EdgeCount, EndpointId, State as TaskState, StatsSummary};
+use lifeline_model::{
+    DwellSummary, EdgeCount, EndpointId, State as TaskState, StatsSummary, Timestamp,
+};
 
 use super::AppState;
 use super::auth::User;
@@ -148,12 +150,115 @@ pub(super) async fn stats(
         .map(parse_endpoint_id)
         .collect::<ApiResult<_>>()?;
     let scope = Scope::of(state.directory(), &caller, q.mine.unwrap_or(false));
-    // One read of the book: the figures of several endpoints share one sequence number.
-    let (seq, s) = state.store().with_stats(|book| {
-        book.sum(|endpoint, owner| {
-            scope.sees(owner, endpoint) && (endpoints.is_empty() || endpoints.contains(&endpoint))
+    let keep = move |endpoint: EndpointId, owner| {
+        scope.sees(owner, endpoint) && (endpoints.is_empty() || endpoints.contains(&endpoint))
+    };
+    let illegal = state
+        .forwarder()
+        .illegal_reports
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let moment = Moment::of(&q)?;
+    if moment == Moment::default() {
+        // Now: one read of the book, so the figures of several endpoints share one sequence
+        // number.
+        let (seq, s) = state.store().with_stats(|book| book.sum(keep));
+        return Ok(Json(summary(seq, &s, illegal)));
+    }
+    let head = state.store().head();
+    if let Some(seq) = moment.at_seq.filter(|seq| *seq > head) {
+        return Err(ApiError::bad(
+            "invalid_query",
+            format!("at_seq {seq} is after the last event ({head})"),
+        ));
+    }
+    let past = state
+        .store()
+        .read(move |c| moment.read(c, head, keep))
+        .await?;
+    let purged = state.store().purged_through();
+    if past.earliest < purged {
+        return Err(ApiError::Expired(format!(
+            "the events up to {purged} are past the retention: the figures of that time are gone"
+        )));
+    }
+    let mut answer = summary(past.seq, &past.stats, illegal);
+    answer.at = past.at;
+    answer.window_secs = moment.window.map(|w| w.as_secs_f64());
+    Ok(Json(answer))
+}
+
+/// The figures of a moment in the past.
+struct Past {
+    seq: u64,
+    at: Option<Timestamp>,
+    stats: crate::stats::Stats,
+    /// The earliest event they depend on (the window's start).
+    earliest: u64,
+}
+
+/// The moment and window a statistics request asks for; the default is now, since the start.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Moment {
+    at_seq: Option<u64>,
+    at: Option<Timestamp>,
+    window: Option<std::time::Duration>,
+}
+
+impl Moment {
+    fn of(q: &StatsQuery) -> ApiResult<Self> {
+        if q.at_seq.is_some() && q.at.is_some() {
+            return Err(ApiError::bad(
+                "invalid_query",
+                "give at_seq or at, not both",
+            ));
+        }
+        let at = q.at;
+        let window = q
+            .window
+            .as_deref()
+            .map(|w| {
+                crate::config::parse_duration(w)
+                    .map_err(|e| ApiError::bad("invalid_query", format!("window: {e:#}")))
+            })
+            .transpose()?;
+        Ok(Self {
+            at_seq: q.at_seq,
+            at,
+            window,
         })
-    });
+    }
+
+    /// The book at the moment (minus the one at the window's start), summed over what `keep`
+    /// accepts.
+    fn read(
+        self,
+        c: &rusqlite::Connection,
+        head: u64,
+        keep: impl Fn(EndpointId, crate::users::UserId) -> bool,
+    ) -> crate::store::StoreResult<Past> {
+        let seq = match (self.at_seq, self.at) {
+            (Some(seq), _) => seq,
+            (None, Some(at)) => store::seq_at_time(c, at)?,
+            (None, None) => head,
+        };
+        let at = store::time_of(c, seq)?;
+        let mut book = store::book_at(c, seq)?;
+        let mut earliest = seq;
+        if let (Some(window), Some(end)) = (self.window, at) {
+            let start = Timestamp::from_micros(end.as_micros() - window.as_micros() as i64);
+            earliest = store::seq_at_time(c, start)?;
+            book = book.since(&store::book_at(c, earliest)?);
+        }
+        Ok(Past {
+            seq,
+            at,
+            stats: book.sum(keep),
+            earliest,
+        })
+    }
+}
+
+fn summary(seq: u64, s: &crate::stats::Stats, illegal_reports: u64) -> StatsSummary {
     let mut edges = Vec::new();
     for from in TaskState::ALL {
         for to in TaskState::ALL {
@@ -175,16 +280,15 @@ pub(super) async fn stats(
             p99: h.quantile(0.99),
         })
         .collect();
-    Ok(Json(StatsSummary {
+    StatsSummary {
         seq,
         total: s.tasks.total(),
         pending: s.tasks.pending(),
         tasks: s.tasks,
         edges,
         dwell,
-        illegal_reports: state
-            .forwarder()
-            .illegal_reports
-            .load(std::sync::atomic::Ordering::Relaxed),
-    }))
+        illegal_reports,
+        at: None,
+        window_secs: None,
+    }
 }

@@ -7,6 +7,7 @@
 //! to subscribers only after the batch commits, and callers hear back only then.
 
 mod backup;
+mod checkpoints;
 mod read;
 pub mod registry;
 mod retention;
@@ -27,6 +28,7 @@ use crate::stats::StatsBook;
 use crate::users::UserId;
 
 pub use backup::{BackupSummary, backup};
+pub use checkpoints::{book_at, seq_at_time, time_of};
 pub(crate) use read::task_row;
 pub use read::{
     TaskFilter, events_after, list_tasks, status_document, task_owner, task_payload,

@@ -19,7 +19,7 @@ pub(super) fn id_from(bytes: Vec<u8>) -> rusqlite::Result<u128> {
     Ok(u128::from_be_bytes(arr))
 }
 
-fn state_from(i: i64) -> rusqlite::Result<State> {
+pub(super) fn state_from(i: i64) -> rusqlite::Result<State> {
     State::from_storage_code(i).ok_or(rusqlite::Error::IntegralValueOutOfRange(0, i))
 }
 

@@ -10,7 +10,7 @@ use lifeline_model::{
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc;
 
-use super::{Job, Reply, Shared, StoreError, StoreResult, StoredEvent, TaskRow, read};
+use super::{Job, Reply, Shared, StoreError, StoreResult, StoredEvent, TaskRow, checkpoints, read};
 use crate::metrics::Counted;
 use crate::stats::StatsBook;
 use crate::users::UserId;
@@ -78,6 +78,21 @@ pub struct Ctx<'a> {
     counted: Vec<Counted>,
 }
 
+/// When the writer last took a checkpoint of the statistics.
+struct Checkpointed {
+    seq: u64,
+    when: std::time::Instant,
+}
+
+impl Checkpointed {
+    /// Whether the book after event `head` is due for a checkpoint.
+    fn due(&self, head: u64) -> bool {
+        head > self.seq
+            && (head - self.seq >= checkpoints::EVERY_EVENTS
+                || self.when.elapsed() >= checkpoints::EVERY)
+    }
+}
+
 pub(super) fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: &Shared) {
     let mut stats = shared
         .stats
@@ -85,6 +100,10 @@ pub(super) fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: &
         .unwrap_or_else(|e| e.into_inner())
         .1
         .clone();
+    let mut checkpointed = Checkpointed {
+        seq: checkpoints::last(&conn).unwrap_or(0),
+        when: std::time::Instant::now(),
+    };
     while let Some(first) = jobs.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -94,7 +113,7 @@ pub(super) fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: &
             }
         }
         let (jobs_in_batch, started) = (batch.len(), std::time::Instant::now());
-        match run_batch(&mut conn, batch, &mut stats) {
+        match run_batch(&mut conn, batch, &mut stats, &mut checkpointed) {
             Ok((events, replies, counted)) => {
                 shared
                     .metrics
@@ -127,6 +146,7 @@ fn run_batch(
     conn: &mut Connection,
     batch: Vec<Job>,
     stats: &mut StatsBook,
+    checkpointed: &mut Checkpointed,
 ) -> rusqlite::Result<(Vec<StoredEvent>, Vec<Reply>, Vec<Counted>)> {
     let mut tx = conn.transaction()?;
     let mut events = Vec::new();
@@ -172,7 +192,18 @@ fn run_batch(
             .execute(params![key.0.as_u128().to_be_bytes(), key.1.0, body])?;
         }
     }
+    let head = events.last().map(|e| e.seq);
+    let checkpoint = head.filter(|h| checkpointed.due(*h));
+    if let Some(head) = checkpoint {
+        checkpoints::take(&tx, head, crate::now(), stats)?;
+    }
     tx.commit()?;
+    if let Some(head) = checkpoint {
+        *checkpointed = Checkpointed {
+            seq: head,
+            when: std::time::Instant::now(),
+        };
+    }
     Ok((events, replies, counted))
 }
 
@@ -220,6 +251,23 @@ impl Ctx<'_> {
         tasks: &[NewTask],
         now: Timestamp,
     ) -> StoreResult<()> {
+        if let Some(first) = tasks.first() {
+            // A submission stored in several jobs adds to its group's row.
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO task_groups (id, owner, endpoint_id, function_id, created_at, size) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                     ON CONFLICT (id) DO UPDATE SET size = size + excluded.size",
+                )?
+                .execute(params![
+                    id_bytes(group.as_u128()),
+                    owner.0,
+                    id_bytes(endpoint_id.as_u128()),
+                    id_bytes(first.function_id.as_u128()),
+                    now.as_micros(),
+                    tasks.len() as i64,
+                ])?;
+        }
         for task in tasks {
             let task_seq = {
                 let mut stmt = self.conn.prepare_cached(
@@ -272,12 +320,12 @@ impl Ctx<'_> {
         &self,
         task_seq: i64,
         endpoint_id: EndpointId,
-        from: Option<State>,
+        from: Option<(State, u64)>,
         record: &lifeline_model::TransitionRecord,
     ) -> StoreResult<i64> {
         let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO events (task, endpoint_id, state, actor, attempt, at, reason, from_state) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO events (task, endpoint_id, state, actor, attempt, at, reason, from_state, dwell_us) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
         stmt.execute(params![
             task_seq,
@@ -287,7 +335,8 @@ impl Ctx<'_> {
             record.attempt,
             record.at.as_micros(),
             record.reason,
-            from.map(|f| i64::from(f.storage_code())),
+            from.map(|(f, _)| i64::from(f.storage_code())),
+            from.map(|(_, dwell)| dwell as i64),
         ])?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -348,10 +397,16 @@ impl Ctx<'_> {
         self.conn
             .prepare_cached("UPDATE tasks SET state = ?2, attempt = ?3, since = ?4, result = coalesce(?5, result) WHERE seq = ?1")?
             .execute(params![row.seq, i64::from(p.to.storage_code()), accepted.attempt, p.at.as_micros(), p.result])?;
-        let seq = self.insert_transition(row.seq, task.endpoint_id, Some(task.state), &record)?;
+        let dwell = p.at.micros_since(task.since);
+        let seq = self.insert_transition(
+            row.seq,
+            task.endpoint_id,
+            Some((task.state, dwell)),
+            &record,
+        )?;
         self.moves.push((
             (task.endpoint_id, row.owner),
-            Some((task.state, p.to, p.at.micros_since(task.since))),
+            Some((task.state, p.to, dwell)),
         ));
         self.counted
             .extend(Counted::of(task.state, p.to, p.reason.as_deref()));
