@@ -493,29 +493,35 @@ pub fn TaskTable() -> impl IntoView {
                 {sort_header(view_state, SortKey::InState, "c-ins num", "In state")}
                 <span class="c-strip" role="columnheader">"Life cycle"</span>
             </div>
-            <div class="task-space" style=move || format!("height: {}px", total() as f64 * row_height())>
+            <div class="task-space" style=move || format!("height: {}px", total() as f64 * row_height())
+                on:click=move |ev| {
+                    if let Some(id) = clicked_task(&ev) {
+                        open(id);
+                        if narrow.get_untracked() {
+                            focus_detail_soon();
+                        }
+                    }
+                }>
+                // The rows are drawn anew with every change, and hold no reactive parts of their
+                // own: a row's effects would stay subscribed to the signals they read long after
+                // the row is gone, so the page's memory would grow with every batch of events.
                 {move || {
                     let now = clock.get();
                     let row = row_height();
+                    let open_task = view_state.with(|v| v.task);
+                    let under_cursor = cursor.get();
                     visible()
                         .into_iter()
                         .map(|(pos, t)| {
                             let id = t.task_id;
-                            let selected = move || view_state.with(|v| v.task == Some(id));
-                            let under_cursor = move || cursor.get() == Some(id);
+                            let selected = open_task == Some(id);
                             let function = functions.with(|f| f.get(&t.function_id).cloned()).unwrap_or_default();
                             view! {
                                 <div class="task-row" role="row" id=row_id(id) data-task-id=id.to_string() data-state=t.state.wire()
                                     aria-rowindex=(pos + 2).to_string()
-                                    class:selected=selected class:cursor=under_cursor
-                                    aria-selected=move || selected().to_string()
-                                    style=format!("top: {}px; height: {row}px", pos as f64 * row)
-                                    on:click=move |_| {
-                                        open(id);
-                                        if narrow.get_untracked() {
-                                            focus_detail_soon();
-                                        }
-                                    }>
+                                    class:selected=selected class:cursor=under_cursor == Some(id)
+                                    aria-selected=selected.to_string()
+                                    style=format!("top: {}px; height: {row}px", pos as f64 * row)>
                                     <span class="c-id mono" role="gridcell" title=id.to_string()>{short(&id.to_string())}</span>
                                     <span class="c-fn" role="gridcell">{function}</span>
                                     <span class="c-ep" role="gridcell">{endpoint_name(t.endpoint_id)}</span>
@@ -523,7 +529,7 @@ pub fn TaskTable() -> impl IntoView {
                                         <span class=format!("state-label state-{}", t.state.wire())>{t.state.label()}</span>
                                         {(t.state == State::Failed).then(|| view! {
                                             <span class="exception-line" data-exception-line="">
-                                                {move || exceptions.line(id).map(|line| format!(" · {line}"))}
+                                                {exceptions.line(id).map(|line| format!(" · {line}"))}
                                             </span>
                                         })}
                                     </span>
@@ -591,6 +597,20 @@ fn sort_header(
             </button>
         </span>
     }
+}
+
+/// The task whose row a click landed in. The list listens once, on the rows' container, rather
+/// than on every row: rows are drawn anew with every batch of events, and a listener per drawn
+/// row is memory the page would keep for as long as it is open.
+fn clicked_task(ev: &leptos::ev::MouseEvent) -> Option<TaskId> {
+    let target = ev.target()?;
+    let element = wasm_bindgen::JsCast::dyn_ref::<web_sys::Element>(&target)?;
+    element
+        .closest("[data-task-id]")
+        .ok()??
+        .get_attribute("data-task-id")?
+        .parse()
+        .ok()
 }
 
 /// Moves focus to the open task's detail once it is drawn, so that a keyboard or phone user
