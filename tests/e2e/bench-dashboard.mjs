@@ -1,10 +1,14 @@
 // Dashboard benchmark (not a test; run on demand by scripts/bench): the release build of the
 // dashboard in headless Chromium against the real service (release binary) with N tasks stored,
-// then transitions streamed at a steady rate. Prints initial load time, frame time p95,
-// event-to-screen latency p95, memory at the start and the end of the stream, and the gzipped
-// size of the wasm and JavaScript.
+// then transitions streamed at a steady rate. Prints initial load time, how long the list takes
+// to show its last row (the oldest task), to filter by a state and to show the filtered list's
+// last row, frame time p95, event-to-screen latency p95, page memory (JS heap after a garbage
+// collection, plus the wasm's linear memory) at the start, the peak and the end of the stream,
+// and the gzipped size of the wasm and JavaScript.
 //
 //   node tests/e2e/bench-dashboard.mjs [--tasks 100000] [--rate 2000] [--seconds 60]
+//
+// E2E_LIFELINE_BIN names another `lifeline` binary than target/release/lifeline.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
@@ -29,7 +33,8 @@ const pct = (values, q) => {
 const figure = (name, value, unit) => console.log(`metric: ${name} = ${typeof value === 'number' ? value.toFixed(1) : value} ${unit}`);
 
 const dir = await mkdtemp(join(tmpdir(), 'lifeline-bench-'));
-const serve = spawn(join(ROOT, 'target/release/lifeline'), ['serve', '--bind', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--dashboard-dir', join(ROOT, 'dist')], {
+const binary = process.env.E2E_LIFELINE_BIN ?? join(ROOT, 'target/release/lifeline');
+const serve = spawn(binary, ['serve', '--bind', '127.0.0.1:0', '--data-dir', join(dir, 'data'), '--dashboard-dir', join(ROOT, 'dist')], {
   env: { ...process.env, LIFELINE_LOG: 'warn', LIFELINE_MAX_PAYLOAD_BYTES: '67108864' },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
@@ -52,7 +57,8 @@ try {
   }
   console.log(`Dashboard benchmark: ${TASKS} tasks stored, ${RATE} transitions/s for ${SECONDS} s`);
 
-  const context = await launchBrowser();
+  // Garbage collection on demand and unrounded heap sizes, for steady memory figures.
+  const context = await launchBrowser({ args: ['--js-flags=--expose-gc', '--enable-precise-memory-info'] });
   const page = await context.newPage();
   await page.addInitScript(() => {
     window.__frames = [];
@@ -70,13 +76,41 @@ try {
   await page.goto(`${base}/#token=${token}`);
   await page.locator(`.task-count`, { hasText: `${TASKS} tasks` }).waitFor({ timeout: 120000 });
   await page.locator('[data-connection="live"]').waitFor({ timeout: 60000 });
-  figure('dashboard initial load', (Date.now() - started) / 1000, 's');
+  figure(`dashboard initial load (${TASKS} tasks stored)`, (Date.now() - started) / 1000, 's');
 
-  const memory = async () => page.evaluate(() => ({
-    js: performance.memory ? performance.memory.usedJSHeapSize : 0,
-    wasm: window.__wasm ? window.__wasm.memory.buffer.byteLength : 0,
-  }));
+  // The list scrolled to its end shows the oldest task; filtered by a state, the same.
+  const grid = page.locator('#task-grid');
+  const toEnd = async () => {
+    const begun = Date.now();
+    await grid.evaluate((g) => { g.scrollTop = g.scrollHeight; });
+    await page.locator(`[data-task-id="${waiting[0]}"]`).waitFor({ timeout: 60000 });
+    return Date.now() - begun;
+  };
+  const toTop = async () => {
+    await grid.evaluate((g) => { g.scrollTop = 0; });
+    await page.locator(`[data-task-id="${waiting[0]}"]`).waitFor({ state: 'detached', timeout: 60000 });
+  };
+  figure('list scrolled to its last row', await toEnd(), 'ms');
+  await toTop();
+  const filtering = Date.now();
+  await page.locator('select[aria-label="State"]').selectOption('waiting-for-ep');
+  await page.locator('.task-count', { hasText: `${TASKS} tasks` }).waitFor({ timeout: 60000 });
+  await page.locator('.task-row[data-state="waiting-for-ep"]').first().waitFor({ timeout: 60000 });
+  figure('list filtered by a state', Date.now() - filtering, 'ms');
+  figure('filtered list scrolled to its last row', await toEnd(), 'ms');
+  await toTop();
+  await page.locator('button', { hasText: 'Clear filters' }).click();
+
+  const memory = async () => page.evaluate(() => {
+    window.gc?.();
+    return {
+      js: performance.memory ? performance.memory.usedJSHeapSize : 0,
+      wasm: window.__wasm ? window.__wasm.memory.buffer.byteLength : 0,
+    };
+  });
+  const mib = (m) => (m.js + m.wasm) / 1048576;
   const before = await memory();
+  let peak = mib(before);
 
   // Stream: each tick cancels waiting tasks and submits new ones (two transitions each).
   const done = [];
@@ -97,6 +131,9 @@ try {
         .then((r) => waiting.push(...r.task_ids)));
     }
     if (pending.length > 4000) { await Promise.all(pending); pending = []; }
+    if (Math.floor((tickStart - streamStart) / 10000) !== Math.floor((Date.now() - streamStart) / 10000)) {
+      peak = Math.max(peak, mib(await memory()));
+    }
     const rest = tickMs - (Date.now() - tickStart);
     if (rest > 0) await new Promise((r) => setTimeout(r, rest));
   }
@@ -119,8 +156,11 @@ try {
   figure('stream rate achieved', achieved, 'transitions/s');
   figure('frame time p95', pct(deltas, 0.95), 'ms');
   figure('event-to-screen p95', pct(latencies, 0.95), 'ms');
-  figure('memory at stream start (JS heap + wasm)', (before.js + before.wasm) / 1048576, 'MiB');
-  figure(`memory after ${SECONDS} s of stream (JS heap + wasm)`, (after.js + after.wasm) / 1048576, 'MiB');
+  figure('memory at stream start (JS heap + wasm)', mib(before), 'MiB');
+  figure(`memory peak during ${SECONDS} s of stream (JS heap + wasm)`, Math.max(peak, mib(after)), 'MiB');
+  figure(`memory after ${SECONDS} s of stream (JS heap + wasm)`, mib(after), 'MiB');
+  figure(`JS heap after ${SECONDS} s of stream`, after.js / 1048576, 'MiB');
+  figure(`wasm memory after ${SECONDS} s of stream`, after.wasm / 1048576, 'MiB');
   let gz = 0;
   for (const f of await readdir(join(ROOT, 'dist'))) {
     if (f.endsWith('.wasm') || f.endsWith('.js')) gz += gzipSync(await readFile(join(ROOT, 'dist', f)), { level: 9 }).length;

@@ -34,8 +34,11 @@ export async function serveDist() {
   return { server, url: `http://127.0.0.1:${server.address().port}/` };
 }
 
-/** Starts headless Debian Chromium with a fresh profile. Console errors fail the page check. */
-export async function launchBrowser() {
+/**
+ * Starts headless Debian Chromium with a fresh profile, and any further command-line `args`.
+ * Console errors fail the page check.
+ */
+export async function launchBrowser({ args = [] } = {}) {
   const profile = await mkdtemp(join(tmpdir(), 'lifeline-chromium-'));
   await mkdir(SCREENSHOTS, { recursive: true });
   return chromium.launchPersistentContext(profile, {
@@ -43,7 +46,7 @@ export async function launchBrowser() {
     headless: true,
     viewport: { width: 1400, height: 900 },
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', ...args],
   });
 }
 
