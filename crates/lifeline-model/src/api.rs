@@ -328,6 +328,10 @@ pub struct TaskListQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[a-z-]+>[a-z-]+$")))]
     pub edge: Option<String>,
+    /// Only tasks that failed or were retried for this cause: a group's `key` from
+    /// `GET /v1/failures`, newest failure first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
     /// The `next_cursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
@@ -376,6 +380,102 @@ pub struct StatsQuery {
     /// of since the beginning; counts stay those of the moment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<String>,
+}
+
+/// The query of `GET /v1/groups`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GroupsQuery {
+    /// Only these endpoints: one id, or several comma-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_id: Option<String>,
+    /// Only the caller's own submissions (for admin and endpoint owners, who also see others').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mine: Option<bool>,
+    /// The `next_cursor` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// Page size (default 50, at most 200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/groups`: submissions (task groups), newest first, each with its tasks per state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct GroupPage {
+    pub groups: Vec<GroupSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// One submission and where its tasks are.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct GroupSummary {
+    pub task_group_id: TaskGroupId,
+    pub endpoint_id: EndpointId,
+    /// The function of its first task.
+    pub function_id: FunctionId,
+    pub created_at: Timestamp,
+    /// Its tasks.
+    pub size: u64,
+    /// Its tasks per state, now.
+    pub tasks: crate::StateCounts,
+}
+
+/// The query of `GET /v1/failures`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FailuresQuery {
+    /// Only these endpoints: one id, or several comma-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_id: Option<String>,
+    /// Only failures and retries at or after this time (epoch seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    /// Only the caller's own tasks (for admin and endpoint owners, who also see others').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mine: Option<bool>,
+}
+
+/// `GET /v1/failures`: failed tasks and retried attempts grouped by cause, the largest group
+/// first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Failures {
+    pub groups: Vec<FailureGroup>,
+    /// Failures and retries read (the newest first).
+    pub scanned: u64,
+    /// Set when there were more than the service reads for one answer: narrow with `since` or
+    /// `endpoint_id`.
+    pub truncated: bool,
+}
+
+/// Failures that share a cause: the same kind of reason and the same signature (the message
+/// with ids, addresses and numbers masked).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct FailureGroup {
+    /// `reason:signature`; `GET /v1/tasks?failure=KEY` lists its tasks.
+    pub key: String,
+    pub reason: crate::ReasonKind,
+    pub signature: String,
+    /// Final failures and retries together.
+    pub count: u64,
+    /// Tasks that ended in `failed` for this cause.
+    pub final_failures: u64,
+    /// Attempts cut short by this cause and retried (or requeued).
+    pub retried: u64,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub endpoints: Vec<EndpointId>,
+    pub functions: Vec<FunctionId>,
+    /// The task of the newest occurrence, and its full reason (a traceback, for an exception).
+    pub example_task_id: TaskId,
+    pub example: String,
 }
 
 /// The data of the event stream's `reset` event: the client resumed from before an event that

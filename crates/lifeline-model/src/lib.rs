@@ -44,7 +44,7 @@ pub mod diagram;
 pub use event::{EndpointStatus, Event, EventBody, TransitionEvent};
 pub use ids::{EndpointId, FunctionId, IdError, TaskGroupId, TaskId};
 pub use limits::{MAX_ARGUMENT_DEPTH, json_depth};
-pub use reason::ReasonKind;
+pub use reason::{ReasonKind, failure_key, failure_signature};
 pub use report::{BlockReport, BlockState, EndpointReport, ExecutorReport, StateCounts};
 pub use state::{Actor, State, UnknownName};
 pub use status::{

@@ -112,9 +112,102 @@ impl ReasonKind {
     }
 }
 
+/// The part of a failure's reason that names what went wrong, with its volatile parts (ids,
+/// hexadecimal values, numbers, addresses) masked, so that failures that differ only in those
+/// share a signature: `ValueError: sample 17 of 0190a1b2-...` → `ValueError: sample <n> of <id>`.
+/// A Python traceback is named by its last line (the exception); other reasons by their first.
+pub fn failure_signature(reason: &str) -> String {
+    let mut lines = reason.lines().map(str::trim).filter(|l| !l.is_empty());
+    let line = if reason.starts_with("Traceback (most recent call last)") {
+        lines.next_back()
+    } else {
+        lines.next()
+    }
+    .unwrap_or("");
+    let mut out = String::with_capacity(line.len());
+    let mut token = String::new();
+    for c in line.chars().chain(std::iter::once('\n')) {
+        if c.is_ascii_alphanumeric() || c == '-' {
+            token.push(c);
+            continue;
+        }
+        out.push_str(&mask(&token));
+        token.clear();
+        if c != '\n' {
+            out.push(c);
+        }
+    }
+    // Long reasons are cut at a character boundary: a signature is a name, not a record.
+    match out.char_indices().nth(MAX_SIGNATURE) {
+        Some((cut, _)) => out[..cut].to_owned(),
+        None => out,
+    }
+}
+
+/// Longest signature, in characters.
+const MAX_SIGNATURE: usize = 200;
+
+fn mask(token: &str) -> String {
+    let hex = |s: &str| s.chars().all(|c| c.is_ascii_hexdigit());
+    let parts: Vec<&str> = token.split('-').collect();
+    let uuid = parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12]) && parts.iter().all(|p| hex(p));
+    if uuid {
+        return "<id>".into();
+    }
+    if token.len() >= 8 && hex(token) && token.chars().any(|c| c.is_ascii_digit()) {
+        return "<hex>".into();
+    }
+    let mut out = String::with_capacity(token.len());
+    let mut in_number = false;
+    for c in token.chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                out.push_str("<n>");
+            }
+            in_number = true;
+        } else {
+            in_number = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The key of a failure group: the reason's kind and signature.
+pub fn failure_key(kind: ReasonKind, signature: &str) -> String {
+    format!("{}:{signature}", kind.wire())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signatures_mask_what_changes_from_run_to_run() {
+        let traceback = "Traceback (most recent call last):\n  File \"<lifeline>\", line 3, in run\nValueError: sample 17 of 0190a1b2-0000-7000-8000-00000000002a failed\n";
+        assert_eq!(
+            failure_signature(traceback),
+            "ValueError: sample <n> of <id> failed"
+        );
+        assert_eq!(
+            failure_signature("manager lost: no heartbeat for 4 s (10.0.0.5:9464, block 12)"),
+            "manager lost: no heartbeat for <n> s (<n>.<n>.<n>.<n>:<n>, block <n>)"
+        );
+        assert_eq!(
+            failure_signature("KeyError: 'deadbeef0123'"),
+            "KeyError: '<hex>'"
+        );
+        assert_eq!(
+            failure_signature("the command failed with exit code 3; stderr ends with:\nboom 7\n"),
+            "the command failed with exit code <n>; stderr ends with:"
+        );
+        assert_eq!(failure_signature("x86_64 sm80"), "x<n>_<n> sm<n>");
+        assert_eq!(failure_signature(&"é".repeat(500)).chars().count(), 200);
+        assert_eq!(
+            failure_key(ReasonKind::Walltime, "walltime exceeded"),
+            "walltime:walltime exceeded"
+        );
+    }
 
     #[test]
     fn reasons_written_by_lifeline_have_their_kind() {

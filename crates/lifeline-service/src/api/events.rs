@@ -233,6 +233,7 @@ fn tasks_of(conn: &rusqlite::Connection, groups: &[TaskGroupId]) -> StoreResult<
                 function: None,
                 group: Some(group),
                 edge: None,
+                failure: None,
                 before,
                 limit: MEMBERS_PAGE,
             };

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use lifeline_model::api::{StatsQuery, TaskListQuery};
+use lifeline_model::api::{GroupPage, GroupsQuery, StatsQuery, TaskListQuery};
 use lifeline_model::{
     DwellSummary, EdgeCount, EndpointId, State as TaskState, StatsSummary, Timestamp,
 };
@@ -16,7 +16,7 @@ use crate::store::{self, TaskFilter};
 
 /// The items of a comma-separated query parameter. An empty item (`endpoint_id=`, `a,,b`) is
 /// refused rather than read as "no filter".
-fn split<'a>(name: &str, list: Option<&'a str>) -> ApiResult<Vec<&'a str>> {
+pub(super) fn split<'a>(name: &str, list: Option<&'a str>) -> ApiResult<Vec<&'a str>> {
     let items: Vec<&str> = list
         .into_iter()
         .flat_map(|s| s.split(','))
@@ -52,6 +52,20 @@ fn parse_edge(text: &str) -> ApiResult<(TaskState, TaskState)> {
 
 /// Page sizes `GET /v1/tasks` accepts.
 const PAGE_SIZES: std::ops::RangeInclusive<usize> = 1..=10_000;
+
+/// A `failure=` filter: a group's key, judged as the caller sees exceptions.
+fn failure_filter(key: String, caller: &crate::users::Caller) -> ApiResult<store::FailureFilter> {
+    if key.trim().is_empty() || key.len() > 500 {
+        return Err(ApiError::bad(
+            "invalid_query",
+            "failure must be a group's key from GET /v1/failures",
+        ));
+    }
+    Ok(store::FailureFilter {
+        key,
+        reader: (!caller.admin).then_some(caller.id),
+    })
+}
 
 pub(super) fn query_error(e: axum::extract::rejection::QueryRejection) -> ApiError {
     ApiError::bad("invalid_query", e.body_text())
@@ -97,6 +111,10 @@ pub(super) async fn list(
             })
             .transpose()?,
         edge: q.edge.as_deref().map(parse_edge).transpose()?,
+        failure: q
+            .failure
+            .map(|key| failure_filter(key, &caller))
+            .transpose()?,
         before: q
             .cursor
             .as_deref()
@@ -291,4 +309,43 @@ fn summary(seq: u64, s: &crate::stats::Stats, illegal_reports: u64) -> StatsSumm
         at: None,
         window_secs: None,
     }
+}
+
+/// Most groups in one page of `GET /v1/groups`.
+const MAX_GROUPS_PAGE: usize = 200;
+
+#[tracing::instrument(skip_all)]
+pub(super) async fn groups(
+    User(caller): User,
+    State(state): State<AppState>,
+    query: Result<Query<GroupsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<GroupPage>> {
+    let Query(q) = query.map_err(query_error)?;
+    let endpoints: Vec<EndpointId> = split("endpoint_id", q.endpoint_id.as_deref())?
+        .into_iter()
+        .map(parse_endpoint_id)
+        .collect::<ApiResult<_>>()?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=MAX_GROUPS_PAGE).contains(&limit) {
+        return Err(ApiError::bad(
+            "invalid_query",
+            format!("limit must be 1 to {MAX_GROUPS_PAGE}"),
+        ));
+    }
+    let before = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse::<i64>().map_err(|_| {
+                ApiError::bad("invalid_cursor", "the cursor is not one this service gave")
+            })
+        })
+        .transpose()?;
+    let scope = Scope::of(state.directory(), &caller, q.mine.unwrap_or(false));
+    Ok(Json(
+        state
+            .store()
+            .read(move |c| store::list_groups(c, &scope, &endpoints, before, limit))
+            .await?,
+    ))
 }

@@ -5,6 +5,7 @@ mod auth;
 mod endpoints;
 mod error;
 mod events;
+mod failures;
 mod functions;
 mod listing;
 mod metrics;

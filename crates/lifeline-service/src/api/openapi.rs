@@ -11,16 +11,19 @@ use axum::Json;
 use axum::Router;
 use lifeline_model::api::{
     AuditEntry, AuditQuery, BatchStatus, BatchStatusRequest, EndpointRegistered, EndpointShares,
-    EndpointSummary, ErrorBody, Event, EventsQuery, FunctionInfo, FunctionRegistered, Health,
-    NewToken, NewUser, RegisterEndpoint, RegisterFunction, ShareEndpoint, StatsQuery, StatsSummary,
-    StatusDocument, StreamTicket, SubmitRequest, Submitted, TaskListQuery, TaskPage, TokenCreated,
-    TokenInfo, TokenListQuery, UserCreated, UserInfo, UserQuotas, WaitQuery,
+    EndpointSummary, ErrorBody, Event, EventsQuery, Failures, FailuresQuery, FunctionInfo,
+    FunctionRegistered, GroupPage, GroupsQuery, Health, NewToken, NewUser, RegisterEndpoint,
+    RegisterFunction, ShareEndpoint, StatsQuery, StatsSummary, StatusDocument, StreamTicket,
+    SubmitRequest, Submitted, TaskListQuery, TaskPage, TokenCreated, TokenInfo, TokenListQuery,
+    UserCreated, UserInfo, UserQuotas, WaitQuery,
 };
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
-use super::{AppState, audit, endpoints, events, functions, listing, status, tasks, users};
+use super::{
+    AppState, audit, endpoints, events, failures, functions, listing, status, tasks, users,
+};
 
 /// A schema of one type, made by the document's generator (which collects the components).
 type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
@@ -195,6 +198,16 @@ routes! {
         summary: "The audit log of admin actions (admin).",
         query: AuditQuery,
         ok: 200 json Vec<AuditEntry>,
+    }
+    get "/groups" => listing::groups {
+        summary: "Submissions (task groups) newest first, each with its endpoint, function, size and tasks per state; paged like the task list.",
+        query: GroupsQuery,
+        ok: 200 json GroupPage,
+    }
+    get "/failures" => failures::list {
+        summary: "Failed tasks and retried attempts grouped by cause (reason kind and message with ids, addresses and numbers masked), the largest group first; GET /v1/tasks?failure=KEY lists a group's tasks.",
+        query: FailuresQuery,
+        ok: 200 json Failures,
     }
     get "/events" => events::stream {
         summary: "Server-Sent Events: every transition and endpoint status change; the event id is the global sequence. Resume with Last-Event-ID; resuming from before an event retention removed first gets `event: reset` (data: StreamReset) and goes on from the head.",

@@ -8,6 +8,8 @@
 
 mod backup;
 mod checkpoints;
+mod failures;
+mod groups;
 mod read;
 pub mod registry;
 mod retention;
@@ -29,6 +31,8 @@ use crate::users::UserId;
 
 pub use backup::{BackupSummary, backup};
 pub use checkpoints::{book_at, seq_at_time, time_of};
+pub use failures::{FailureFilter, FailureRow, failures};
+pub use groups::list_groups;
 pub(crate) use read::task_row;
 pub use read::{
     TaskFilter, events_after, list_tasks, status_document, task_owner, task_payload,

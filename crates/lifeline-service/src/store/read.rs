@@ -27,14 +27,14 @@ fn actor_from(i: i64) -> rusqlite::Result<Actor> {
     Actor::from_storage_code(i).ok_or(rusqlite::Error::IntegralValueOutOfRange(0, i))
 }
 
-const TASK_COLUMNS: &str = "seq, id, group_id, endpoint_id, function_id, state, attempt, max_retries, created_at, since, owner";
+pub(super) const TASK_COLUMNS: &str = "seq, id, group_id, endpoint_id, function_id, state, attempt, max_retries, created_at, since, owner";
 
 fn task_from_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
     task_from_row_at(r, 0)
 }
 
 /// A task row whose [`TASK_COLUMNS`] start at column `at`.
-fn task_from_row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<TaskRow> {
+pub(super) fn task_from_row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<TaskRow> {
     Ok(TaskRow {
         seq: r.get(at)?,
         task: TaskSummary {
@@ -154,6 +154,9 @@ pub struct TaskFilter {
     /// Only tasks that took this edge (then the list is newest edge first, and the cursor an
     /// event's sequence number).
     pub edge: Option<(State, State)>,
+    /// Only tasks that failed or were retried for this group's cause (then the list is newest
+    /// failure first, and the cursor an event's sequence number).
+    pub failure: Option<super::FailureFilter>,
     /// Only tasks older (smaller sequence) than this.
     pub before: Option<i64>,
     pub limit: usize,
@@ -163,6 +166,9 @@ pub struct TaskFilter {
 /// range backwards from the cursor and the walks are merged, so a page costs O(limit x
 /// alternatives) whatever the number of stored tasks.
 pub fn list_tasks(conn: &Connection, filter: &TaskFilter) -> StoreResult<TaskPage> {
+    if let Some(failure) = &filter.failure {
+        return super::failures::tasks_with_failure(conn, filter, failure);
+    }
     if let Some(edge) = filter.edge {
         return tasks_on_edge(conn, filter, edge);
     }
@@ -316,7 +322,7 @@ const EDGE_BATCH: usize = 1000;
 const EDGE_SCAN: usize = 100_000;
 
 /// Whether a task found on an edge passes the list's other filters.
-fn edge_filter_keeps(filter: &TaskFilter, row: &TaskRow) -> bool {
+pub(super) fn edge_filter_keeps(filter: &TaskFilter, row: &TaskRow) -> bool {
     let t = &row.task;
     filter.scope.sees(row.owner, t.endpoint_id)
         && (filter.endpoints.is_empty() || filter.endpoints.contains(&t.endpoint_id))
