@@ -46,8 +46,6 @@ use managers::{MANAGER_HEARTBEAT, Manager, ManagerId};
 
 /// Transitions wait at most this long to be reported while more events keep arriving.
 const FLUSH_DELAY: Duration = Duration::from_millis(3);
-/// Least time between two reports sent because the interchange was idle.
-const FLUSH_GAP: Duration = Duration::from_millis(1);
 /// A batch is reported at once when it reaches this size.
 const FLUSH_SIZE: usize = 4000;
 /// Heartbeat period until the service says otherwise.
@@ -128,7 +126,6 @@ pub(crate) struct Interchange {
     functions: HashMap<FunctionId, FunctionSpec>,
     pending: Vec<Reported>,
     flush_at: Option<Instant>,
-    last_flush: Instant,
     outbox: Outbox,
     /// The channel of the current connection, from its welcome until it breaks.
     to_service: Option<mpsc::UnboundedSender<String>>,
@@ -170,7 +167,6 @@ impl Interchange {
             functions: HashMap::new(),
             pending: Vec::new(),
             flush_at: None,
-            last_flush: Instant::now(),
             outbox,
             to_service: None,
             heartbeat_period: DEFAULT_HEARTBEAT,
@@ -250,18 +246,15 @@ impl Interchange {
             }
             self.scale();
             self.schedule();
-            // Report as soon as nothing else is waiting, at most once per FLUSH_GAP: alone, a
-            // transition leaves at once (or when the gap ends); under load, everything that
-            // arrives within FLUSH_DELAY leaves in one batch.
+            // Report as soon as nothing else is waiting: alone, a transition leaves at once
+            // (a result waits for no timer); under load, everything that arrives while the
+            // interchange is busy, up to FLUSH_DELAY, leaves in one batch.
             let idle = conn.is_empty() && events.is_empty() && block_events.is_empty();
-            let rested = self.last_flush.elapsed() >= FLUSH_GAP;
-            if (idle && rested)
+            if idle
                 || self.pending.len() >= FLUSH_SIZE
                 || self.flush_at.is_some_and(|at| at <= Instant::now())
             {
                 self.flush()?;
-            } else if idle && let Some(at) = self.flush_at.as_mut() {
-                *at = (*at).min(self.last_flush + FLUSH_GAP);
             }
         }
     }
@@ -305,7 +298,8 @@ impl Interchange {
             result,
         });
         if self.flush_at.is_none() {
-            // Under load, a batch gathers for FLUSH_DELAY; an idle interchange flushes sooner.
+            // Under load, a batch gathers for at most FLUSH_DELAY; an idle interchange flushes
+            // at once.
             self.flush_at = Some(Instant::now() + FLUSH_DELAY);
         }
         if to.is_terminal() {
@@ -331,7 +325,6 @@ impl Interchange {
     /// Reports queued transitions as one durable batch.
     fn flush(&mut self) -> anyhow::Result<()> {
         self.flush_at = None;
-        self.last_flush = Instant::now();
         if self.pending.is_empty() {
             return Ok(());
         }
