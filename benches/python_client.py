@@ -2,7 +2,8 @@
 local endpoint with 2 nodes x 4 workers (as the end-to-end benchmark and the Parsl comparison
 have), driven by `lifeline.Executor`.
 
-    python benches/python_client.py [--binary target/release/lifeline] [--tasks 10000] [--round-trips 1000]
+    python benches/python_client.py [--binary target/release/lifeline] [--tasks 10000] \
+        [--round-trips 1000]
 
 Prints `metric: NAME = VALUE UNIT` lines, as Lifeline's other benchmarks do: the throughput of
 `--tasks` no-op tasks submitted with `Executor.submit` until every result is in, and the p50 and
@@ -38,14 +39,23 @@ def environment(**extra):
 
 def start_service(binary, directory):
     serve = subprocess.Popen(
-        [binary, "serve", "--bind", "127.0.0.1:0", "--data-dir", str(directory / "data"),
-         "--dashboard-dir", str(directory / "no-dashboard")],
-        stdout=subprocess.PIPE, text=True,
+        [
+            binary,
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(directory / "data"),
+            "--dashboard-dir",
+            str(directory / "no-dashboard"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
         env=environment(LIFELINE_LOG="warn", LIFELINE_MAX_PAYLOAD_BYTES="67108864"),
     )
     for line in serve.stdout:
         if line.startswith("Lifeline is listening on "):
-            url = line[len("Lifeline is listening on "):].strip().rstrip("/")
+            url = line[len("Lifeline is listening on ") :].strip().rstrip("/")
             break
     else:
         sys.exit("lifeline serve stopped before it listened")
@@ -63,9 +73,21 @@ def start_agent(binary, directory, url, client):
     token_file.write_text(registered["token"])
     (agent_dir / "endpoint.toml").write_text(CONFIG)
     agent = subprocess.Popen(
-        [binary, "endpoint", "start", "--service", url, "--token-file", str(token_file),
-         "--dir", str(agent_dir), "--config", str(agent_dir / "endpoint.toml")],
-        stdout=subprocess.DEVNULL, env=environment(LIFELINE_LOG="warn"),
+        [
+            binary,
+            "endpoint",
+            "start",
+            "--service",
+            url,
+            "--token-file",
+            str(token_file),
+            "--dir",
+            str(agent_dir),
+            "--config",
+            str(agent_dir / "endpoint.toml"),
+        ],
+        stdout=subprocess.DEVNULL,
+        env=environment(LIFELINE_LOG="warn"),
     )
     while not any(e["name"] == "bench" and e["online"] for e in client.endpoints()):
         time.sleep(0.05)
@@ -90,8 +112,11 @@ def main():
         client = Client(url, token)
         agent = start_agent(args.binary, directory, url, client)
         try:
-            print(f"Lifeline's Python client: one local endpoint, 2 nodes x 4 workers, "
-                  f"{os.cpu_count()} cores", flush=True)
+            print(
+                f"Lifeline's Python client: one local endpoint, 2 nodes x 4 workers, "
+                f"{os.cpu_count()} cores",
+                flush=True,
+            )
             with Executor(endpoint="bench", client=client) as ex:
                 # Warm up: every worker started, the function registered.
                 for f in [ex.submit(noop) for _ in range(200)]:
@@ -103,8 +128,11 @@ def main():
                     f.result()
                 elapsed = time.perf_counter() - start
                 rate = args.tasks / elapsed
-                print(f"metric: lifeline Python Executor no-op tasks, batch of {args.tasks} = "
-                      f"{rate:.1f} tasks/s", flush=True)
+                print(
+                    f"metric: lifeline Python Executor no-op tasks, batch of {args.tasks} = "
+                    f"{rate:.1f} tasks/s",
+                    flush=True,
+                )
 
                 times = []
                 for _ in range(args.round_trips):
@@ -112,10 +140,16 @@ def main():
                     ex.submit(noop).result()
                     times.append((time.perf_counter() - t) * 1000)
                 times.sort()
-                print(f"metric: lifeline Python Executor round trip p50 = "
-                      f"{percentile(times, 0.5):.2f} ms", flush=True)
-                print(f"metric: lifeline Python Executor round trip p99 = "
-                      f"{percentile(times, 0.99):.2f} ms", flush=True)
+                print(
+                    f"metric: lifeline Python Executor round trip p50 = "
+                    f"{percentile(times, 0.5):.2f} ms",
+                    flush=True,
+                )
+                print(
+                    f"metric: lifeline Python Executor round trip p99 = "
+                    f"{percentile(times, 0.99):.2f} ms",
+                    flush=True,
+                )
         finally:
             agent.terminate()
             agent.wait()
