@@ -127,15 +127,18 @@ fn found(t: &TaskRow, needle: &str) -> bool {
 }
 
 /// What the list asks the service for. Searching, sorting by state or time in state and the
-/// edge filter need rows side by side: they scan the newest rows (see [`crate::window`]).
+/// edge filter need rows side by side: they scan the newest rows (see [`crate::window`]). So
+/// does oldest first when the counts cannot say how long the list is (a function filter).
 pub fn list_query(view: &ViewState) -> Query {
+    let oldest_first = view.sort.key == SortKey::Age && view.sort.descending;
     Query {
         states: view.states.clone(),
         function: view.function,
         edge: view.edge,
         scan: view.edge.is_some()
             || !view.search.trim().is_empty()
-            || view.sort.key != SortKey::Age,
+            || view.sort.key != SortKey::Age
+            || (oldest_first && view.function.is_some()),
     }
 }
 
@@ -750,6 +753,38 @@ mod tests {
             empty_reason(&none, vec![]),
             "No task yet: tasks appear here as they are submitted."
         );
+    }
+
+    #[test]
+    fn only_the_plain_newest_first_list_is_paged() {
+        use super::list_query;
+        use crate::url_state::{Sort, SortKey, ViewState};
+        let paged = |view: ViewState| !list_query(&view).scan;
+        assert!(paged(ViewState::default()));
+        let oldest_first = Sort {
+            key: SortKey::Age,
+            descending: true,
+        };
+        assert!(paged(ViewState {
+            sort: oldest_first,
+            ..ViewState::default()
+        }));
+        assert!(!paged(ViewState {
+            sort: oldest_first,
+            function: Some(lifeline_model::FunctionId::from_u128(1)),
+            ..ViewState::default()
+        }));
+        assert!(!paged(ViewState {
+            search: "ab".into(),
+            ..ViewState::default()
+        }));
+        assert!(!paged(ViewState {
+            sort: Sort {
+                key: SortKey::State,
+                descending: false,
+            },
+            ..ViewState::default()
+        }));
     }
 
     #[test]
