@@ -332,6 +332,10 @@ pub struct TaskListQuery {
     /// `GET /v1/failures`, newest failure first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// The list as it was right after this event: the tasks that existed then, in the states
+    /// they were in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_seq: Option<u64>,
     /// The `next_cursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
@@ -380,6 +384,41 @@ pub struct StatsQuery {
     /// of since the beginning; counts stay those of the moment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<String>,
+}
+
+/// The query of `GET /v1/timeline`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TimelineQuery {
+    /// Only these endpoints: one id, or several comma-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_id: Option<String>,
+    /// Only the caller's own tasks (for admin and endpoint owners, who also see others').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mine: Option<bool>,
+    /// How many points at most (default 200, at most 1,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points: Option<usize>,
+}
+
+/// `GET /v1/timeline`: points spread over the stored history, oldest first, the last one the
+/// newest event. Between two points, the difference of `transitions` over the difference of
+/// `at` is the throughput; any `seq` can be asked for with `GET /v1/stats?at_seq=`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Timeline {
+    pub points: Vec<TimelinePoint>,
+}
+
+/// A moment of the history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct TimelinePoint {
+    pub seq: u64,
+    pub at: Timestamp,
+    /// Transitions (the caller may see) up to this moment, since the beginning.
+    pub transitions: u64,
 }
 
 /// The query of `GET /v1/groups`.

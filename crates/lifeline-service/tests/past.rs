@@ -52,6 +52,49 @@ async fn the_figures_of_any_moment_are_those_seen_then() {
         assert!(by_time["seq"].as_u64() >= Some(seq), "{by_time}");
     }
 
+    // The task list as it was: before the agent connected, every task waited for it; after the
+    // first report, 250 had succeeded.
+    let first = seen[0]["seq"].as_u64().expect("seq");
+    let (status, page) = app
+        .get(&format!("/v1/tasks?at_seq={first}&limit=1000"))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let states: std::collections::HashSet<&str> = page["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| t["state"].as_str().expect("state"))
+        .collect();
+    assert_eq!(states, ["waiting-for-ep"].into(), "{page}");
+    let second = seen[1]["seq"].as_u64().expect("seq");
+    let (_, page) = app
+        .get(&format!(
+            "/v1/tasks?at_seq={second}&state=success&limit=1000"
+        ))
+        .await;
+    assert_eq!(page["tasks"].as_array().expect("tasks").len(), 250);
+    assert!(page["next_cursor"].is_null(), "{}", page["next_cursor"]);
+
+    // The timeline: points up to the head, transitions growing.
+    let (status, timeline) = app.get("/v1/timeline?points=50").await;
+    assert_eq!(status, 200, "{timeline}");
+    let points = timeline["points"].as_array().expect("points");
+    assert!(points.len() >= 2, "{timeline}");
+    assert_eq!(points.last().expect("the head")["seq"], head);
+    let transitions: Vec<u64> = points
+        .iter()
+        .map(|p| p["transitions"].as_u64().expect("n"))
+        .collect();
+    assert!(
+        transitions.windows(2).all(|w| w[0] <= w[1]),
+        "{transitions:?}"
+    );
+    assert_eq!(
+        *transitions.last().expect("last"),
+        n as u64 * 7,
+        "7 transitions per task"
+    );
+
     // Over a window covering everything: every edge, and the stays measured.
     let (_, window) = app
         .get(&format!("/v1/stats?endpoint_id={ep}&window=1h"))

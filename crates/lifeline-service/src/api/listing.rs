@@ -2,7 +2,9 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use lifeline_model::api::{GroupPage, GroupsQuery, StatsQuery, TaskListQuery};
+use lifeline_model::api::{
+    GroupPage, GroupsQuery, StatsQuery, TaskListQuery, Timeline, TimelineQuery,
+};
 use lifeline_model::{
     DwellSummary, EdgeCount, EndpointId, State as TaskState, StatsSummary, Timestamp,
 };
@@ -148,10 +150,70 @@ pub(super) async fn list(
             "too many endpoint and state combinations (at most 200)",
         ));
     }
+    let Some(at_seq) = q.at_seq else {
+        return Ok(Json(
+            state
+                .store()
+                .read(move |c| store::list_tasks(c, &filter))
+                .await?,
+        ));
+    };
+    if filter.edge.is_some() || filter.failure.is_some() {
+        return Err(ApiError::bad(
+            "invalid_query",
+            "at_seq lists the tasks of a moment; it does not go with edge or failure",
+        ));
+    }
+    let head = state.store().head();
+    if at_seq > head {
+        return Err(ApiError::bad(
+            "invalid_query",
+            format!("at_seq {at_seq} is after the last event ({head})"),
+        ));
+    }
+    if at_seq < state.store().purged_through() {
+        return Err(ApiError::Expired(
+            "that moment is past the retention: its tasks are gone".into(),
+        ));
+    }
     Ok(Json(
         state
             .store()
-            .read(move |c| store::list_tasks(c, &filter))
+            .read(move |c| store::tasks_at(c, &filter, at_seq))
+            .await?,
+    ))
+}
+
+/// Most points of `GET /v1/timeline`.
+const MAX_POINTS: usize = 1000;
+
+#[tracing::instrument(skip_all)]
+pub(super) async fn timeline(
+    User(caller): User,
+    State(state): State<AppState>,
+    query: Result<Query<TimelineQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Timeline>> {
+    let Query(q) = query.map_err(query_error)?;
+    let endpoints: Vec<EndpointId> = split("endpoint_id", q.endpoint_id.as_deref())?
+        .into_iter()
+        .map(parse_endpoint_id)
+        .collect::<ApiResult<_>>()?;
+    let points = q.points.unwrap_or(200);
+    if !(2..=MAX_POINTS).contains(&points) {
+        return Err(ApiError::bad(
+            "invalid_query",
+            format!("points must be 2 to {MAX_POINTS}"),
+        ));
+    }
+    let scope = Scope::of(state.directory(), &caller, q.mine.unwrap_or(false));
+    let keep = move |endpoint: EndpointId, owner| {
+        scope.sees(owner, endpoint) && (endpoints.is_empty() || endpoints.contains(&endpoint))
+    };
+    let head = state.store().head();
+    Ok(Json(
+        state
+            .store()
+            .read(move |c| store::timeline(c, head, points, keep))
             .await?,
     ))
 }

@@ -14,8 +14,8 @@ use lifeline_model::api::{
     EndpointSummary, ErrorBody, Event, EventsQuery, Failures, FailuresQuery, FunctionInfo,
     FunctionRegistered, GroupPage, GroupsQuery, Health, NewToken, NewUser, RegisterEndpoint,
     RegisterFunction, ShareEndpoint, StatsQuery, StatsSummary, StatusDocument, StreamTicket,
-    SubmitRequest, Submitted, TaskListQuery, TaskPage, TokenCreated, TokenInfo, TokenListQuery,
-    UserCreated, UserInfo, UserQuotas, WaitQuery,
+    SubmitRequest, Submitted, TaskListQuery, TaskPage, Timeline, TimelineQuery, TokenCreated,
+    TokenInfo, TokenListQuery, UserCreated, UserInfo, UserQuotas, WaitQuery,
 };
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
@@ -198,6 +198,11 @@ routes! {
         summary: "The audit log of admin actions (admin).",
         query: AuditQuery,
         ok: 200 json Vec<AuditEntry>,
+    }
+    get "/timeline" => listing::timeline {
+        summary: "Points spread over the stored history (sequence number, time, transitions so far) for a timeline with its throughput; any point's figures come from GET /v1/stats?at_seq=.",
+        query: TimelineQuery,
+        ok: 200 json Timeline,
     }
     get "/groups" => listing::groups {
         summary: "Submissions (task groups) newest first, each with its endpoint, function, size and tasks per state; paged like the task list.",

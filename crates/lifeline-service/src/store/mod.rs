@@ -10,6 +10,7 @@ mod backup;
 mod checkpoints;
 mod failures;
 mod groups;
+mod past;
 mod read;
 pub mod registry;
 mod retention;
@@ -33,6 +34,7 @@ pub use backup::{BackupSummary, backup};
 pub use checkpoints::{book_at, seq_at_time, time_of};
 pub use failures::{FailureFilter, FailureRow, failures};
 pub use groups::list_groups;
+pub use past::{tasks_at, timeline};
 pub(crate) use read::task_row;
 pub use read::{
     TaskFilter, events_after, list_tasks, status_document, task_owner, task_payload,
