@@ -309,6 +309,14 @@ async fn main() {
     )
     .await;
     latencies(&bench, "GET /v1/stats", &vec!["/v1/stats".to_owned(); 300]).await;
+    // The past: moments spread over the whole log, each from its checkpoint and the events after.
+    let moments: Vec<String> = (1..=300u64)
+        .map(|i| format!("/v1/stats?at_seq={}", stats.seq * i / 301))
+        .collect();
+    latencies(&bench, "GET /v1/stats?at_seq= (any moment)", &moments).await;
+    let windows: Vec<String> = moments.iter().map(|m| format!("{m}&window=1m")).collect();
+    latencies(&bench, "GET /v1/stats?at_seq=&window=1m", &windows).await;
+    latencies(&bench, "GET /v1/timeline", &vec!["/v1/timeline".to_owned(); 20]).await;
     println!(
         "metric: service RSS (benchmark process) = {:.0} MiB",
         rss_mib()
