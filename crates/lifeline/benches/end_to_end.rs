@@ -10,8 +10,17 @@
 //! With `LIFELINE_BENCH_PROVIDER=slurm` (a running Slurm: `scripts/slurm`) the two nodes are two
 //! Slurm blocks of one node each, started on demand: the first figure is then the time from
 //! submitting one task to its result when its block must first be started by Slurm.
+//!
+//! On the local provider it first measures the start to first result: from launching
+//! `lifeline up` on a fresh data directory to the first no-op Python result read. During each
+//! batch of Python tasks it samples the memory of the whole process tree it started (the service,
+//! the agent, its managers and their Python workers; not this benchmark's own client process),
+//! as `benches/process_tree.py` samples the peers' trees for `scripts/bench`.
 
+use std::collections::HashMap;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use lifeline_client::Client;
@@ -61,6 +70,137 @@ impl Service {
             _tmp: tmp,
         }
     }
+}
+
+/// Seconds from launching `lifeline up` on a fresh data directory to the first result of a no-op
+/// Python function, registered and submitted once the service printed its URL. `up` runs the
+/// endpoint this machine would get (`EndpointConfig::for_this_machine`), and writes the CLI's
+/// settings into the scratch directory rather than the user's.
+async fn start_to_first_result() -> f64 {
+    let tmp = tempfile::tempdir().expect("dir");
+    let start = Instant::now();
+    let mut up = Command::new(BIN)
+        .args(["up", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .arg("--dashboard-dir")
+        .arg(tmp.path().join("no-dashboard"))
+        .env("XDG_CONFIG_HOME", tmp.path())
+        .env("LIFELINE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("up");
+    let mut lines = BufReader::new(up.stdout.take().expect("stdout")).lines();
+    let (url, token) = loop {
+        let line = lines.next_line().await.expect("stdout").expect("line");
+        if let Some((url, token)) = line
+            .strip_prefix("Lifeline is up: ")
+            .and_then(|rest| rest.split_once("/#token="))
+        {
+            break (url.to_owned(), token.to_owned());
+        }
+    };
+    let endpoint: EndpointId = loop {
+        let line = lines.next_line().await.expect("stdout").expect("line");
+        if let Some(id) = line.trim().strip_prefix("endpoint: local (") {
+            break id.trim_end_matches(')').parse().expect("endpoint id");
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let client = Client::new(url, token);
+    let function = client
+        .register_function(&RegisterFunction::new("noop", noop_function()))
+        .await
+        .expect("function");
+    let answer = client
+        .submit(endpoint, &calls(function, 1))
+        .await
+        .expect("submit");
+    let doc = client
+        .wait_for_task(answer.task_ids[0], Duration::from_secs(60))
+        .await
+        .expect("task");
+    assert_eq!(doc.status, State::Success);
+    let elapsed = start.elapsed().as_secs_f64();
+    // SIGTERM, so that `up` stops its managers and workers before the next measurement.
+    let pid = up.id().expect("pid").to_string();
+    let _ = Command::new("kill").arg(pid).status().await;
+    let _ = up.wait().await;
+    elapsed
+}
+
+fn noop_function() -> FunctionSpec {
+    FunctionSpec::Python {
+        source: "def noop():\n    return None\n".into(),
+        entrypoint: "noop".into(),
+    }
+}
+
+/// The largest resident memory, summed, of every process below this one (the service, the agent,
+/// its managers and their workers), sampled from /proc every 100 ms by a thread of its own.
+struct PeakTreeRss {
+    peak_kib: Arc<AtomicU64>,
+}
+
+impl PeakTreeRss {
+    fn start() -> Self {
+        let peak_kib = Arc::new(AtomicU64::new(0));
+        let peak = Arc::clone(&peak_kib);
+        let root = std::process::id();
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(100));
+                peak.fetch_max(tree_rss_kib(root), Ordering::Relaxed);
+            }
+        });
+        Self { peak_kib }
+    }
+
+    /// The peak since the previous call, in MiB.
+    fn take_mib(&self) -> f64 {
+        self.peak_kib.swap(0, Ordering::Relaxed) as f64 / 1024.0
+    }
+}
+
+/// The summed VmRSS of `root`'s descendants, not counting `root`.
+fn tree_rss_kib(root: u32) -> u64 {
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // The command name, in parentheses, may hold spaces: the parent follows the state.
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok());
+        if let Some(parent) = parent {
+            children.entry(parent).or_default().push(pid);
+        }
+    }
+    let mut todo = children.get(&root).cloned().unwrap_or_default();
+    let mut kib = 0;
+    while let Some(pid) = todo.pop() {
+        kib += rss_kib(pid);
+        todo.extend(children.get(&pid).into_iter().flatten());
+    }
+    kib
+}
+
+/// A process's VmRSS (0 once it is gone).
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn percentile(sorted: &[Duration], q: f64) -> f64 {
@@ -129,12 +269,19 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
+    let slurm = std::env::var("LIFELINE_BENCH_PROVIDER").is_ok_and(|p| p == "slurm");
+    if !slurm {
+        println!(
+            "metric: lifeline start to first result (lifeline up) = {:.2} s",
+            start_to_first_result().await
+        );
+    }
+    let memory = PeakTreeRss::start();
     let s = Service::start().await;
     let ep = s.client.register_endpoint("bench").await.expect("endpoint");
     let endpoint = ep.endpoint_id;
     let dir = s._tmp.path().join("agent");
     std::fs::create_dir_all(&dir).expect("dir");
-    let slurm = std::env::var("LIFELINE_BENCH_PROVIDER").is_ok_and(|p| p == "slurm");
     let config = if slurm {
         "[[executor]]\nlabel = \"bench\"\nprovider = \"slurm\"\nworkers_per_node = 4\n\
          [executor.slurm]\nexclusive = false\ninit_blocks = 0\nmin_blocks = 0\nmax_blocks = 2\n\
@@ -159,13 +306,9 @@ async fn main() {
     while !s.client.endpoint(endpoint).await.expect("endpoint").online {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let noop = FunctionSpec::Python {
-        source: "def noop():\n    return None\n".into(),
-        entrypoint: "noop".into(),
-    };
     let python = s
         .client
-        .register_function(&RegisterFunction::new("noop", noop))
+        .register_function(&RegisterFunction::new("noop", noop_function()))
         .await
         .expect("function");
     let truth = FunctionSpec::Shell {
@@ -206,8 +349,13 @@ async fn main() {
     // Warm the Python workers (and, on Slurm, start both blocks).
     throughput(&s, endpoint, python, 200).await;
     for &n in &sizes {
+        memory.take_mib();
         let (rate, failed) = throughput(&s, endpoint, python, n).await;
         println!("metric: {tag} no-op Python tasks, batch of {n} = {rate:.1} tasks/s");
+        println!(
+            "metric: {tag} peak RSS of the process tree, batch of {n} = {:.1} MiB",
+            memory.take_mib()
+        );
         assert_eq!(failed, 0, "no task may fail");
     }
     for &n in &sizes {
