@@ -316,7 +316,12 @@ async fn main() {
     latencies(&bench, "GET /v1/stats?at_seq= (any moment)", &moments).await;
     let windows: Vec<String> = moments.iter().map(|m| format!("{m}&window=1m")).collect();
     latencies(&bench, "GET /v1/stats?at_seq=&window=1m", &windows).await;
-    latencies(&bench, "GET /v1/timeline", &vec!["/v1/timeline".to_owned(); 20]).await;
+    latencies(
+        &bench,
+        "GET /v1/timeline",
+        &vec!["/v1/timeline".to_owned(); 20],
+    )
+    .await;
     println!(
         "metric: service RSS (benchmark process) = {:.0} MiB",
         rss_mib()

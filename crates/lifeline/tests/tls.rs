@@ -48,32 +48,13 @@ fn pki(dir: &Path, name: &str) -> Pki {
 
 /// `lifeline serve` over TLS; returns it and its https:// URL.
 async fn serve_tls(dir: &Path, pki: &Pki) -> (Child, String) {
-    let mut serve = Command::new(BIN)
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("data"))
-        .arg("--tls-cert")
-        .arg(&pki.cert)
-        .arg("--tls-key")
-        .arg(&pki.key)
-        .env("LIFELINE_HEARTBEAT_PERIOD", "0.2")
-        .env("LIFELINE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("lifeline serve starts");
-    let mut lines = BufReader::new(serve.stdout.take().expect("stdout")).lines();
-    let url = loop {
-        let line = tokio::time::timeout(PATIENCE, lines.next_line())
-            .await
-            .expect("serve prints its address")
-            .expect("stdout")
-            .expect("a line");
-        if let Some(rest) = line.strip_prefix("Lifeline is listening on ") {
-            break rest.trim_end_matches('/').to_owned();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (serve, url)
+    let flags = [
+        "--tls-cert".as_ref(),
+        pki.cert.as_os_str(),
+        "--tls-key".as_ref(),
+        pki.key.as_os_str(),
+    ];
+    common::start_serve_with(dir, "127.0.0.1:0", "2", &flags).await
 }
 
 fn agent(dir: &Path, url: &str, token: &str, ca: &Path) -> Child {

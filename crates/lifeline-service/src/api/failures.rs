@@ -10,10 +10,9 @@ use lifeline_model::{EndpointId, failure_key};
 
 use super::AppState;
 use super::auth::User;
-use super::endpoints::parse_endpoint_id;
 use super::error::ApiResult;
-use super::listing::{query_error, split};
-use crate::access::{Scope, may_read_payload};
+use super::listing::{Coverage, query_error};
+use crate::access::may_read_payload;
 use crate::store::{self, FailureRow};
 
 /// Most failures and retries read for one answer (the newest).
@@ -28,11 +27,7 @@ pub(super) async fn list(
     query: Result<Query<FailuresQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Failures>> {
     let Query(q) = query.map_err(query_error)?;
-    let endpoints: Vec<EndpointId> = split("endpoint_id", q.endpoint_id.as_deref())?
-        .into_iter()
-        .map(parse_endpoint_id)
-        .collect::<ApiResult<_>>()?;
-    let scope = Scope::of(state.directory(), &caller, q.mine.unwrap_or(false));
+    let coverage = Coverage::of(&state, &caller, q.endpoint_id.as_deref(), q.mine)?;
     let since = q.since;
     let rows = state
         .store()
@@ -54,9 +49,7 @@ pub(super) async fn list(
     // Newest first: the first row of a group is its example.
     for row in rows {
         let t = &row.task;
-        if !scope.sees(t.owner, t.task.endpoint_id)
-            || !(endpoints.is_empty() || endpoints.contains(&t.task.endpoint_id))
-        {
+        if !coverage.keeps(t.task.endpoint_id, t.owner) {
             continue;
         }
         let readable = may_read_payload(&caller, t.owner);

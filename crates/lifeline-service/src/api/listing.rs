@@ -55,6 +55,37 @@ fn parse_edge(text: &str) -> ApiResult<(TaskState, TaskState)> {
 /// Page sizes `GET /v1/tasks` accepts.
 const PAGE_SIZES: std::ops::RangeInclusive<usize> = 1..=10_000;
 
+/// Which tasks a request about many covers: those the caller may see (all of their own with
+/// `mine`), on the endpoints it names (all when it names none).
+#[derive(Clone, Debug)]
+pub(super) struct Coverage {
+    pub(super) scope: Scope,
+    pub(super) endpoints: Vec<EndpointId>,
+}
+
+impl Coverage {
+    pub(super) fn of(
+        state: &AppState,
+        caller: &crate::users::Caller,
+        endpoint_id: Option<&str>,
+        mine: Option<bool>,
+    ) -> ApiResult<Self> {
+        Ok(Self {
+            endpoints: split("endpoint_id", endpoint_id)?
+                .into_iter()
+                .map(parse_endpoint_id)
+                .collect::<ApiResult<_>>()?,
+            scope: Scope::of(state.directory(), caller, mine.unwrap_or(false)),
+        })
+    }
+
+    /// Whether the tasks of `owner` on `endpoint` are covered.
+    pub(super) fn keeps(&self, endpoint: EndpointId, owner: crate::users::UserId) -> bool {
+        self.scope.sees(owner, endpoint)
+            && (self.endpoints.is_empty() || self.endpoints.contains(&endpoint))
+    }
+}
+
 /// A `failure=` filter: a group's key, judged as the caller sees exceptions.
 fn failure_filter(key: String, caller: &crate::users::Caller) -> ApiResult<store::FailureFilter> {
     if key.trim().is_empty() || key.len() > 500 {
@@ -194,10 +225,7 @@ pub(super) async fn timeline(
     query: Result<Query<TimelineQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Timeline>> {
     let Query(q) = query.map_err(query_error)?;
-    let endpoints: Vec<EndpointId> = split("endpoint_id", q.endpoint_id.as_deref())?
-        .into_iter()
-        .map(parse_endpoint_id)
-        .collect::<ApiResult<_>>()?;
+    let coverage = Coverage::of(&state, &caller, q.endpoint_id.as_deref(), q.mine)?;
     let points = q.points.unwrap_or(200);
     if !(2..=MAX_POINTS).contains(&points) {
         return Err(ApiError::bad(
@@ -205,10 +233,7 @@ pub(super) async fn timeline(
             format!("points must be 2 to {MAX_POINTS}"),
         ));
     }
-    let scope = Scope::of(state.directory(), &caller, q.mine.unwrap_or(false));
-    let keep = move |endpoint: EndpointId, owner| {
-        scope.sees(owner, endpoint) && (endpoints.is_empty() || endpoints.contains(&endpoint))
-    };
+    let keep = move |endpoint, owner| coverage.keeps(endpoint, owner);
     let head = state.store().head();
     Ok(Json(
         state
@@ -225,14 +250,8 @@ pub(super) async fn stats(
     query: Result<Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<StatsSummary>> {
     let Query(q) = query.map_err(query_error)?;
-    let endpoints: Vec<EndpointId> = split("endpoint_id", q.endpoint_id.as_deref())?
-        .into_iter()
-        .map(parse_endpoint_id)
-        .collect::<ApiResult<_>>()?;
-    let scope = Scope::of(state.directory(), &caller, q.mine.unwrap_or(false));
-    let keep = move |endpoint: EndpointId, owner| {
-        scope.sees(owner, endpoint) && (endpoints.is_empty() || endpoints.contains(&endpoint))
-    };
+    let coverage = Coverage::of(&state, &caller, q.endpoint_id.as_deref(), q.mine)?;
+    let keep = move |endpoint, owner| coverage.keeps(endpoint, owner);
     let illegal = state
         .forwarder()
         .illegal_reports
@@ -383,10 +402,7 @@ pub(super) async fn groups(
     query: Result<Query<GroupsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<GroupPage>> {
     let Query(q) = query.map_err(query_error)?;
-    let endpoints: Vec<EndpointId> = split("endpoint_id", q.endpoint_id.as_deref())?
-        .into_iter()
-        .map(parse_endpoint_id)
-        .collect::<ApiResult<_>>()?;
+    let coverage = Coverage::of(&state, &caller, q.endpoint_id.as_deref(), q.mine)?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=MAX_GROUPS_PAGE).contains(&limit) {
         return Err(ApiError::bad(
@@ -403,11 +419,10 @@ pub(super) async fn groups(
             })
         })
         .transpose()?;
-    let scope = Scope::of(state.directory(), &caller, q.mine.unwrap_or(false));
     Ok(Json(
         state
             .store()
-            .read(move |c| store::list_groups(c, &scope, &endpoints, before, limit))
+            .read(move |c| store::list_groups(c, |e, o| coverage.keeps(e, o), before, limit))
             .await?,
     ))
 }

@@ -6,7 +6,6 @@ use rusqlite::{Connection, params};
 
 use super::StoreResult;
 use super::read::{id_from, state_from};
-use crate::access::Scope;
 use crate::users::UserId;
 
 /// Groups read per query while filling a page.
@@ -14,11 +13,10 @@ const BATCH: usize = 500;
 /// Most groups read for one page.
 const SCAN: usize = 20_000;
 
-/// A page of the groups `scope` sees (on `endpoints`, when given), older than `before`.
+/// A page of the groups of the (endpoint, owner) pairs `keep` accepts, older than `before`.
 pub fn list_groups(
     conn: &Connection,
-    scope: &Scope,
-    endpoints: &[EndpointId],
+    keep: impl Fn(EndpointId, UserId) -> bool,
     before: Option<i64>,
     limit: usize,
 ) -> StoreResult<GroupPage> {
@@ -49,9 +47,7 @@ pub fn list_groups(
         let read = rows.len();
         for (seq, group, owner) in rows {
             before = seq;
-            if !scope.sees(owner, group.endpoint_id)
-                || !(endpoints.is_empty() || endpoints.contains(&group.endpoint_id))
-            {
+            if !keep(group.endpoint_id, owner) {
                 continue;
             }
             groups.push(group);

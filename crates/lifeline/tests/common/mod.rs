@@ -43,9 +43,21 @@ pub async fn serve() -> Lifeline {
 }
 
 async fn start_serve(dir: &Path, bind: &str, heartbeat_threshold: &str) -> (Child, String) {
+    start_serve_with(dir, bind, heartbeat_threshold, &[]).await
+}
+
+/// `lifeline serve` with short heartbeats and `extra` arguments (such as `--tls-cert FILE`);
+/// returns it and the URL it prints.
+pub async fn start_serve_with(
+    dir: &Path,
+    bind: &str,
+    heartbeat_threshold: &str,
+    extra: &[&std::ffi::OsStr],
+) -> (Child, String) {
     let mut serve = Command::new(BIN)
         .args(["serve", "--bind", bind, "--data-dir"])
         .arg(dir.join("data"))
+        .args(extra)
         .env("LIFELINE_HEARTBEAT_PERIOD", "0.2")
         .env("LIFELINE_HEARTBEAT_THRESHOLD", heartbeat_threshold)
         .env("LIFELINE_DISPATCH_ACK_TIMEOUT", "5")
