@@ -16,6 +16,10 @@
 //!   after the last event the consumer applied.
 //! - Errors in a row without the connection ever opening are counted; past the limit the hook
 //!   gives up ([`StreamState::Failed`]) and the consumer falls back to something else.
+//! - A stream resumed from before an event the service's retention removed starts with a named
+//!   `reset` event: history is missing and cannot be had. The hook goes on after the stream's
+//!   head (so that no later connection asks for the lost part again) and tells the consumer,
+//!   which reloads what it shows ([`UseEventStreamOptions::on_reset`]).
 //!
 //! Each connection is read by one task that owns its listeners (gloo-net's subscriptions remove
 //! them when dropped), so reconnecting leaks nothing.
@@ -31,6 +35,7 @@ use gloo_net::eventsource::futures::{EventSource, EventSourceSubscription};
 use gloo_net::eventsource::{EventSourceError, State as SourceState};
 use leptos::prelude::*;
 use lifeline_model::Event;
+use lifeline_model::api::StreamReset;
 use wasm_bindgen_futures::spawn_local;
 
 /// Where the connection stands.
@@ -85,6 +90,7 @@ pub struct UseEventStreamOptions {
     capacity: usize,
     reconnect_limit: u32,
     on_events: Rc<dyn Fn(Vec<Event>) -> Applied>,
+    on_reset: Rc<dyn Fn(StreamReset)>,
 }
 
 impl Default for UseEventStreamOptions {
@@ -96,6 +102,7 @@ impl Default for UseEventStreamOptions {
                 through: events.last().map_or(0, |e| e.seq),
                 gap: false,
             }),
+            on_reset: Rc::new(|_| {}),
         }
     }
 }
@@ -125,6 +132,13 @@ impl UseEventStreamOptions {
     /// Receives every batch of events, in order, and says how far it applied them.
     pub fn on_events(mut self, on_events: impl Fn(Vec<Event>) -> Applied + 'static) -> Self {
         self.on_events = Rc::new(on_events);
+        self
+    }
+
+    /// Hears that the service removed history the stream should have brought: the consumer
+    /// reloads what it shows. The stream itself goes on after the reset's `head`.
+    pub fn on_reset(mut self, on_reset: impl Fn(StreamReset) + 'static) -> Self {
+        self.on_reset = Rc::new(on_reset);
         self
     }
 }
@@ -306,14 +320,16 @@ pub fn use_event_stream_with_options(
     }
 }
 
-/// One connection's subscriptions: its events, and the `open` and `error` notices (gloo-net
-/// hands any event type to a subscription; only `message` ones carry data).
-type Subscriptions = [EventSourceSubscription; 3];
+/// One connection's subscriptions: its events, the service's `reset` notice, and the `open` and
+/// `error` notices (gloo-net hands any event type to a subscription; only `message` and `reset`
+/// ones carry data).
+type Subscriptions = [EventSourceSubscription; 4];
 
 fn connect(url: &str) -> Option<(EventSource, Subscriptions)> {
     let mut source = EventSource::new(url).ok()?;
     let subscriptions = [
         source.subscribe("message").ok()?,
+        source.subscribe("reset").ok()?,
         source.subscribe("open").ok()?,
         source.subscribe("error").ok()?,
     ];
@@ -384,8 +400,9 @@ impl Hook {
                 return;
             };
             hook.inner.update_value(|i| i.source = Some(source));
-            let [messages, opened, errors] = subscriptions;
-            let mut all = stream::select(messages, stream::select(opened, errors));
+            let [messages, resets, opened, errors] = subscriptions;
+            let notices = stream::select(resets, stream::select(opened, errors));
+            let mut all = stream::select(messages, notices);
             hook.read(connection, &mut all).await;
             // Dropping the subscriptions here removes their listeners.
         });
@@ -411,6 +428,7 @@ impl Hook {
                 match kind.as_str() {
                     "open" => self.opened(),
                     "error" => self.errored(),
+                    "reset" => self.was_reset(&event),
                     _ => self.received(&event),
                 }
             }
@@ -476,6 +494,24 @@ impl Hook {
             },
             pause_after(errors, js_sys::Math::random()),
         );
+    }
+
+    /// The service removed history this stream would have brought: the stream goes on after the
+    /// head and the consumer reloads. The reset is a connection's first event, so whatever is
+    /// held came after it and is handed over after the reload.
+    fn was_reset(&self, message: &web_sys::MessageEvent) {
+        let Some(reset) = message
+            .data()
+            .as_string()
+            .and_then(|data| serde_json::from_str::<StreamReset>(&data).ok())
+        else {
+            return;
+        };
+        self.inner
+            .try_update_value(|i| i.through = i.through.max(reset.head));
+        if let Some(on_reset) = self.options.try_with_value(|o| Rc::clone(&o.on_reset)) {
+            on_reset(reset);
+        }
     }
 
     fn received(&self, message: &web_sys::MessageEvent) {
@@ -626,6 +662,11 @@ mod browser_tests {
 
     /// A stream of the events numbered `seqs`, served as `content_type`.
     fn blob_url(seqs: impl Iterator<Item = u64>, content_type: &str) -> String {
+        blob_of(&events_text(seqs), content_type)
+    }
+
+    /// The events numbered `seqs` as the service writes them.
+    fn events_text(seqs: impl Iterator<Item = u64>) -> String {
         let mut text = String::new();
         for seq in seqs {
             let event = Event {
@@ -641,7 +682,12 @@ mod browser_tests {
             let json = serde_json::to_string(&event).expect("serializes");
             text.push_str(&format!("id: {seq}\ndata: {json}\n\n"));
         }
-        let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(&text));
+        text
+    }
+
+    /// A blob URL serving `text` as `content_type`.
+    fn blob_of(text: &str, content_type: &str) -> String {
+        let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(text));
         let options = web_sys::BlobPropertyBag::new();
         options.set_type(content_type);
         let blob =
@@ -753,6 +799,77 @@ mod browser_tests {
         assert_eq!(*applied.borrow(), [1, 2, 3]);
         js_sys::Reflect::delete_property(&document, &"hidden".into()).expect("delete");
         assert!(!hidden());
+        drop(owner);
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_reset_reloads_the_consumer_and_the_stream_goes_on_after_the_head() {
+        let owner = Owner::new();
+        let applied = Rc::new(RefCell::new(Vec::new()));
+        let resets = Rc::new(RefCell::new(Vec::new()));
+        let asked = Rc::new(RefCell::new(Vec::new()));
+        let stream = owner.with(|| {
+            let asked = Rc::clone(&asked);
+            let (applied, resets) = (Rc::clone(&applied), Rc::clone(&resets));
+            use_event_stream_with_options(
+                move |after| {
+                    asked.borrow_mut().push(after);
+                    // Events 1 to 5 are gone: resuming from before them starts with a reset.
+                    let text = if after < 5 {
+                        let reset = StreamReset {
+                            after,
+                            purged_through: 4,
+                            head: 5,
+                        };
+                        let json = serde_json::to_string(&reset).expect("serializes");
+                        format!(
+                            "event: reset\nid: 5\ndata: {json}\n\n{}",
+                            events_text(6..=8)
+                        )
+                    } else {
+                        events_text(after + 1..=8)
+                    };
+                    ready_address(Some(blob_of(&text, "text/event-stream")))
+                },
+                UseEventStreamOptions::default()
+                    .on_events(consumer(Rc::clone(&applied)))
+                    .on_reset(move |reset| {
+                        // The consumer reloads: its picture is now as of the head.
+                        applied.borrow_mut().push(reset.head);
+                        resets.borrow_mut().push(reset);
+                    }),
+            )
+        });
+        (stream.open)(2);
+        until("the events after the head applied", || {
+            applied.borrow().ends_with(&[8])
+        })
+        .await;
+        assert_eq!(
+            *applied.borrow(),
+            [5, 6, 7, 8],
+            "the reload, then each event once"
+        );
+        assert_eq!(
+            *resets.borrow(),
+            [StreamReset {
+                after: 2,
+                purged_through: 4,
+                head: 5
+            }]
+        );
+        // The finished stream is opened again after what was applied, never from before the
+        // removed events.
+        until("a new address after the end", || {
+            asked.borrow().contains(&8)
+        })
+        .await;
+        assert!(
+            asked.borrow().iter().skip(1).all(|&after| after >= 5),
+            "{:?}",
+            asked.borrow()
+        );
+        (stream.close)();
         drop(owner);
     }
 

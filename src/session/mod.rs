@@ -506,6 +506,8 @@ pub fn provide_session(api: Option<Api>, view: ViewState) {
         auth,
     };
     let clock = Clock(RwSignal::new(now_secs()));
+    // The stream's resets (history removed by retention), counted: each reloads everything.
+    let resets = RwSignal::new(0_u64);
     let stream = use_event_stream_with_options(
         move |after| {
             let api = auth.api.get_untracked();
@@ -520,7 +522,8 @@ pub fn provide_session(api: Option<Api>, view: ViewState) {
             }) as StreamAddress
         },
         UseEventStreamOptions::default()
-            .on_events(move |events| apply_events(live, list, endpoints, events)),
+            .on_events(move |events| apply_events(live, list, endpoints, events))
+            .on_reset(move |_| resets.update(|n| *n += 1)),
     );
     let fallback = RwSignal::new(Fallback::Off);
     let loading = RwSignal::new(false);
@@ -580,6 +583,9 @@ pub fn provide_session(api: Option<Api>, view: ViewState) {
             data.stop();
         }
     });
+    // What the stream would have brought is gone: the counts and the list start again from
+    // the service's figures of now, and the stream goes on from there.
+    Effect::watch(move || resets.get(), move |_, _, _| data.reload(), false);
     // The endpoint list comes with the session; the stream keeps it current.
     Effect::new(move |_| {
         if auth.api.with(Option::is_some) {
