@@ -16,7 +16,7 @@ use std::sync::Arc;
 use gloo_net::http::{QueryParams, Request, RequestBuilder, Response};
 use lifeline_model::api::{
     BatchStatus, BatchStatusRequest, ErrorBody, EventsQuery, FunctionInfo, Health, StatsQuery,
-    StatusDocument, StreamTicket, TaskListQuery, UserInfo,
+    StatusDocument, StreamTicket, TaskListQuery, Timeline, TimelineQuery, UserInfo,
 };
 use lifeline_model::{
     EndpointId, EndpointSummary, FunctionId, State, StatsSummary, TaskId, TaskPage,
@@ -155,7 +155,7 @@ fn query_pairs<Q: Serialize>(query: &Q) -> Vec<(String, String)> {
 }
 
 /// The `endpoint_id` filter of `/v1/tasks` and `/v1/stats`: none for all endpoints.
-fn endpoint_filter(endpoints: &[EndpointId]) -> Option<String> {
+pub fn endpoint_filter(endpoints: &[EndpointId]) -> Option<String> {
     (!endpoints.is_empty()).then(|| {
         endpoints
             .iter()
@@ -303,7 +303,28 @@ impl Api {
             mine: mine.then_some(true),
             ..StatsQuery::default()
         };
-        self.get("/v1/stats", query_pairs(&query)).await
+        self.stats_of(&query).await
+    }
+
+    /// `GET /v1/stats` with a whole query: a moment of the past (`at_seq`, `at`), a window.
+    pub async fn stats_of(&self, query: &StatsQuery) -> Result<StatsSummary, ApiError> {
+        self.get("/v1/stats", query_pairs(query)).await
+    }
+
+    /// `GET /v1/timeline`: points over the stored history for the endpoints (all when none is
+    /// given; `mine`: only the caller's own tasks).
+    pub async fn timeline(
+        &self,
+        endpoints: &[EndpointId],
+        mine: bool,
+        points: usize,
+    ) -> Result<Timeline, ApiError> {
+        let query = TimelineQuery {
+            endpoint_id: endpoint_filter(endpoints),
+            mine: mine.then_some(true),
+            points: Some(points),
+        };
+        self.get("/v1/timeline", query_pairs(&query)).await
     }
 
     /// One page of `GET /v1/tasks` for the endpoints (all when none is given; `mine`: only the
@@ -328,6 +349,7 @@ impl Api {
             state: (!states.is_empty()).then_some(states),
             function_id: query.function.map(|f| f.to_string()),
             edge: query.edge.map(|(from, to)| edge_filter(from, to)),
+            at_seq: query.at_seq,
             cursor: cursor.map(|c| c.to_string()),
             limit: Some(limit),
             mine: mine.then_some(true),

@@ -1,6 +1,7 @@
 //! What the dashboard shows, kept in the URL's query so that a link reproduces the view and a
 //! reload keeps it:
-//! `?view=endpoints&endpoint=ID,ID&mine=true&state=running,failed&function=ID&q=0190&task=ID&sort=-age`.
+//! `?view=endpoints&endpoint=ID,ID&mine=true&state=running,failed&function=ID&q=0190&task=ID&sort=-age`,
+//! and `at=` (an event's sequence number or an RFC 3339 time) to replay a moment of the past.
 
 use lifeline_model::{EndpointId, FunctionId, State, TaskId};
 
@@ -108,6 +109,36 @@ impl Sort {
     }
 }
 
+/// A moment of the past that the view shows instead of now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Moment {
+    /// Right after the event with this sequence number.
+    Seq(u64),
+    /// At a time, as written in the address (RFC 3339); the browser reads it.
+    Time(String),
+}
+
+impl Moment {
+    /// A sequence number if the value is all digits, otherwise a time; nothing when empty.
+    fn parse(value: &str) -> Option<Self> {
+        let value = value.trim();
+        if value.is_empty() {
+            None
+        } else if value.bytes().all(|b| b.is_ascii_digit()) {
+            value.parse().ok().map(Moment::Seq)
+        } else {
+            Some(Moment::Time(value.to_owned()))
+        }
+    }
+
+    fn wire(&self) -> String {
+        match self {
+            Moment::Seq(seq) => seq.to_string(),
+            Moment::Time(time) => encode(time),
+        }
+    }
+}
+
 /// Every choice that shapes the view.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ViewState {
@@ -126,6 +157,8 @@ pub struct ViewState {
     pub task: Option<TaskId>,
     /// The task list's order.
     pub sort: Sort,
+    /// The moment replayed; `None` is now, live.
+    pub at: Option<Moment>,
 }
 
 fn list<T: std::str::FromStr>(value: &str) -> Vec<T> {
@@ -201,6 +234,7 @@ impl ViewState {
                 "q" => state.search = value,
                 "task" => state.task = value.parse().ok(),
                 "sort" => state.sort = Sort::parse(&value).unwrap_or_default(),
+                "at" => state.at = Moment::parse(&value),
                 _ => {}
             }
         }
@@ -244,6 +278,9 @@ impl ViewState {
         if self.sort != Sort::default() {
             parts.push(format!("sort={}", self.sort.wire()));
         }
+        if let Some(at) = &self.at {
+            parts.push(format!("at={}", at.wire()));
+        }
         if parts.is_empty() {
             String::new()
         } else {
@@ -263,10 +300,12 @@ pub enum HistoryStep {
 
 impl ViewState {
     /// Whether going from `self` to `next` is a step Back should undo: another page, task,
-    /// filter, scope or order is; only the search text changing is not.
+    /// filter, scope or order is, and so are starting and leaving a replay; the search text
+    /// changing is not, nor is the replayed moment moving (dragged or played).
     pub fn history_step(&self, next: &ViewState) -> HistoryStep {
         let without_search = |v: &ViewState| ViewState {
             search: String::new(),
+            at: v.at.as_ref().map(|_| Moment::Seq(0)),
             ..v.clone()
         };
         if without_search(self) == without_search(next) {
@@ -307,6 +346,7 @@ mod tests {
                 key: SortKey::InState,
                 descending: true,
             },
+            at: Some(Moment::Seq(1234)),
         };
         let query = state.to_query();
         assert!(
@@ -315,7 +355,7 @@ mod tests {
         );
         assert!(query.contains("state=running,waiting-for-ep"), "{query}");
         assert!(query.contains("&mine=true&"), "{query}");
-        assert!(query.ends_with("&sort=-in-state"), "{query}");
+        assert!(query.ends_with("&sort=-in-state&at=1234"), "{query}");
         assert!(query.contains("q=01a2%20x%26y"), "{query}");
         assert_eq!(ViewState::from_query(&query), state);
         assert_eq!(ViewState::default().to_query(), "");
@@ -375,6 +415,28 @@ mod tests {
         ] {
             assert_eq!(start.history_step(&next), HistoryStep::Push, "{next:?}");
         }
+    }
+
+    #[test]
+    fn a_moment_is_a_sequence_number_or_a_time() {
+        assert_eq!(ViewState::from_query("?at=42").at, Some(Moment::Seq(42)));
+        let time = "2026-12-01T07:30:00+01:00";
+        let state = ViewState::from_query(&format!("?at={}", encode(time)));
+        assert_eq!(state.at, Some(Moment::Time(time.into())));
+        assert_eq!(ViewState::from_query(&state.to_query()), state);
+        assert_eq!(ViewState::from_query("?at=").at, None);
+    }
+
+    #[test]
+    fn entering_and_leaving_a_replay_enter_history_and_moving_in_it_does_not() {
+        let live = ViewState::default();
+        let at = |seq| ViewState {
+            at: Some(Moment::Seq(seq)),
+            ..ViewState::default()
+        };
+        assert_eq!(live.history_step(&at(5)), HistoryStep::Push);
+        assert_eq!(at(5).history_step(&at(9)), HistoryStep::Replace);
+        assert_eq!(at(9).history_step(&live), HistoryStep::Push);
     }
 
     #[test]

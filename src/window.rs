@@ -44,6 +44,9 @@ pub struct Query {
     pub edge: Option<(State, State)>,
     /// Hold the newest [`SCAN`] rows at once instead of a window that follows the screen.
     pub scan: bool,
+    /// The list as it was right after this event (a replayed moment): streamed transitions
+    /// do not move it.
+    pub at_seq: Option<u64>,
 }
 
 impl Query {
@@ -318,6 +321,9 @@ impl Window {
     /// Applies a streamed transition the counts accepted. Fails with a message when it
     /// contradicts a row the stream already brought up to date.
     pub fn apply(&mut self, t: &TransitionEvent) -> Result<(), String> {
+        if self.query.at_seq.is_some() {
+            return Ok(()); // The past does not move.
+        }
         if let Some((task, moves)) = &mut self.watched
             && *task == t.task_id
         {
@@ -594,6 +600,31 @@ mod tests {
             .apply(&transition(3, Some(State::Running), State::Success, 20))
             .expect_err("contradicts a current row");
         assert!(error.starts_with("out of order"), "{error}");
+    }
+
+    #[test]
+    fn a_replayed_moment_holds_still_while_the_stream_goes_on() {
+        let query = Query {
+            at_seq: Some(40),
+            ..Query::default()
+        };
+        let mut window = Window::new(query);
+        load(&mut window, 0, 3);
+        window
+            .apply(&transition(
+                1,
+                Some(State::Received),
+                State::DispatchedToEp,
+                10,
+            ))
+            .expect("ignored");
+        window
+            .apply(&transition(99, None, State::Received, 20))
+            .expect("ignored");
+        let row = window.task(TaskId::from_u128(1)).expect("held");
+        assert_eq!(row.state, State::Received, "as it was at the moment");
+        assert!(window.task(TaskId::from_u128(99)).is_none());
+        assert_eq!(window.rows().len(), 3);
     }
 
     #[test]

@@ -7,3 +7,4 @@ pub mod header;
 pub mod signin;
 pub mod task_detail;
 pub mod task_table;
+pub mod timeline;

@@ -10,7 +10,9 @@ use leptos::prelude::*;
 use lifeline_model::{State, TaskId};
 
 use crate::live::TaskRow;
-use crate::session::{Clock, Endpoints, Exceptions, FunctionNames, LiveTasks, TaskList, short};
+use crate::session::{
+    Clock, Endpoints, Exceptions, FunctionNames, Replay, TaskList, short, use_shown_counts,
+};
 use crate::url_state::{Sort, SortKey, ViewState};
 use crate::window::{Query, Window};
 
@@ -129,9 +131,12 @@ fn found(t: &TaskRow, needle: &str) -> bool {
 /// What the list asks the service for. Searching, sorting by state or time in state and the
 /// edge filter need rows side by side: they scan the newest rows (see [`crate::window`]). So
 /// does oldest first when the counts cannot say how long the list is (a function filter).
-pub fn list_query(view: &ViewState) -> Query {
+/// `at_seq` is a replayed moment: the list as it was then, except for the edge filter, which
+/// lists every task that took the edge (the service lists no moment of that).
+pub fn list_query(view: &ViewState, at_seq: Option<u64>) -> Query {
     let oldest_first = view.sort.key == SortKey::Age && view.sort.descending;
     Query {
+        at_seq: at_seq.filter(|_| view.edge.is_none()),
         states: view.states.clone(),
         function: view.function,
         edge: view.edge,
@@ -250,7 +255,6 @@ pub fn tasks_text(n: usize) -> String {
 /// under it, and a click opens the task clicked.
 #[component]
 pub fn TaskTable() -> impl IntoView {
-    let live = expect_context::<LiveTasks>();
     let list = expect_context::<TaskList>();
     let view_state = expect_context::<RwSignal<ViewState>>();
     let functions = expect_context::<FunctionNames>();
@@ -265,11 +269,16 @@ pub fn TaskTable() -> impl IntoView {
     let cursor = RwSignal::new(None::<TaskId>);
     // A position the keyboard moved to before its row was fetched.
     let cursor_at = RwSignal::new(None::<usize>);
-    let query = Memo::new(move |_| view_state.with(list_query));
-    // The listing's length when the counts say it.
+    let replay = expect_context::<Replay>();
+    let query = Memo::new(move |_| {
+        let at_seq = replay.seq();
+        view_state.with(|v| list_query(v, at_seq))
+    });
+    // The listing's length when the counts (of now, or of the replayed moment) say it.
+    let counts = use_shown_counts();
     let listed = Memo::new(move |_| {
         let q = query.get();
-        live.with(|l| l.and_then(|l| q.total(&l.counts)))
+        counts.with(|c| c.as_ref().and_then(|c| q.total(c)))
     });
     // A scan's rows, filtered by the search and sorted, as indices into the window's rows.
     let scanned = Memo::new(move |_| {
@@ -759,7 +768,7 @@ mod tests {
     fn only_the_plain_newest_first_list_is_paged() {
         use super::list_query;
         use crate::url_state::{Sort, SortKey, ViewState};
-        let paged = |view: ViewState| !list_query(&view).scan;
+        let paged = |view: ViewState| !list_query(&view, None).scan;
         assert!(paged(ViewState::default()));
         let oldest_first = Sort {
             key: SortKey::Age,

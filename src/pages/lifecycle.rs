@@ -1,13 +1,17 @@
-//! The main page: the lifecycle diagram with live counts and flows, the task list, the selected
-//! task's detail (and its path on the diagram), and warnings about refused transitions.
+//! The main page: the lifecycle diagram with live counts and flows (or those of a replayed
+//! moment, chosen on the timeline under it), the task list, the selected task's detail (and its
+//! path on the diagram), and warnings about refused transitions.
 
 use leptos::prelude::*;
-use lifeline_model::{State, StateCounts, edges};
+use lifeline_model::{State, edges};
 
 use crate::components::diagram::LifecycleDiagram;
 use crate::components::task_detail::{TaskDetail, close_detail, path_of, use_task_document};
 use crate::components::task_table::{TaskTable, clear_filters};
-use crate::session::{Clock, Connection, FunctionNames, LiveTasks, now_secs, short};
+use crate::components::timeline::Timeline;
+use crate::session::{
+    Clock, Connection, FunctionNames, LiveTasks, Replay, now_secs, short, use_shown_counts,
+};
 use crate::url_state::ViewState;
 
 #[component]
@@ -16,10 +20,13 @@ pub fn LifecyclePage() -> impl IntoView {
     let clock = expect_context::<Clock>();
     let functions = expect_context::<FunctionNames>();
     let view_state = expect_context::<RwSignal<ViewState>>();
-    let counts = Signal::derive(move || {
-        live.with(|l| l.map(|l| l.counts).unwrap_or_else(StateCounts::default))
-    });
+    let replay = expect_context::<Replay>();
+    let shown = use_shown_counts();
+    let counts = Signal::derive(move || shown.get().unwrap_or_default());
     let flows = Signal::derive(move || {
+        if replay.active() {
+            return replay.flows();
+        }
         clock.track();
         let now = now_secs();
         live.with(|l| match l {
@@ -34,7 +41,7 @@ pub fn LifecyclePage() -> impl IntoView {
     let selected_edge = Signal::derive(move || view_state.with(|v| v.edge));
     let connection = expect_context::<Signal<Connection>>();
     let stale = move || connection.get() == Connection::Offline;
-    let known = Signal::derive(move || live.with(|l| l.is_some()));
+    let known = Signal::derive(move || shown.with(Option::is_some));
     // Where the diagram scrolls sideways (a phone), an opened task brings its last state into
     // view.
     let scroller = NodeRef::<leptos::html::Div>::new();
@@ -137,6 +144,7 @@ pub fn LifecyclePage() -> impl IntoView {
                         known=known on_state=on_state on_edge=on_edge/>
                 </div>
                 <p class="scroll-hint muted">"Swipe sideways to see the whole life cycle."</p>
+                <Timeline/>
                 <ul class="state-counts" aria-label="Tasks per state">
                     {State::ALL.into_iter().map(|state| {
                         let pressed = move || highlighted.with(|h| h.contains(&state));
@@ -158,7 +166,7 @@ pub fn LifecyclePage() -> impl IntoView {
                     <span class="key requeue">"requeue (same attempt)"</span>
                     <span class="key fail">"failure"</span>
                     <span class="key cancel">"cancel"</span>
-                    " Edges thicken with their flow (transitions per second over 10 s). Click a state or an edge to filter the list."
+                    " Edges thicken with their flow (transitions per second over 10 s, or over the minute before a replayed moment). Click a state or an edge to filter the list."
                 </p>
                 <Show when=move || !warnings().is_empty()>
                     <details class="warnings" open>

@@ -12,6 +12,7 @@
 mod endpoints;
 mod exceptions;
 mod load;
+mod replay;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -34,6 +35,7 @@ use crate::window::{Fetch, Query, Window};
 
 pub use endpoints::{Endpoints, apply_status};
 pub use exceptions::{Exceptions, exception_line};
+pub use replay::{Figures, Replay, flows_of, use_shown_counts};
 
 /// The connection indicator's states (`data-connection`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -44,6 +46,8 @@ pub enum Connection {
     Reconnecting,
     Polling,
     Offline,
+    /// Showing a moment of the past (`?at=`), not now.
+    Replay,
 }
 
 impl Connection {
@@ -54,6 +58,7 @@ impl Connection {
             Connection::Reconnecting => "reconnecting",
             Connection::Polling => "polling",
             Connection::Offline => "offline",
+            Connection::Replay => "replay",
         }
     }
 
@@ -64,6 +69,7 @@ impl Connection {
             Connection::Reconnecting => "Reconnecting…",
             Connection::Polling => "Polling",
             Connection::Offline => "Offline",
+            Connection::Replay => "Replay",
         }
     }
 
@@ -490,7 +496,7 @@ pub fn short(id: &str) -> String {
 
 /// Creates the data layer for a service (or none, to sign in first) and a view, and provides
 /// its contexts: [`Auth`], `RwSignal<ViewState>`, [`LiveTasks`], [`TaskList`], [`Endpoints`],
-/// [`FunctionNames`], [`Clock`], `Signal<StatsSummary>` and `Signal<Connection>`.
+/// [`FunctionNames`], [`Clock`], [`Replay`], `Signal<StatsSummary>` and `Signal<Connection>`.
 pub fn provide_session(api: Option<Api>, view: ViewState) {
     let auth = Auth::new();
     if let Some(api) = api {
@@ -527,7 +533,11 @@ pub fn provide_session(api: Option<Api>, view: ViewState) {
     );
     let fallback = RwSignal::new(Fallback::Off);
     let loading = RwSignal::new(false);
+    let replay = Replay::new(auth, view);
     let connection = Memo::new(move |_| {
+        if replay.active() {
+            return Connection::Replay;
+        }
         Connection::of(
             stream.ready_state.get(),
             fallback.get(),
@@ -557,6 +567,7 @@ pub fn provide_session(api: Option<Api>, view: ViewState) {
     provide_context(functions);
     provide_context(Exceptions::new(auth));
     provide_context(clock);
+    provide_context(replay);
     provide_context::<Signal<StatsSummary>>(stats.into());
     provide_context::<Signal<Connection>>(connection.into());
     provide_context(LastCurrent(last_current.into()));
