@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use gloo_net::http::{QueryParams, Request, RequestBuilder, Response};
 use lifeline_model::api::{
-    BatchStatus, BatchStatusRequest, ErrorBody, EventsQuery, FunctionInfo, Health, StatsQuery,
-    StatusDocument, StreamTicket, TaskListQuery, Timeline, TimelineQuery, UserInfo,
+    BatchStatus, BatchStatusRequest, ErrorBody, EventsQuery, Failures, FailuresQuery, FunctionInfo,
+    GroupPage, GroupsQuery, Health, StatsQuery, StatusDocument, StreamTicket, TaskListQuery,
+    Timeline, TimelineQuery, UserInfo,
 };
 use lifeline_model::{
     EndpointId, EndpointSummary, FunctionId, State, StatsSummary, TaskId, TaskPage,
@@ -350,12 +351,45 @@ impl Api {
             function_id: query.function.map(|f| f.to_string()),
             edge: query.edge.map(|(from, to)| edge_filter(from, to)),
             at_seq: query.at_seq,
+            failure: query.failure.clone(),
+            task_group_id: query.group.map(|g| g.to_string()),
             cursor: cursor.map(|c| c.to_string()),
             limit: Some(limit),
             mine: mine.then_some(true),
-            ..TaskListQuery::default()
         };
         self.get("/v1/tasks", query_pairs(&query)).await
+    }
+
+    /// `GET /v1/failures`: failures and retries grouped by cause, for the endpoints (all when
+    /// none is given; `mine`: only the caller's own tasks).
+    pub async fn failures(
+        &self,
+        endpoints: &[EndpointId],
+        mine: bool,
+    ) -> Result<Failures, ApiError> {
+        let query = FailuresQuery {
+            endpoint_id: endpoint_filter(endpoints),
+            mine: mine.then_some(true),
+            ..FailuresQuery::default()
+        };
+        self.get("/v1/failures", query_pairs(&query)).await
+    }
+
+    /// `GET /v1/groups`: the newest `limit` submissions with their tasks per state, for the
+    /// endpoints (all when none is given; `mine`: only the caller's own).
+    pub async fn groups(
+        &self,
+        endpoints: &[EndpointId],
+        mine: bool,
+        limit: usize,
+    ) -> Result<GroupPage, ApiError> {
+        let query = GroupsQuery {
+            endpoint_id: endpoint_filter(endpoints),
+            mine: mine.then_some(true),
+            limit: Some(limit),
+            ..GroupsQuery::default()
+        };
+        self.get("/v1/groups", query_pairs(&query)).await
     }
 
     /// `GET /v1/tasks/{id}`: the task's status document.

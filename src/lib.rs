@@ -21,7 +21,10 @@ use crate::api::Api;
 use crate::components::footer::Footer;
 use crate::components::header::Header;
 use crate::components::signin::SignIn;
+use crate::pages::compare::ComparePage;
 use crate::pages::endpoints::EndpointsPage;
+use crate::pages::failures::FailuresPage;
+use crate::pages::groups::GroupsPage;
 use crate::pages::lifecycle::LifecyclePage;
 use crate::pages::overview::OverviewPage;
 use crate::session::{Auth, Connection, LiveTasks, provide_session};
@@ -175,6 +178,9 @@ pub fn App() -> impl IntoView {
                     Page::Lifecycle => view! { <LifecyclePage/> }.into_any(),
                     Page::Endpoints => view! { <EndpointsPage/> }.into_any(),
                     Page::Overview => view! { <OverviewPage/> }.into_any(),
+                    Page::Failures => view! { <FailuresPage/> }.into_any(),
+                    Page::Groups => view! { <GroupsPage/> }.into_any(),
+                    Page::Compare => view! { <ComparePage/> }.into_any(),
                 }}
             </main>
             <Footer/>

@@ -1,9 +1,11 @@
 //! What the dashboard shows, kept in the URL's query so that a link reproduces the view and a
 //! reload keeps it:
 //! `?view=endpoints&endpoint=ID,ID&mine=true&state=running,failed&function=ID&q=0190&task=ID&sort=-age`,
-//! and `at=` (an event's sequence number or an RFC 3339 time) to replay a moment of the past.
+//! `at=` (an event's sequence number or an RFC 3339 time) to replay a moment of the past,
+//! `failure=KEY` and `group=ID` to narrow the list to a cause of failure or a submission, and
+//! `window=15m` for the comparison of endpoints.
 
-use lifeline_model::{EndpointId, FunctionId, State, TaskId};
+use lifeline_model::{EndpointId, FunctionId, State, TaskGroupId, TaskId};
 
 /// The dashboard's pages.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -12,16 +14,32 @@ pub enum Page {
     Lifecycle,
     Endpoints,
     Overview,
+    /// Failed tasks and retried attempts grouped by cause.
+    Failures,
+    /// Submissions (task groups) and their progress.
+    Groups,
+    /// Endpoints side by side.
+    Compare,
 }
 
 impl Page {
-    pub const ALL: [Page; 3] = [Page::Lifecycle, Page::Endpoints, Page::Overview];
+    pub const ALL: [Page; 6] = [
+        Page::Lifecycle,
+        Page::Endpoints,
+        Page::Overview,
+        Page::Failures,
+        Page::Groups,
+        Page::Compare,
+    ];
 
     pub fn wire(self) -> &'static str {
         match self {
             Page::Lifecycle => "lifecycle",
             Page::Endpoints => "endpoints",
             Page::Overview => "overview",
+            Page::Failures => "failures",
+            Page::Groups => "groups",
+            Page::Compare => "compare",
         }
     }
 
@@ -30,6 +48,9 @@ impl Page {
             Page::Lifecycle => "Life cycle",
             Page::Endpoints => "Endpoints",
             Page::Overview => "Overview",
+            Page::Failures => "Failures",
+            Page::Groups => "Groups",
+            Page::Compare => "Compare",
         }
     }
 }
@@ -159,6 +180,50 @@ pub struct ViewState {
     pub sort: Sort,
     /// The moment replayed; `None` is now, live.
     pub at: Option<Moment>,
+    /// Only the tasks of this cause of failure (a key from `/v1/failures`).
+    pub failure: Option<String>,
+    /// Only the tasks of this submission.
+    pub group: Option<TaskGroupId>,
+    /// The window the comparison of endpoints covers.
+    pub window: CompareWindow,
+}
+
+/// The windows endpoints can be compared over.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum CompareWindow {
+    Minute,
+    #[default]
+    Quarter,
+    Hour,
+    Day,
+}
+
+impl CompareWindow {
+    pub const ALL: [CompareWindow; 4] = [
+        CompareWindow::Minute,
+        CompareWindow::Quarter,
+        CompareWindow::Hour,
+        CompareWindow::Day,
+    ];
+
+    /// The service's name for it (`window=` of `/v1/stats`).
+    pub fn wire(self) -> &'static str {
+        match self {
+            CompareWindow::Minute => "1m",
+            CompareWindow::Quarter => "15m",
+            CompareWindow::Hour => "1h",
+            CompareWindow::Day => "24h",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            CompareWindow::Minute => "the last minute",
+            CompareWindow::Quarter => "the last 15 minutes",
+            CompareWindow::Hour => "the last hour",
+            CompareWindow::Day => "the last 24 hours",
+        }
+    }
 }
 
 fn list<T: std::str::FromStr>(value: &str) -> Vec<T> {
@@ -235,6 +300,14 @@ impl ViewState {
                 "task" => state.task = value.parse().ok(),
                 "sort" => state.sort = Sort::parse(&value).unwrap_or_default(),
                 "at" => state.at = Moment::parse(&value),
+                "failure" => state.failure = Some(value).filter(|v| !v.is_empty()),
+                "group" => state.group = value.parse().ok(),
+                "window" => {
+                    state.window = CompareWindow::ALL
+                        .into_iter()
+                        .find(|w| w.wire() == value)
+                        .unwrap_or_default()
+                }
                 _ => {}
             }
         }
@@ -280,6 +353,15 @@ impl ViewState {
         }
         if let Some(at) = &self.at {
             parts.push(format!("at={}", at.wire()));
+        }
+        if let Some(failure) = &self.failure {
+            parts.push(format!("failure={}", encode(failure)));
+        }
+        if let Some(group) = self.group {
+            parts.push(format!("group={group}"));
+        }
+        if self.window != CompareWindow::default() {
+            parts.push(format!("window={}", self.window.wire()));
         }
         if parts.is_empty() {
             String::new()
@@ -347,6 +429,9 @@ mod tests {
                 descending: true,
             },
             at: Some(Moment::Seq(1234)),
+            failure: Some("exception:ValueError: sample <n> is bad".into()),
+            group: Some(TaskGroupId::from_u128(5)),
+            window: CompareWindow::Hour,
         };
         let query = state.to_query();
         assert!(
@@ -355,7 +440,8 @@ mod tests {
         );
         assert!(query.contains("state=running,waiting-for-ep"), "{query}");
         assert!(query.contains("&mine=true&"), "{query}");
-        assert!(query.ends_with("&sort=-in-state&at=1234"), "{query}");
+        assert!(query.contains("&sort=-in-state&at=1234&failure=exception%3AValueError%3A%20sample%20%3Cn%3E%20is%20bad&group="), "{query}");
+        assert!(query.ends_with("&window=1h"), "{query}");
         assert!(query.contains("q=01a2%20x%26y"), "{query}");
         assert_eq!(ViewState::from_query(&query), state);
         assert_eq!(ViewState::default().to_query(), "");

@@ -21,7 +21,8 @@
 use std::collections::{HashMap, HashSet};
 
 use lifeline_model::{
-    FunctionId, State, StateCounts, TaskId, TaskPage, TaskView, TransitionEvent, TransitionRecord,
+    FunctionId, State, StateCounts, TaskGroupId, TaskId, TaskPage, TaskView, TransitionEvent,
+    TransitionRecord,
 };
 
 use crate::live::TaskRow;
@@ -47,6 +48,10 @@ pub struct Query {
     /// The list as it was right after this event (a replayed moment): streamed transitions
     /// do not move it.
     pub at_seq: Option<u64>,
+    /// Only tasks that failed or were retried for this cause (a key from `/v1/failures`).
+    pub failure: Option<String>,
+    /// Only the tasks of this submission.
+    pub group: Option<TaskGroupId>,
 }
 
 impl Query {
@@ -56,10 +61,14 @@ impl Query {
             && self.function.is_none_or(|f| f == function)
     }
 
-    /// How many tasks the listing holds, when the counts say: without a function or an edge
-    /// filter, the count of its states.
+    /// How many tasks the listing holds, when the counts say: without a function, edge, failure
+    /// or group filter, the count of its states.
     pub fn total(&self, counts: &StateCounts) -> Option<usize> {
-        if self.function.is_some() || self.edge.is_some() {
+        if self.function.is_some()
+            || self.edge.is_some()
+            || self.failure.is_some()
+            || self.group.is_some()
+        {
             return None;
         }
         let n = if self.states.is_empty() {
@@ -329,7 +338,10 @@ impl Window {
         {
             *moves += 1;
         }
-        if self.query.edge == t.from.map(|from| (from, t.to)) && t.from.is_some() {
+        let crossed = self.query.edge == t.from.map(|from| (from, t.to)) && t.from.is_some();
+        // A failure or a retry may join the cause's list.
+        let failed = self.query.failure.is_some() && t.reason.is_some();
+        if crossed || failed {
             self.stale = true;
         }
         match self.index.get(&t.task_id).copied() {
@@ -403,7 +415,13 @@ impl Window {
         let Some(task_group_id) = t.task_group_id else {
             return; // Without its submission there is no row to show.
         };
-        if self.query.edge.is_some() || !self.query.lists(t.to, t.function_id) {
+        // A new task took no edge yet, failed for no cause yet, and may be of another submission.
+        let elsewhere = self.query.group.is_some_and(|g| g != task_group_id);
+        if self.query.edge.is_some()
+            || self.query.failure.is_some()
+            || elsewhere
+            || !self.query.lists(t.to, t.function_id)
+        {
             return;
         }
         for a in &mut self.anchors {
@@ -625,6 +643,23 @@ mod tests {
         assert_eq!(row.state, State::Received, "as it was at the moment");
         assert!(window.task(TaskId::from_u128(99)).is_none());
         assert_eq!(window.rows().len(), 3);
+    }
+
+    #[test]
+    fn a_new_task_enters_a_group_s_list_only_if_it_is_of_that_group() {
+        let of = |group| Query {
+            group: Some(TaskGroupId::from_u128(group)),
+            ..Query::default()
+        };
+        for (group, enters) in [(1, true), (2, false)] {
+            let mut window = Window::new(of(group));
+            load(&mut window, 0, 3);
+            window
+                .apply(&transition(99, None, State::Received, 20))
+                .expect("applies");
+            assert_eq!(window.task(TaskId::from_u128(99)).is_some(), enters);
+        }
+        assert_eq!(of(1).total(&StateCounts::default()), None);
     }
 
     #[test]

@@ -157,12 +157,12 @@ fn focus_element(id: &str) {
     }
 }
 
-fn state_id(state: State) -> String {
-    format!("diagram-state-{}", state.wire())
+fn state_id(scope: &str, state: State) -> String {
+    format!("{scope}-state-{}", state.wire())
 }
 
-fn edge_id(from: State, to: State) -> String {
-    format!("diagram-edge-{}-{}", from.wire(), to.wire())
+fn edge_id(scope: &str, from: State, to: State) -> String {
+    format!("{scope}-edge-{}-{}", from.wire(), to.wire())
 }
 
 /// Where the arrow keys move the diagram's focus among `len` items.
@@ -185,7 +185,8 @@ pub fn roving_move(key: &str, at: usize, len: usize) -> Option<usize> {
 /// [`lifeline_model::edges`]; `path` draws a selected task's steps (its transition log);
 /// `highlighted` marks states and `selected_edge` an edge the list is filtered by; `known` is
 /// false until the counts have been loaded (they show as "–", not as an empty system); `on_state`
-/// and `on_edge` receive clicks (and Enter or Space on a focused state or edge).
+/// and `on_edge` receive clicks (and Enter or Space on a focused state or edge). `scope` starts
+/// its elements' ids (`diagram` unless given), so that several diagrams share a page.
 #[component]
 pub fn LifecycleDiagram(
     counts: Signal<StateCounts>,
@@ -196,7 +197,11 @@ pub fn LifecycleDiagram(
     #[prop(optional, into)] known: Option<Signal<bool>>,
     #[prop(optional, into)] on_state: Option<Callback<State>>,
     #[prop(optional, into)] on_edge: Option<Callback<(State, State)>>,
+    #[prop(optional, into)] scope: Option<String>,
 ) -> impl IntoView {
+    let scope = scope.unwrap_or_else(|| "diagram".to_owned());
+    let arrow = format!("{scope}-arrow");
+    let arrow_url = format!("url(#{arrow})");
     let layout = diagram::layout();
     let view_box = format!("0 0 {} {}", layout.width, layout.height);
     let flows = flows.unwrap_or_else(|| Signal::derive(Vec::new));
@@ -212,8 +217,8 @@ pub fn LifecycleDiagram(
     // The keyboard's order: the states, then the edges; one of them is the tab stop.
     let order: Vec<String> = State::ALL
         .into_iter()
-        .map(state_id)
-        .chain(edges().map(|e| edge_id(e.from, e.to)))
+        .map(|s| state_id(&scope, s))
+        .chain(edges().map(|e| edge_id(&scope, e.from, e.to)))
         .collect();
     let item_count = order.len();
     let order = StoredValue::new(order);
@@ -276,7 +281,7 @@ pub fn LifecycleDiagram(
             };
             view! {
                 <g class="edge-group" class:taken=taken class:selected=selected class:flowing=move || { rate() > 0.0 }
-                    id=edge_id(e.from, e.to) data-from=e.from.wire() data-to=e.to.wire() data-kind=kind_word(e.kind)
+                    id=edge_id(&scope, e.from, e.to) data-from=e.from.wire() data-to=e.to.wire() data-kind=kind_word(e.kind)
                     role="button" tabindex=move || tab_index(item)
                     aria-label=format!("{} → {}, {}", e.from.wire(), e.to.wire(), kind_word(e.kind))
                     aria-pressed=move || selected().to_string()
@@ -288,7 +293,7 @@ pub fn LifecycleDiagram(
                     <path class="edge-halo" d=route.path()/>
                     // An inline style, because the style sheet's width for an edge would override
                     // a presentation attribute.
-                    <path class=edge_class(e.kind) d=route.path() marker-end="url(#arrow)"
+                    <path class=edge_class(e.kind) d=route.path() marker-end=arrow_url.clone()
                         style=move || {
                             let least = if selected() { 4.0 } else if taken() { 3.5 } else { 0.0 };
                             format!("stroke-width: {:.2}px", width(rate()).max(least))
@@ -341,7 +346,7 @@ pub fn LifecycleDiagram(
                     class:visited=visited
                     class:highlighted=is_highlighted
                     class:empty=move || count() == 0
-                    id=state_id(state)
+                    id=state_id(&scope, state)
                     data-state=state.wire()
                     data-count=count
                     role="button"
@@ -422,7 +427,7 @@ pub fn LifecycleDiagram(
             aria-label="Task life cycle: arrow keys move between states and edges, Enter filters the list"
             on:keydown=on_key>
             <defs>
-                <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="10" markerHeight="10" orient="auto-start-reverse">
+                <marker id=arrow viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="10" markerHeight="10" orient="auto-start-reverse">
                     <path d="M0,0 L10,5 L0,10 z" class="arrow-head"/>
                 </marker>
             </defs>

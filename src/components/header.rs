@@ -96,7 +96,9 @@ pub fn Header() -> impl IntoView {
     // The first tab stop jumps past the pages, filters and the diagram's states and edges.
     let skip = move || match view_state.with(|v| v.page) {
         Page::Lifecycle => ("#task-grid", "Skip to the task list"),
-        Page::Endpoints | Page::Overview => ("#content", "Skip to the content"),
+        Page::Endpoints | Page::Overview | Page::Failures | Page::Groups | Page::Compare => {
+            ("#content", "Skip to the content")
+        }
     };
     view! {
         <a class="skip-link" href=move || skip().0>{move || skip().1}</a>

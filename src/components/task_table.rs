@@ -131,12 +131,15 @@ fn found(t: &TaskRow, needle: &str) -> bool {
 /// What the list asks the service for. Searching, sorting by state or time in state and the
 /// edge filter need rows side by side: they scan the newest rows (see [`crate::window`]). So
 /// does oldest first when the counts cannot say how long the list is (a function filter).
-/// `at_seq` is a replayed moment: the list as it was then, except for the edge filter, which
-/// lists every task that took the edge (the service lists no moment of that).
+/// `at_seq` is a replayed moment: the list as it was then, except for the edge and failure
+/// filters, which list every task that took the edge or failed so (the service lists no moment
+/// of those).
 pub fn list_query(view: &ViewState, at_seq: Option<u64>) -> Query {
     let oldest_first = view.sort.key == SortKey::Age && view.sort.descending;
     Query {
-        at_seq: at_seq.filter(|_| view.edge.is_none()),
+        at_seq: at_seq.filter(|_| view.edge.is_none() && view.failure.is_none()),
+        failure: view.failure.clone(),
+        group: view.group,
         states: view.states.clone(),
         function: view.function,
         edge: view.edge,
@@ -206,6 +209,8 @@ pub fn has_filters(view: &ViewState) -> bool {
         || view.edge.is_some()
         || view.function.is_some()
         || !view.search.is_empty()
+        || view.failure.is_some()
+        || view.group.is_some()
 }
 
 /// Clears the list's own filters (the endpoint chips are the header's).
@@ -214,6 +219,8 @@ pub fn clear_filters(view: &mut ViewState) {
     view.edge = None;
     view.function = None;
     view.search.clear();
+    view.failure = None;
+    view.group = None;
 }
 
 /// Why the list is empty, in a sentence: which filters leave nothing.
@@ -226,6 +233,12 @@ pub fn empty_reason(view: &ViewState, endpoint_names: Vec<String>) -> String {
     };
     if view.function.is_some() {
         what.push_str(" with the chosen function");
+    }
+    if view.failure.is_some() {
+        what.push_str(" failed for the chosen cause");
+    }
+    if view.group.is_some() {
+        what.push_str(" of the chosen submission");
     }
     if !view.search.is_empty() {
         what.push_str(&format!(" whose id contains \"{}\"", view.search.trim()));

@@ -233,7 +233,7 @@ pub fn Timeline() -> impl IntoView {
             {move || {
                 let (drawn, summary) = strip();
                 view! {
-                    <svg class="strip" viewBox=format!("0 0 {STRIP_W} {STRIP_H}") preserveAspectRatio="none"
+                    <svg class="throughput-strip" viewBox=format!("0 0 {STRIP_W} {STRIP_H}") preserveAspectRatio="none"
                         role="img" aria-label=summary>
                         {drawn}
                         <line class="strip-marker" x1=marker x2=marker y1="0" y2=STRIP_H/>

@@ -118,6 +118,13 @@ pub fn LifecyclePage() -> impl IntoView {
             if let Some((from, to)) = v.edge {
                 parts.push(format!("took {from} → {to}"));
             }
+            if let Some(failure) = &v.failure {
+                let signature = failure.split_once(':').map_or(failure.as_str(), |(_, s)| s);
+                parts.push(format!("failed: {signature}"));
+            }
+            if let Some(group) = v.group {
+                parts.push(format!("submission {}", short(&group.to_string())));
+            }
             parts.join("; ")
         })
     };

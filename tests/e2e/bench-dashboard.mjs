@@ -1,6 +1,9 @@
 // Dashboard benchmark (not a test; run on demand by scripts/bench): the release build of the
 // dashboard in headless Chromium against the real service (release binary) with N tasks stored,
-// then transitions streamed at a steady rate. Prints initial load time, how long the list takes
+// then transitions streamed at a steady rate through the endpoint protocol: the benchmark is the
+// endpoint (a WebSocket client with the endpoint's token), takes the tasks the service dispatches
+// and reports each through waiting-for-nodes, waiting-for-launch, running and success, as an
+// agent would. Prints initial load time, how long the list takes
 // to show its last row (the oldest task), to filter by a state and to show the filtered list's
 // last row, frame time p95, event-to-screen latency p95, page memory (JS heap after a garbage
 // collection, plus the wasm's linear memory) at the start, the peak and the end of the stream,
@@ -15,6 +18,7 @@ import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import WebSocket from 'ws';
 import { ROOT, launchBrowser, api, until } from './support.mjs';
 
 const arg = (name, fallback) => {
@@ -25,6 +29,44 @@ const TASKS = arg('tasks', 100000);
 const RATE = arg('rate', 2000);
 const SECONDS = arg('seconds', 60);
 
+
+/// The benchmark as an endpoint: its WebSocket to the service, the tasks it was sent and not yet
+/// reported, and reports acknowledged by batch number.
+async function connectEndpoint(base, token) {
+  const ws = new WebSocket(`${base.replace('http', 'ws')}/v1/connect`, { headers: { authorization: `Bearer ${token}` } });
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  const held = [];
+  const acks = new Map();
+  let welcomed;
+  const welcome = new Promise((resolve) => { welcomed = resolve; });
+  ws.on('message', (data) => {
+    const message = JSON.parse(data.toString());
+    if (message.welcome) welcomed();
+    if (message.tasks) held.push(...message.tasks.tasks.map((t) => [t.task_id, t.attempt]));
+    if (message.ack) { acks.get(message.ack.batch)?.(message.ack.rejected); acks.delete(message.ack.batch); }
+  });
+  ws.send(JSON.stringify({ hello: { tasks: [] } }));
+  await welcome;
+  // Heartbeats keep the endpoint online (a silent one is declared lost).
+  const beat = () => ws.send(JSON.stringify({ heartbeat: { report: { at: Date.now() / 1000, executors: [] } } }));
+  beat();
+  const heartbeats = setInterval(beat, 1000);
+  let batch = 0;
+  return {
+    take: () => held.splice(0),
+    report: (tasks) => {
+      const at = Date.now() / 1000;
+      const transitions = tasks.flatMap(([task_id, attempt]) => [
+        ['waiting-for-nodes', 'endpoint'], ['waiting-for-launch', 'manager'], ['running', 'worker'], ['success', 'worker'],
+      ].map(([state, actor]) => ({ task_id, state, actor, attempt, at, ...(state === 'success' ? { result: null } : {}) })));
+      batch += 1;
+      const answered = new Promise((resolve, reject) => acks.set(batch, (rejected) => (rejected.length ? reject(new Error(JSON.stringify(rejected[0]))) : resolve())));
+      ws.send(JSON.stringify({ report: { batch, transitions } }));
+      return answered;
+    },
+    close: () => { clearInterval(heartbeats); ws.close(); },
+  };
+}
 
 const pct = (values, q) => {
   const s = [...values].sort((a, b) => a - b);
@@ -66,9 +108,9 @@ try {
     addEventListener('TrunkApplicationStarted', (e) => { window.__wasm = e.detail.wasm; });
     const loop = (t) => { window.__frames.push(t); requestAnimationFrame(loop); };
     requestAnimationFrame(loop);
-    // When the cancelled count changes on screen, note the wall clock.
+    // When the success count changes on screen, note the wall clock.
     new MutationObserver(() => {
-      const node = document.querySelector('svg.diagram [data-state="cancelled"]');
+      const node = document.querySelector('svg.diagram [data-state="success"]');
       if (node) window.__screen.push([Date.now(), Number(node.getAttribute('data-count'))]);
     }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-count'] });
   });
@@ -112,25 +154,25 @@ try {
   const before = await memory();
   let peak = mib(before);
 
-  // Stream: each tick cancels waiting tasks and submits new ones (two transitions each).
+  // Stream: the benchmark is the endpoint of a second one, `live`. Each tick submits tasks to it
+  // and reports the tasks it was sent: received and dispatched-to-ep by the service, then four
+  // transitions reported over the endpoint protocol, six in all per task.
+  const live = await call('POST', '/v1/endpoints', { name: 'live' });
+  const agent = await connectEndpoint(base, live.token);
   const done = [];
-  let cancelled = Number(await page.locator('svg.diagram [data-state="cancelled"]').getAttribute('data-count'));
-  const firstCount = cancelled;
+  let succeeded = Number(await page.locator('svg.diagram [data-state="success"]').getAttribute('data-count'));
+  const firstCount = succeeded;
   await page.evaluate(() => { window.__frames = []; window.__screen = []; });
   const tickMs = 100;
-  const perTick = RATE * tickMs / 1000;
+  const perTick = Math.max(1, Math.round(RATE * tickMs / 1000 / 6));
   const streamStart = Date.now();
   let pending = [];
   while (Date.now() - streamStart < SECONDS * 1000) {
     const tickStart = Date.now();
-    const cancels = waiting.splice(0, Math.floor(perTick / 2));
-    for (const id of cancels) pending.push(call('POST', `/v1/tasks/${id}/cancel`, {}).then(() => done.push(Date.now())));
-    const fresh = Math.floor(perTick / 4);
-    if (fresh > 0) {
-      pending.push(call('POST', `/v1/endpoints/${endpoint}/submit`, { tasks: Array.from({ length: fresh }, () => ({ function_id: fn })) })
-        .then((r) => waiting.push(...r.task_ids)));
-    }
-    if (pending.length > 4000) { await Promise.all(pending); pending = []; }
+    pending.push(call('POST', `/v1/endpoints/${live.endpoint_id}/submit`, { tasks: Array.from({ length: perTick }, () => ({ function_id: fn })) }));
+    const sent = agent.take();
+    if (sent.length > 0) pending.push(agent.report(sent).then(() => { const now = Date.now(); for (let k = 0; k < sent.length; k++) done.push(now); }));
+    if (pending.length > 200) { await Promise.all(pending); pending = []; }
     if (Math.floor((tickStart - streamStart) / 10000) !== Math.floor((Date.now() - streamStart) / 10000)) {
       peak = Math.max(peak, mib(await memory()));
     }
@@ -138,9 +180,12 @@ try {
     if (rest > 0) await new Promise((r) => setTimeout(r, rest));
   }
   await Promise.all(pending);
-  const achieved = (done.length * 2) / ((Date.now() - streamStart) / 1000);
+  const last = agent.take();
+  if (last.length > 0) { await agent.report(last); const now = Date.now(); for (let k = 0; k < last.length; k++) done.push(now); }
+  const achieved = (done.length * 6) / ((Date.now() - streamStart) / 1000);
+  agent.close();
   const target = firstCount + done.length;
-  await until('the screen caught up', async () => Number(await page.locator('svg.diagram [data-state="cancelled"]').getAttribute('data-count')) >= target, 60000);
+  await until('the screen caught up', async () => Number(await page.locator('svg.diagram [data-state="success"]').getAttribute('data-count')) >= target, 60000);
 
   const frames = await page.evaluate(() => window.__frames);
   const deltas = frames.slice(1).map((t, i) => t - frames[i]);

@@ -5,10 +5,9 @@
 // dark.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { launchBrowser, openPage, lifelineUp, api, until, axeViolations, LIFELINE, SCREENSHOTS } from './support.mjs';
+import { launchBrowser, openPage, lifelineUp, api, until, axeViolations, SCREENSHOTS, startAgent as startAgentWith } from './support.mjs';
 
 // One Slurm executor, no block until a task asks for one, at most one; a block is kept while the
 // test looks at it (idle_timeout) and cannot outlive it by much (block_walltime).
@@ -44,24 +43,7 @@ function slurmAnswers() {
 }
 
 /** Starts `lifeline endpoint start` for a registered endpoint with `CONFIG`, in its own directory. */
-async function startAgent(token) {
-  const dir = await mkdtemp(join(up.home, 'agent-'));
-  // The token goes in a file, as README tells users: a flag would show it in `ps`.
-  await writeFile(join(dir, 'endpoint.token'), `${token}\n`, { mode: 0o600 });
-  await writeFile(join(dir, 'endpoint.toml'), CONFIG);
-  const child = spawn(LIFELINE, ['endpoint', 'start', '--service', up.base, '--token-file', join(dir, 'endpoint.token'),
-    '--dir', dir, '--config', join(dir, 'endpoint.toml')], {
-    env: { ...process.env, LIFELINE_LOG: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const done = new Promise((resolve) => child.on('exit', resolve));
-    child.kill('SIGINT');
-    await done;
-  };
-  return { child, dir, stop };
-}
+const startAgent = (token) => startAgentWith(up, token, CONFIG);
 
 /** The cluster endpoint's blocks as the service reports them. */
 async function blocks() {

@@ -1,7 +1,7 @@
 // Helpers for Lifeline's end-to-end tests: a static server for the built dashboard and a headless
 // Chromium driven by playwright-core.
 import { createServer } from 'node:http';
-import { mkdtemp, readFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, readFile, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -96,6 +96,30 @@ export async function lifelineUp({ home, bind = '127.0.0.1:0', env = {} } = {}) 
     await done;
   };
   return { url, base, token, home, stop, child };
+}
+
+/**
+ * Starts `lifeline endpoint start` for a registered endpoint with the endpoint.toml text
+ * `config`, in a directory of its own under the home of `up`. Resolves with the child and a way
+ * to stop it.
+ */
+export async function startAgent(up, token, config) {
+  const dir = await mkdtemp(join(up.home, 'agent-'));
+  // The token goes in a file, as README tells users: a flag would show it in `ps`.
+  await writeFile(join(dir, 'endpoint.token'), `${token}\n`, { mode: 0o600 });
+  await writeFile(join(dir, 'endpoint.toml'), config);
+  const child = spawn(LIFELINE, ['endpoint', 'start', '--service', up.base, '--token-file', join(dir, 'endpoint.token'),
+    '--dir', dir, '--config', join(dir, 'endpoint.toml')], {
+    env: { ...process.env, LIFELINE_LOG: 'warn' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const done = new Promise((resolve) => child.on('exit', resolve));
+    child.kill('SIGINT');
+    await done;
+  };
+  return { child, dir, stop };
 }
 
 /** A JSON call to the service. */
