@@ -91,6 +91,18 @@ test('every page, on a laptop and a phone, light and dark: no sideways scrolling
       await page.locator('[data-total="success"]').waitFor();
       problems.push(...await look(page, `overview-${at}`));
 
+      await page.locator('[data-page="failures"]').click();
+      await page.locator('[data-failure-group]').first().waitFor();
+      problems.push(...await look(page, `failures-${at}`));
+
+      await page.locator('[data-page="groups"]').click();
+      await page.locator('[data-group]').first().waitFor();
+      problems.push(...await look(page, `groups-${at}`));
+
+      await page.locator('[data-page="compare"]').click();
+      await page.locator('[data-testid="compare-hint"]').waitFor();
+      problems.push(...await look(page, `compare-${at}`));
+
       await page.locator('[data-testid="sign-out"]').click();
       await page.locator('form input#token').waitFor();
       problems.push(...await look(page, `sign-in-${at}`));
