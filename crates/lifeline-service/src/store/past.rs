@@ -76,8 +76,13 @@ pub fn tasks_at(conn: &Connection, filter: &TaskFilter, at_seq: u64) -> StoreRes
     }
 }
 
+/// Points added between the first event and the head when checkpoints are few (a young or
+/// quiet store), so that the throughput strip has a shape.
+const SAMPLES: u64 = 24;
+
 /// The log's timeline: up to `points` checkpoints spread over it, and the head, each with the
-/// number of transitions `keep` accepts up to it (their differences are the throughput).
+/// number of transitions `keep` accepts up to it (their differences are the throughput). When
+/// there are few checkpoints, the first stored event and evenly spaced moments are added.
 pub fn timeline(
     conn: &Connection,
     head: u64,
@@ -86,27 +91,29 @@ pub fn timeline(
 ) -> StoreResult<Timeline> {
     let count: i64 = conn.query_row("SELECT count(*) FROM checkpoints", [], |r| r.get(0))?;
     let step = (count as usize).div_ceil(points.max(1)).max(1);
-    let seqs: Vec<(i64, i64)> = conn
-        .prepare_cached("SELECT seq, at FROM checkpoints ORDER BY seq")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+    let mut seqs: Vec<u64> = conn
+        .prepare_cached("SELECT seq FROM checkpoints ORDER BY seq")?
+        .query_map([], |r| r.get::<_, i64>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?
         .into_iter()
         .enumerate()
         .filter(|(i, _)| i % step == 0)
-        .map(|(_, p)| p)
+        .map(|(_, seq)| seq as u64)
         .collect();
-    let mut out = Vec::with_capacity(seqs.len() + 1);
-    for (seq, at) in seqs {
-        out.push(point(
-            conn,
-            seq as u64,
-            Some(Timestamp::from_micros(at)),
-            &keep,
-        )?);
+    let first: Option<i64> = conn.query_row("SELECT min(seq) FROM events", [], |r| r.get(0))?;
+    if let Some(first) = first.map(|f| f as u64)
+        && (seqs.len() as u64) < SAMPLES
+    {
+        let span = head.saturating_sub(first);
+        seqs.extend((0..SAMPLES).map(|i| first + span * i / SAMPLES));
     }
-    if out.last().is_none_or(|p| p.seq < head) {
-        let at = time_of(conn, head)?;
-        out.push(point(conn, head, at, &keep)?);
+    seqs.push(head);
+    seqs.sort_unstable();
+    seqs.dedup();
+    let mut out = Vec::with_capacity(seqs.len());
+    for seq in seqs.into_iter().filter(|s| *s > 0) {
+        let at = time_of(conn, seq)?;
+        out.push(point(conn, seq, at, &keep)?);
     }
     Ok(Timeline { points: out })
 }
