@@ -384,6 +384,10 @@ pub struct StatsQuery {
     /// of since the beginning; counts stay those of the moment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<String>,
+    /// Only the tasks of this submission: their counts and the edges they took (now; not with
+    /// `at_seq`, `at` or `window`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_group_id: Option<String>,
 }
 
 /// The query of `GET /v1/timeline`.

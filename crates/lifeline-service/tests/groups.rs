@@ -48,6 +48,22 @@ async fn each_submission_is_a_group_with_its_progress() {
     assert_eq!(oldest["endpoint_id"], ep.as_str());
     assert_eq!(oldest["function_id"], f.as_str());
 
+    // A group's own figures, for a diagram narrowed to it.
+    let id = oldest["task_group_id"].as_str().expect("id");
+    let (status, figures) = app.get(&format!("/v1/stats?task_group_id={id}")).await;
+    assert_eq!(status, 200, "{figures}");
+    assert_eq!(figures["tasks"], oldest["tasks"]);
+    assert_eq!(figures["total"], 3);
+    let edges = figures["edges"].as_array().expect("edges");
+    assert!(
+        edges.contains(&json!({ "from": "running", "to": "success", "count": 1 })),
+        "{figures}"
+    );
+    let (status, _) = app
+        .get(&format!("/v1/stats?task_group_id={id}&at_seq=1"))
+        .await;
+    assert_eq!(status, 400);
+
     // Paged, newest first.
     let (_, one) = app.get("/v1/groups?limit=1").await;
     assert_eq!(one["groups"][0]["task_group_id"], newest["task_group_id"]);
@@ -61,6 +77,15 @@ async fn each_submission_is_a_group_with_its_progress() {
     let carol = carol["token"].as_str().expect("token").to_owned();
     let (_, none) = app.call_as(&carol, Method::GET, "/v1/groups", None).await;
     assert_eq!(none["groups"], json!([]));
+    let (status, _) = app
+        .call_as(
+            &carol,
+            Method::GET,
+            &format!("/v1/stats?task_group_id={id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "another user's group does not exist for carol");
     for query in ["limit=0", "limit=500", "cursor=soon", "endpoint_id=nope"] {
         let (status, body) = app.get(&format!("/v1/groups?{query}")).await;
         assert_eq!(status, 400, "{query}: {body}");

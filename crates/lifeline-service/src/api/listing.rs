@@ -257,6 +257,34 @@ pub(super) async fn stats(
         .illegal_reports
         .load(std::sync::atomic::Ordering::Relaxed);
     let moment = Moment::of(&q)?;
+    if let Some(group) = q.task_group_id.as_deref() {
+        if moment != Moment::default() {
+            return Err(ApiError::bad(
+                "invalid_query",
+                "task_group_id gives a submission's figures now: not with at_seq, at or window",
+            ));
+        }
+        let group: lifeline_model::TaskGroupId = group
+            .parse()
+            .map_err(|e: lifeline_model::IdError| ApiError::bad("invalid_id", e.to_string()))?;
+        let unknown = || ApiError::NotFound(format!("unknown task group {group}"));
+        let figures = state
+            .store()
+            .read(move |c| store::group_figures(c, group))
+            .await?
+            .ok_or_else(unknown)?;
+        if !keep(figures.endpoint, figures.owner) {
+            return Err(unknown());
+        }
+        let mut s = crate::stats::Stats {
+            tasks: figures.tasks,
+            ..crate::stats::Stats::default()
+        };
+        for (from, to, n) in figures.edges {
+            s.edges[from.index()][to.index()] = n;
+        }
+        return Ok(Json(summary(figures.seq, &s, illegal)));
+    }
     if moment == Moment::default() {
         // Now: one read of the book, so the figures of several endpoints share one sequence
         // number.

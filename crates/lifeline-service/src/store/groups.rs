@@ -78,3 +78,48 @@ fn counts(conn: &Connection, group: TaskGroupId) -> StoreResult<StateCounts> {
     })?;
     Ok(rows.collect::<rusqlite::Result<StateCounts>>()?)
 }
+
+/// A group's figures now: its owner and endpoint (for access), the last event they include,
+/// its tasks per state and the edges they took (`edges[from][to]`).
+#[derive(Debug)]
+pub struct GroupFigures {
+    pub owner: UserId,
+    pub endpoint: EndpointId,
+    pub seq: u64,
+    pub tasks: StateCounts,
+    pub edges: Vec<(lifeline_model::State, lifeline_model::State, u64)>,
+}
+
+/// A group's figures, read in one snapshot; `None` for an unknown group.
+pub fn group_figures(conn: &Connection, group: TaskGroupId) -> StoreResult<Option<GroupFigures>> {
+    use rusqlite::OptionalExtension;
+    let id = group.as_u128().to_be_bytes();
+    let row: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT owner, endpoint_id FROM task_groups WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((owner, endpoint)) = row else {
+        return Ok(None);
+    };
+    let seq: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.from_state, e.state, count(*) FROM tasks t JOIN events e ON e.task = t.seq \
+         WHERE t.group_id = ?1 AND e.from_state IS NOT NULL AND e.seq <= ?2 GROUP BY 1, 2",
+    )?;
+    let edges = stmt
+        .query_map(params![id, seq], |r| {
+            Ok((
+                state_from(r.get(0)?)?,
+                state_from(r.get(1)?)?,
+                r.get::<_, i64>(2)?.max(0) as u64,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Some(GroupFigures {
+        owner: UserId(owner),
+        endpoint: EndpointId::from_u128(id_from(endpoint)?),
+        seq: seq.max(0) as u64,
+        tasks: counts(conn, group)?,
+        edges,
+    }))
+}

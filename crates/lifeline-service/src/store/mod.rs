@@ -33,7 +33,7 @@ use crate::users::UserId;
 pub use backup::{BackupSummary, backup};
 pub use checkpoints::{book_at, seq_at_time, time_of};
 pub use failures::{FailureFilter, FailureRow, failures};
-pub use groups::list_groups;
+pub use groups::{GroupFigures, group_figures, list_groups};
 pub use past::{tasks_at, timeline};
 pub(crate) use read::task_row;
 pub use read::{
