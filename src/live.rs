@@ -10,8 +10,8 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use lifeline_model::{
-    EndpointId, Event, EventBody, State, StateCounts, TaskId, TaskSummary, TransitionEvent, edges,
-    validate,
+    EndpointId, Event, EventBody, State, StateCounts, TaskGroupId, TaskId, TaskSummary,
+    TransitionEvent, edges, validate,
 };
 
 /// A task as the list shows it: the service's `/v1/tasks` rows.
@@ -100,6 +100,9 @@ pub struct Live {
     pub counts: StateCounts,
     /// Events of other endpoints are ignored; `None` shows every endpoint.
     endpoints: Option<HashSet<EndpointId>>,
+    /// Narrowed to a submission: its id and its tasks (a task's first event names its group,
+    /// so tasks stored later join as they arrive).
+    group: Option<(TaskGroupId, HashSet<TaskId>)>,
     flows: Flows,
     /// Finished tasks per bucket, newest last: (bucket start, success, failed or cancelled).
     throughput: VecDeque<(i64, u32, u32)>,
@@ -113,16 +116,35 @@ impl Live {
             seq,
             counts,
             endpoints,
+            group: None,
             flows: Flows::new(),
             throughput: VecDeque::new(),
             warnings: VecDeque::new(),
         }
     }
 
+    /// Only the transitions of a submission's tasks count from now on.
+    pub fn narrowed_to(mut self, group: TaskGroupId, members: HashSet<TaskId>) -> Self {
+        self.group = Some((group, members));
+        self
+    }
+
     fn shown(&self, endpoint: EndpointId) -> bool {
         self.endpoints
             .as_ref()
             .is_none_or(|set| set.contains(&endpoint))
+    }
+
+    /// Whether a transition is of the submission shown (always, when none is); a task whose
+    /// first event names that submission joins it.
+    fn admits(&mut self, t: &TransitionEvent) -> bool {
+        let Some((group, members)) = self.group.as_mut() else {
+            return true;
+        };
+        if t.task_group_id == Some(*group) {
+            members.insert(t.task_id);
+        }
+        members.contains(&t.task_id)
     }
 
     /// Notes a transition that was not applied.
@@ -153,7 +175,7 @@ impl Live {
         }
         self.seq = event.seq;
         Ok(match &event.body {
-            EventBody::Transition(t) if self.shown(t.endpoint_id) => {
+            EventBody::Transition(t) if self.shown(t.endpoint_id) && self.admits(t) => {
                 self.transition(event.seq, t, now)
             }
             EventBody::Transition(_) => false,
@@ -397,6 +419,41 @@ mod tests {
         assert!(!shown, "not for the list either");
         assert_eq!(live.counts.total(), 0);
         assert_eq!(live.seq, 1);
+    }
+
+    #[test]
+    fn narrowed_to_a_submission_only_its_tasks_count() {
+        // Task 1 was known to be the group's; task 2 joins by its first event (group 5, see
+        // `event`); task 3's first event names no group here, so it stays out.
+        let group = TaskGroupId::from_u128(5);
+        let counts: StateCounts = [(Received, 1)].into_iter().collect();
+        let mut live = Live::new(0, counts, None).narrowed_to(group, [id(1)].into_iter().collect());
+        live.apply(
+            &event(1, 1, Some(Received), DispatchedToEp, Actor::Forwarder, 1),
+            1.0,
+        )
+        .expect("in order");
+        assert!(
+            live.apply(&event(2, 2, None, Received, Actor::WebService, 1), 1.0)
+                .expect("in order")
+        );
+        let mut other = event(3, 3, None, Received, Actor::WebService, 1);
+        if let EventBody::Transition(t) = &mut other.body {
+            t.task_group_id = Some(TaskGroupId::from_u128(6));
+        }
+        assert!(!live.apply(&other, 1.0).expect("in order"));
+        assert_eq!(
+            live.counts.get(DispatchedToEp),
+            1,
+            "task 1: {:?}",
+            live.counts
+        );
+        assert_eq!(
+            live.counts.get(Received),
+            1,
+            "task 2, not task 3: {:?}",
+            live.counts
+        );
     }
 
     #[test]

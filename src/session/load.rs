@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use lifeline_model::{EndpointId, State, StatsSummary};
+use std::collections::HashSet;
+
+use lifeline_model::api::StatsQuery;
+use lifeline_model::{EndpointId, State, StatsSummary, TaskGroupId, TaskId};
 
 use crate::api::{Api, ApiError};
 use crate::live::TaskRow;
@@ -13,21 +16,58 @@ use crate::window::Query;
 /// The newest finished tasks read to draw the last five minutes of throughput.
 const RECENT_FINISHES: usize = 2000;
 
-/// Statistics and the newest finished tasks for the filter.
+/// Tasks read per request while learning a submission's tasks.
+const GROUP_PAGE: usize = 1000;
+
+/// Statistics and the newest finished tasks for the filter; narrowed to a submission, its
+/// figures instead, and its tasks' ids.
 pub(super) async fn everything(
     api: &Api,
     endpoints: &[EndpointId],
     mine: bool,
-) -> Result<(StatsSummary, Vec<TaskRow>), ApiError> {
-    let stats = api.stats(endpoints, mine).await?;
+    group: Option<TaskGroupId>,
+) -> Result<(StatsSummary, Vec<TaskRow>, Option<HashSet<TaskId>>), ApiError> {
+    let stats = match group {
+        Some(group) => {
+            let query = StatsQuery {
+                task_group_id: Some(group.to_string()),
+                ..StatsQuery::default()
+            };
+            api.stats_of(&query).await?
+        }
+        None => api.stats(endpoints, mine).await?,
+    };
+    let members = match group {
+        Some(group) => Some(members(api, group).await?),
+        None => None,
+    };
     let finished = Query {
         states: State::ALL.into_iter().filter(|s| s.is_terminal()).collect(),
+        group,
         ..Query::default()
     };
     let page = api
         .tasks(endpoints, mine, &finished, RECENT_FINISHES, None)
         .await?;
-    Ok((stats, page.tasks))
+    Ok((stats, page.tasks, members))
+}
+
+/// Every task of a submission (at most 10,000), a page at a time.
+async fn members(api: &Api, group: TaskGroupId) -> Result<HashSet<TaskId>, ApiError> {
+    let query = Query {
+        group: Some(group),
+        ..Query::default()
+    };
+    let mut ids = HashSet::new();
+    let mut cursor = None;
+    loop {
+        let page = api.tasks(&[], false, &query, GROUP_PAGE, cursor).await?;
+        ids.extend(page.tasks.iter().map(|t| t.task_id));
+        match page.next_cursor.and_then(|c| c.parse().ok()) {
+            Some(next) => cursor = Some(next),
+            None => return Ok(ids),
+        }
+    }
 }
 
 /// Waits `duration` on the browser's timer.

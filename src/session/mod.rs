@@ -22,7 +22,7 @@ use std::sync::Arc;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use lifeline_model::api::UserInfo;
-use lifeline_model::{EndpointId, EventBody, FunctionId, StatsSummary, TaskId};
+use lifeline_model::{EndpointId, EventBody, FunctionId, StatsSummary, TaskGroupId, TaskId};
 
 use crate::api::{Api, ApiError, Outcome, REFUSED};
 use crate::event_stream::{
@@ -585,10 +585,11 @@ pub fn provide_session(api: Option<Api>, view: ViewState) {
             auth.api.get(),
             auth.mine(view.with(|v| v.mine)),
             view.with(|v| v.endpoints.clone()),
+            view.with(|v| v.group),
         )
     });
     Effect::new(move |_| {
-        if filter.with(|(api, mine, _)| api.is_some() && mine.is_some()) {
+        if filter.with(|(api, mine, ..)| api.is_some() && mine.is_some()) {
             data.reload();
         } else {
             data.stop();
@@ -730,6 +731,11 @@ where
         (endpoints, self.auth.mine_untracked(wanted))
     }
 
+    /// The submission the view is narrowed to, if any.
+    fn group(&self) -> Option<TaskGroupId> {
+        self.view.with_untracked(|v| v.group)
+    }
+
     fn stop(&self) {
         self.generation.update_value(|g| *g += 1);
         (self.stream.close)();
@@ -746,20 +752,24 @@ where
         self.list.reset();
         let generation = self.generation.get_value();
         let (endpoints, mine) = self.scope();
+        let group = self.group();
         let data = *self;
         self.loading.set(true);
         spawn_local(async move {
-            let loaded = load::everything(&api, &endpoints, mine).await;
+            let loaded = load::everything(&api, &endpoints, mine, group).await;
             if !data.current(generation) {
                 return;
             }
             data.loading.set(false);
             match loaded {
-                Ok((stats, finished)) => {
+                Ok((stats, finished, members)) => {
                     let filter = (!endpoints.is_empty())
                         .then(|| endpoints.iter().copied().collect::<HashSet<_>>());
                     let seq = stats.seq;
                     let mut live = Live::new(seq, stats.tasks, filter);
+                    if let (Some(group), Some(members)) = (group, members) {
+                        live = live.narrowed_to(group, members);
+                    }
                     live.count_recent_finishes(&finished, now_secs());
                     data.live.replace(live);
                     data.stats.set(stats);
@@ -791,9 +801,20 @@ where
             return;
         };
         let (endpoints, mine) = self.scope();
+        let group = self.group();
         let stats = self.stats;
         spawn_local(async move {
-            if let Ok(s) = api.stats(&endpoints, mine).await {
+            let answer = match group {
+                Some(group) => {
+                    let query = lifeline_model::api::StatsQuery {
+                        task_group_id: Some(group.to_string()),
+                        ..Default::default()
+                    };
+                    api.stats_of(&query).await
+                }
+                None => api.stats(&endpoints, mine).await,
+            };
+            if let Ok(s) = answer {
                 stats.try_set(s);
             }
         });
@@ -835,10 +856,10 @@ where
                 return;
             };
             let (endpoints, mine) = self.scope();
-            match load::everything(&api, &endpoints, mine).await {
+            match load::everything(&api, &endpoints, mine, self.group()).await {
                 // An answer that comes after the stream opened is older than what it applied.
                 Ok(_) if !self.still_polling(generation) => return,
-                Ok((stats, finished)) => {
+                Ok((stats, finished, _)) => {
                     let was_away = self.fallback.get_untracked() == Fallback::Unreachable;
                     self.live.update(|l| {
                         l.refresh(stats.seq, stats.tasks);

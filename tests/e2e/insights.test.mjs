@@ -132,7 +132,7 @@ test('two endpoints side by side', async () => {
   assert.deepEqual(errors, []);
 });
 
-test('a submission\'s progress bar follows its tasks, and choosing it narrows the list', async () => {
+test('a submission\'s progress bar follows its tasks, and choosing it narrows the list and the diagram', async () => {
   const { page, errors } = await openPage(browser, `${up.base}/?view=groups#token=${up.token}`);
   const row = page.locator(`[data-group="${ids.group}"]`);
   await row.waitFor({ timeout: 20000 });
@@ -154,6 +154,9 @@ test('a submission\'s progress bar follows its tasks, and choosing it narrows th
   await until('the group in the address', async () => page.url().includes(`group=${ids.group}`));
   await until('its tasks listed', async () => (await listed(page)) === '3 tasks');
   for (const id of ids.gated) assert.equal(await page.locator(`[data-task-id="${id}"]`).count(), 1);
+  // The diagram counts the submission's tasks only: its 3 successes, none of the run's failures.
+  const count = (state) => page.locator(`svg.diagram [data-state="${state}"]`).first().getAttribute('data-count');
+  await until('the diagram narrowed to the submission', async () => (await count('success')) === '3' && (await count('failed')) === '0');
   await page.close();
   assert.deepEqual(errors, []);
 });
