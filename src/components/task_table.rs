@@ -531,7 +531,8 @@ pub fn TaskTable() -> impl IntoView {
                 // own: a row's effects would stay subscribed to the signals they read long after
                 // the row is gone, so the page's memory would grow with every batch of events.
                 {move || {
-                    let now = clock.get();
+                    // Ages count to the replayed moment while one is shown.
+                    let now = replay.time().unwrap_or_else(|| clock.get());
                     let row = row_height();
                     let open_task = view_state.with(|v| v.task);
                     let under_cursor = cursor.get();

@@ -92,6 +92,15 @@ impl Replay {
         self.figures.get().flatten()
     }
 
+    /// The replayed moment's time in epoch seconds (what the list's ages count to), once the
+    /// service has said.
+    pub fn time(&self) -> Option<f64> {
+        self.figures()
+            .and_then(Result::ok)
+            .and_then(|s| s.at)
+            .map(Timestamp::as_secs_f64)
+    }
+
     /// The event the replayed moment is right after, once the service has said.
     pub fn seq(&self) -> Option<u64> {
         self.figures().and_then(Result::ok).map(|s| s.seq)
