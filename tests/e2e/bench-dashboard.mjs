@@ -14,7 +14,7 @@
 // E2E_LIFELINE_BIN names another `lifeline` binary than target/release/lifeline.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -213,5 +213,8 @@ try {
   figure('dashboard wasm + JS gzipped', gz / 1024, 'KiB');
   await context.close();
 } finally {
-  serve.kill('SIGINT');
+  if (serve.exitCode === null && serve.signalCode === null) {
+    await new Promise((resolve) => { serve.once('exit', resolve); serve.kill('SIGINT'); });
+  }
+  await rm(dir, { recursive: true, force: true });
 }

@@ -1,6 +1,7 @@
 // Helpers for Lifeline's end-to-end tests: a static server for the built dashboard and a headless
 // Chromium driven by playwright-core.
 import { createServer } from 'node:http';
+import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
@@ -8,6 +9,20 @@ import { chromium } from 'playwright-core';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
 export const SCREENSHOTS = join(ROOT, 'test-output', 'screenshots');
+
+// Every directory the tests make under the shared temp directory is removed when the test process
+// ends, passed or failed: a login node's /tmp is not ours to fill.
+const scratch = [];
+process.on('exit', () => {
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+});
+
+/** A fresh private directory under the temp directory, removed when the process exits. */
+export async function scratchDir(prefix) {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  scratch.push(dir);
+  return dir;
+}
 
 const MIME = {
   '.html': 'text/html; charset=utf-8',
@@ -39,7 +54,7 @@ export async function serveDist() {
  * Console errors fail the page check.
  */
 export async function launchBrowser({ args = [] } = {}) {
-  const profile = await mkdtemp(join(tmpdir(), 'lifeline-chromium-'));
+  const profile = await scratchDir('lifeline-chromium-');
   await mkdir(SCREENSHOTS, { recursive: true });
   return chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -72,7 +87,7 @@ export const LIFELINE = process.env.E2E_LIFELINE_BIN ?? join(ROOT, 'target', 'de
  * a fresh home directory. Resolves with its URL, token and a way to stop it.
  */
 export async function lifelineUp({ home, bind = '127.0.0.1:0', env = {} } = {}) {
-  home = home ?? await mkdtemp(join(tmpdir(), 'lifeline-e2e-'));
+  home = home ?? await scratchDir('lifeline-e2e-');
   const child = spawn(LIFELINE, ['up', '--bind', bind, '--data-dir', join(home, 'data'), '--dashboard-dir', join(ROOT, 'dist')], {
     env: { ...process.env, HOME: home, LIFELINE_LOG: 'warn', LIFELINE_HEARTBEAT_PERIOD: '0.5', LIFELINE_HEARTBEAT_THRESHOLD: '30', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
