@@ -55,9 +55,13 @@ export async function serveDist() {
  */
 export async function launchBrowser({ args = [] } = {}) {
   const profile = await scratchDir('lifeline-chromium-');
+  // Chromium's own temporary files (its singleton socket, scoped directories) go there too, so
+  // that a browser killed with its test leaves nothing behind in the shared temp directory.
+  const tmp = await scratchDir('lifeline-chromium-tmp-');
   await mkdir(SCREENSHOTS, { recursive: true });
   return chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    env: { ...process.env, TMPDIR: tmp },
     headless: true,
     viewport: { width: 1400, height: 900 },
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
