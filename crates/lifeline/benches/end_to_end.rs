@@ -17,7 +17,7 @@
 //! the agent, its managers and their Python workers; not this benchmark's own client process),
 //! as `benches/process_tree.py` samples the peers' trees for `scripts/bench`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -162,32 +162,113 @@ impl PeakTreeRss {
     }
 }
 
-/// The summed VmRSS of `root`'s descendants, not counting `root`.
-fn tree_rss_kib(root: u32) -> u64 {
+/// Every process below `root`, not counting `root`.
+fn descendants(root: u32) -> Vec<u32> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // The command name, in parentheses, may hold spaces: the parent follows the state.
-        let parent = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse().ok());
+        let parent = stat_fields(pid).and_then(|f| f.get(1)?.parse().ok());
         if let Some(parent) = parent {
             children.entry(parent).or_default().push(pid);
         }
     }
     let mut todo = children.get(&root).cloned().unwrap_or_default();
-    let mut kib = 0;
+    let mut all = Vec::new();
     while let Some(pid) = todo.pop() {
-        kib += rss_kib(pid);
+        all.push(pid);
         todo.extend(children.get(&pid).into_iter().flatten());
     }
-    kib
+    all
+}
+
+/// The fields of `/proc/PID/stat` after the command name (which, in parentheses, may hold
+/// spaces): the state first, then the parent, ...
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// The summed VmRSS of `root`'s descendants, not counting `root`.
+fn tree_rss_kib(root: u32) -> u64 {
+    descendants(root).into_iter().map(rss_kib).sum()
+}
+
+/// What a process of the tree is, from its command line.
+fn role(pid: u32) -> &'static str {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let has = |word: &[u8]| args.iter().skip(1).any(|a| *a == word);
+    if args[0].ends_with(b"python3") {
+        "Python workers"
+    } else if has(b"serve") {
+        "service"
+    } else if has(b"manager") {
+        "managers"
+    } else if has(b"start") {
+        "agent"
+    } else {
+        "other"
+    }
+}
+
+/// CPU seconds used so far by the benchmark's process tree, by role: this process (the client
+/// that submits and polls) and each kind of process below it. A process's figure includes the
+/// children it has reaped (a manager's shell tasks).
+fn cpu_by_role(ticks_per_second: f64) -> BTreeMap<&'static str, f64> {
+    let root = std::process::id();
+    let mut cpu = BTreeMap::new();
+    for pid in descendants(root).into_iter().chain([root]) {
+        let Some(fields) = stat_fields(pid) else {
+            continue;
+        };
+        // utime, stime, cutime, cstime: fields 14 to 17 of stat, counted from the state (3).
+        let ticks: f64 = fields
+            .iter()
+            .skip(11)
+            .take(4)
+            .filter_map(|v| v.parse::<f64>().ok())
+            .sum();
+        let role = if pid == root {
+            "benchmark client"
+        } else {
+            role(pid)
+        };
+        *cpu.entry(role).or_insert(0.0) += ticks / ticks_per_second;
+    }
+    cpu
+}
+
+/// Clock ticks per second, the unit of /proc's CPU times.
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Prints the CPU time per task each role spent between `before` and now, and how many cores
+/// the whole tree kept busy over `wall` seconds: what bounds the throughput on this machine.
+fn print_cpu(tag: &str, what: &str, n: usize, before: &BTreeMap<&str, f64>, wall: f64, ticks: f64) {
+    let after = cpu_by_role(ticks);
+    let mut total = 0.0;
+    for (role, seconds) in &after {
+        let used = seconds - before.get(role).copied().unwrap_or(0.0);
+        total += used;
+        println!(
+            "metric: {tag} CPU per {what} task, batch of {n}, {role} = {:.0} µs",
+            used / n as f64 * 1e6
+        );
+    }
+    println!(
+        "metric: {tag} CPU per {what} task, batch of {n}, all = {:.0} µs ({:.2} cores busy)",
+        total / n as f64 * 1e6,
+        total / wall
+    );
 }
 
 /// A process's VmRSS (0 once it is gone).
@@ -348,10 +429,13 @@ async fn main() {
 
     // Warm the Python workers (and, on Slurm, start both blocks).
     throughput(&s, endpoint, python, 200).await;
+    let ticks = clock_ticks();
     for &n in &sizes {
         memory.take_mib();
+        let cpu = cpu_by_role(ticks);
         let (rate, failed) = throughput(&s, endpoint, python, n).await;
         println!("metric: {tag} no-op Python tasks, batch of {n} = {rate:.1} tasks/s");
+        print_cpu(tag, "Python", n, &cpu, n as f64 / rate, ticks);
         println!(
             "metric: {tag} peak RSS of the process tree, batch of {n} = {:.1} MiB",
             memory.take_mib()
@@ -360,8 +444,10 @@ async fn main() {
     }
     for &n in &sizes {
         let n = n.min(20_000);
+        let cpu = cpu_by_role(ticks);
         let (rate, _) = throughput(&s, endpoint, shell, n).await;
         println!("metric: {tag} no-op shell tasks, batch of {n} = {rate:.1} tasks/s");
+        print_cpu(tag, "shell", n, &cpu, n as f64 / rate, ticks);
     }
 
     let mut times = Vec::with_capacity(round_trips);
