@@ -29,6 +29,9 @@ impl ProviderKind {
     }
 }
 
+/// The most tasks a manager may hold beyond its workers (`prefetch`).
+pub const MAX_PREFETCH: usize = 10_000;
+
 /// One executor: a pool of nodes from one provider, each running a manager with workers.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +44,12 @@ pub struct ExecutorConfig {
     #[serde(default = "one")]
     pub nodes: usize,
     pub workers_per_node: usize,
+    /// Tasks a manager holds beyond its workers, each waiting next to a worker
+    /// (`waiting-for-launch`) so that it starts the moment one frees up; default: as many as its
+    /// workers. More keeps workers busier with many short tasks; fewer leaves tasks at the
+    /// endpoint (`waiting-for-nodes`) for whichever node frees up first, better for long ones.
+    #[serde(default)]
+    pub prefetch: Option<usize>,
     /// Seconds a task may run before its worker is killed and the task fails.
     #[serde(default)]
     pub walltime_secs: Option<f64>,
@@ -250,6 +259,9 @@ impl ExecutorConfig {
         if self.nodes == 0 || self.workers_per_node == 0 {
             bail!("executor {label:?}: nodes and workers_per_node must be at least 1");
         }
+        if self.prefetch.is_some_and(|p| p > MAX_PREFETCH) {
+            bail!("executor {label:?}: prefetch is at most {MAX_PREFETCH} tasks per node");
+        }
         if self
             .walltime_secs
             .is_some_and(|w| !(w.is_finite() && w > 0.0))
@@ -326,6 +338,7 @@ impl EndpointConfig {
                 provider: local(),
                 nodes: 1,
                 workers_per_node: cores,
+                prefetch: None,
                 walltime_secs: None,
                 slurm: None,
             }],
@@ -418,6 +431,14 @@ mod tests {
         assert_eq!(config.executors[1].provider, ProviderKind::Local);
         assert_eq!(config.executors[1].walltime_secs, Some(60.0));
         assert_eq!(config.executors[0].scaling().max_blocks, 2);
+
+        assert_eq!(config.executors[0].prefetch, None);
+        let deep = parse("[[executor]]\nlabel = \"a\"\nworkers_per_node = 4\nprefetch = 28\n");
+        assert_eq!(deep.expect("valid").executors[0].prefetch, Some(28));
+        let bad = error("[[executor]]\nlabel = \"a\"\nworkers_per_node = 4\nprefetch = 10001\n");
+        assert!(bad.contains("prefetch is at most 10000"), "{bad}");
+        let bad = error("[[executor]]\nlabel = \"a\"\nworkers_per_node = 4\nprefetch = -1\n");
+        assert!(bad.contains("prefetch"), "{bad}");
 
         let bad = error("[[executor]]\nlabel = \"x\"\nprovider = \"pbs\"\nworkers_per_node = 1\n");
         assert!(bad.contains("unknown variant `pbs`"), "{bad}");

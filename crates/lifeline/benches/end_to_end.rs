@@ -5,7 +5,11 @@
 //! cargo bench -p lifeline --bench end_to_end
 //! LIFELINE_BENCH_SIZES=10000,100000 LIFELINE_BENCH_ROUND_TRIPS=1000 cargo bench -p lifeline --bench end_to_end
 //! LIFELINE_BENCH_PROVIDER=slurm cargo bench -p lifeline --bench end_to_end
+//! LIFELINE_BENCH_PREFETCH=28 cargo bench -p lifeline --bench end_to_end
 //! ```
+//!
+//! `LIFELINE_BENCH_PREFETCH` sets the executor's `prefetch` (tasks each node holds beyond its
+//! workers); without it, the default.
 //!
 //! With `LIFELINE_BENCH_PROVIDER=slurm` (a running Slurm: `scripts/slurm`) the two nodes are two
 //! Slurm blocks of one node each, started on demand: the first figure is then the time from
@@ -369,6 +373,18 @@ async fn main() {
          block_walltime = \"01:00:00\"\nidle_timeout = 600\n"
     } else {
         "[[executor]]\nlabel = \"bench\"\nnodes = 2\nworkers_per_node = 4\n"
+    };
+    // Tasks each node holds beyond its workers (default: as many as its workers).
+    let prefetch = std::env::var("LIFELINE_BENCH_PREFETCH")
+        .ok()
+        .and_then(|p| p.parse::<usize>().ok());
+    let config = match prefetch {
+        Some(n) => config.replacen(
+            "workers_per_node = 4\n",
+            &format!("workers_per_node = 4\nprefetch = {n}\n"),
+            1,
+        ),
+        None => config.to_owned(),
     };
     let tag = if slurm { "lifeline slurm" } else { "lifeline" };
     std::fs::write(dir.join("endpoint.toml"), config).expect("config");

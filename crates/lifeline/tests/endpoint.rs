@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use common::{eventually, no_args, path, serve};
 use lifeline_model::{Actor, State, TaskId, Timestamp};
@@ -554,6 +555,42 @@ async fn a_service_killed_while_reports_flow_restarts_without_stranding_a_task()
     // The service took the agent's reports in the order they were written, replayed or new.
     let stats = l.api.stats(&query).await.expect("stats");
     assert_eq!(stats.illegal_reports, 0, "{stats:#?}");
+}
+
+#[tokio::test]
+async fn prefetch_sets_how_many_tasks_wait_next_to_a_node_s_workers() {
+    // One worker and `prefetch = 2`: of four tasks waiting for a gate, one runs, two wait next
+    // to the worker, and the fourth stays at the endpoint for whichever node frees up first.
+    let l = serve().await;
+    let (ep, token) = l.endpoint("local").await;
+    let config = "[[executor]]\nlabel = \"cpu\"\nworkers_per_node = 1\nprefetch = 2\n";
+    let _agent = l.agent(&token, Some(config)).await;
+    l.wait_endpoint(&ep, "online", |e| e.online).await;
+    let gate = l.scratch().join("gate");
+    let wait = format!(
+        "while [ ! -e {} ]; do sleep 0.05; done; echo {{n}}",
+        gate.display()
+    );
+    let f = l.shell(&wait).await;
+    let calls: Vec<_> = (0..4).map(|n| (json!([]), json!({ "n": n }))).collect();
+    let ids = l.submit(&ep, &f, &calls, None).await;
+    l.wait_for(&ids[0], "running", |d| d.status == State::Running)
+        .await;
+    for id in &ids[1..3] {
+        l.wait_for(id, "placed", |d| d.status == State::WaitingForLaunch)
+            .await;
+    }
+    // Placed in the same pass as the others had there been room: a moment is plenty.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(l.task(&ids[3]).await.status, State::WaitingForNodes);
+    std::fs::write(&gate, "").expect("gate");
+    for (n, id) in ids.iter().enumerate() {
+        let doc = l.finished(id).await;
+        assert_eq!(doc.status, State::Success, "{doc:#?}");
+        let stdout = format!("{n}\n");
+        let expected = json!({ "returncode": 0, "stdout": stdout, "stderr": "" });
+        assert_eq!(doc.result, Some(expected), "{doc:#?}");
+    }
 }
 
 /// A service and an agent with one worker, and three tasks that wait for a gate file: the first

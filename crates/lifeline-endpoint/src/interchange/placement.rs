@@ -1,8 +1,9 @@
 //! Placement: which executor takes a task the service sends, and which manager runs it.
 //!
 //! A task goes to the least loaded executor (queued and placed tasks per worker), then to the
-//! manager of that executor with the fewest tasks. A manager takes up to twice its workers, so
-//! that the next task already waits next to a worker when one frees up.
+//! manager of that executor with the fewest tasks. A manager takes up to its workers plus the
+//! executor's `prefetch` (by default as many again), so that the next task already waits next
+//! to a worker when one frees up.
 
 use std::time::Duration;
 
@@ -104,8 +105,8 @@ impl Interchange {
             .unwrap_or(0)
     }
 
-    /// Places queued tasks on managers with spare capacity. A manager takes up to twice its
-    /// workers: the extra tasks wait for a worker (waiting-for-launch) right next to it.
+    /// Places queued tasks on managers with spare capacity. A manager takes up to its workers
+    /// plus `prefetch`: the extra tasks wait for a worker (waiting-for-launch) right next to it.
     pub(super) fn schedule(&mut self) {
         for e in 0..self.executors.len() {
             while let Some(&id) = self.executors[e].queue.front() {
@@ -123,10 +124,13 @@ impl Interchange {
                         .and_then(|b| b.remaining(walltime))
                         .is_none_or(|left| left >= needs)
                 };
+                let prefetch = self.executors[e].config.prefetch;
                 let target = self
                     .managers
                     .iter()
-                    .filter(|(_, m)| m.executor == e && m.tasks.len() < m.workers * 2)
+                    .filter(|(_, m)| {
+                        m.executor == e && m.tasks.len() < m.workers + prefetch.unwrap_or(m.workers)
+                    })
                     .filter(|(_, m)| lasts(&m.block))
                     .min_by_key(|(_, m)| m.tasks.len())
                     .map(|(id, _)| *id);
