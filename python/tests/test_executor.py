@@ -256,4 +256,8 @@ def test_callbacks_run_in_order_while_other_threads_submit(executor: Executor) -
     for f in futures:
         assert histories[id(f)][0] == "received"
         assert histories[id(f)][-1] == "success"
-        assert len(histories[id(f)]) == len(set(histories[id(f)]))
+        # Each transition once, in order. A state may come back: a dispatch the endpoint did
+        # not acknowledge in time (a loaded machine) is sent again, through waiting-for-ep.
+        history = histories[id(f)]
+        assert all(a != b for a, b in zip(history, history[1:])), history
+        assert history.count("success") == 1, history
