@@ -557,14 +557,21 @@ async fn a_service_killed_while_reports_flow_restarts_without_stranding_a_task()
     assert_eq!(stats.illegal_reports, 0, "{stats:#?}");
 }
 
-#[tokio::test]
-async fn prefetch_sets_how_many_tasks_wait_next_to_a_node_s_workers() {
-    // One worker and `prefetch = 2`: of four tasks waiting for a gate, one runs, two wait next
-    // to the worker, and the fourth stays at the endpoint for whichever node frees up first.
+/// A service, an agent running `config`, and tasks that each wait for the gate file to appear
+/// and then print their number.
+struct Gated {
+    l: common::Lifeline,
+    agent: common::Agent,
+    token: String,
+    ids: Vec<TaskId>,
+    gate: PathBuf,
+}
+
+/// Starts a service and an agent running `config`, and submits `n` gated tasks (see [`Gated`]).
+async fn gated_tasks(config: &str, n: usize) -> Gated {
     let l = serve().await;
     let (ep, token) = l.endpoint("local").await;
-    let config = "[[executor]]\nlabel = \"cpu\"\nworkers_per_node = 1\nprefetch = 2\n";
-    let _agent = l.agent(&token, Some(config)).await;
+    let agent = l.agent(&token, Some(config)).await;
     l.wait_endpoint(&ep, "online", |e| e.online).await;
     let gate = l.scratch().join("gate");
     let wait = format!(
@@ -572,8 +579,29 @@ async fn prefetch_sets_how_many_tasks_wait_next_to_a_node_s_workers() {
         gate.display()
     );
     let f = l.shell(&wait).await;
-    let calls: Vec<_> = (0..4).map(|n| (json!([]), json!({ "n": n }))).collect();
+    let calls: Vec<_> = (0..n).map(|n| (json!([]), json!({ "n": n }))).collect();
     let ids = l.submit(&ep, &f, &calls, None).await;
+    Gated {
+        l,
+        agent,
+        token,
+        ids,
+        gate,
+    }
+}
+
+#[tokio::test]
+async fn prefetch_sets_how_many_tasks_wait_next_to_a_node_s_workers() {
+    // One worker and `prefetch = 2`: of four tasks waiting for a gate, one runs, two wait next
+    // to the worker, and the fourth stays at the endpoint for whichever node frees up first.
+    let config = "[[executor]]\nlabel = \"cpu\"\nworkers_per_node = 1\nprefetch = 2\n";
+    let Gated {
+        l,
+        agent: _agent,
+        ids,
+        gate,
+        ..
+    } = gated_tasks(config, 4).await;
     l.wait_for(&ids[0], "running", |d| d.status == State::Running)
         .await;
     for id in &ids[1..3] {
@@ -601,18 +629,13 @@ async fn prefetch_sets_how_many_tasks_wait_next_to_a_node_s_workers() {
 async fn both_killed_with_a_forged_report(
     forged: impl FnOnce(&[TaskId]) -> Reported,
 ) -> (common::Lifeline, String, Vec<TaskId>, PathBuf) {
-    let mut l = serve().await;
-    let (ep, token) = l.endpoint("local").await;
-    let mut agent = l.agent(&token, Some(ONE_WORKER)).await;
-    l.wait_endpoint(&ep, "online", |e| e.online).await;
-    let gate = l.scratch().join("gate");
-    let wait = format!(
-        "while [ ! -e {} ]; do sleep 0.05; done; echo {{n}}",
-        gate.display()
-    );
-    let f = l.shell(&wait).await;
-    let calls: Vec<_> = (0..3).map(|n| (json!([]), json!({ "n": n }))).collect();
-    let ids = l.submit(&ep, &f, &calls, None).await;
+    let Gated {
+        mut l,
+        mut agent,
+        token,
+        ids,
+        gate,
+    } = gated_tasks(ONE_WORKER, 3).await;
     l.wait_for(&ids[1], "placed", |d| d.status == State::WaitingForLaunch)
         .await;
     l.wait_for(&ids[2], "acknowledged", |d| {
