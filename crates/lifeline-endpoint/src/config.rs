@@ -209,7 +209,18 @@ pub struct EndpointConfig {
     /// `127.0.0.1:9465`; none when unset.
     #[serde(default)]
     pub metrics_bind: Option<String>,
+    /// The most tasks the endpoint holds at once, sent to it and not finished; the service keeps
+    /// the rest waiting for the endpoint (`waiting-for-ep`) and sends them as earlier ones
+    /// finish. Default: twice what every executor's nodes hold at its largest (workers plus
+    /// prefetch), and at least [`MIN_DEFAULT_WINDOW`].
+    #[serde(default)]
+    pub task_window: Option<u32>,
 }
+
+/// The smallest default task window: enough for the service to stay ahead of small endpoints.
+pub const MIN_DEFAULT_WINDOW: u32 = 1_000;
+/// The largest task window.
+pub const MAX_WINDOW: u32 = 1_000_000;
 
 fn ten_mib() -> usize {
     10 * 1024 * 1024
@@ -346,6 +357,7 @@ impl EndpointConfig {
             manager_timeout_secs: None,
             max_result_bytes: ten_mib(),
             metrics_bind: None,
+            task_window: None,
         }
     }
 
@@ -370,7 +382,27 @@ impl EndpointConfig {
             e.check()?;
         }
         self.metrics_address()?;
+        if self.task_window.is_some_and(|w| w == 0 || w > MAX_WINDOW) {
+            bail!("task_window must be between 1 and {MAX_WINDOW} tasks");
+        }
         Ok(())
+    }
+
+    /// The task window the agent asks the service for (see `task_window`).
+    pub fn window(&self) -> u32 {
+        self.task_window.unwrap_or_else(|| {
+            let held: u64 = self
+                .executors
+                .iter()
+                .map(|e| {
+                    let s = e.scaling();
+                    let per_node = e.workers_per_node + e.prefetch.unwrap_or(e.workers_per_node);
+                    u64::from(s.max_blocks) * u64::from(s.nodes_per_block) * per_node as u64
+                })
+                .sum();
+            held.saturating_mul(2)
+                .clamp(u64::from(MIN_DEFAULT_WINDOW), u64::from(MAX_WINDOW)) as u32
+        })
     }
 
     /// Where the agent serves its metrics, if anywhere.
@@ -443,6 +475,25 @@ mod tests {
         let bad = error("[[executor]]\nlabel = \"x\"\nprovider = \"pbs\"\nworkers_per_node = 1\n");
         assert!(bad.contains("unknown variant `pbs`"), "{bad}");
         assert!(bad.contains("provider"), "{bad}");
+    }
+
+    #[test]
+    fn the_task_window_is_twice_what_the_nodes_hold_at_most_unless_set() {
+        let small = parse("[[executor]]\nlabel = \"a\"\nnodes = 2\nworkers_per_node = 4\n");
+        assert_eq!(small.expect("valid").window(), MIN_DEFAULT_WINDOW);
+        // 40 blocks of 2 nodes, each node 16 workers and 16 more tasks: 2,560 held, 5,120 asked.
+        let big = parse(
+            "[[executor]]\nlabel = \"cpu\"\nprovider = \"slurm\"\nworkers_per_node = 16\n[executor.slurm]\nnodes_per_block = 2\nmax_blocks = 40\n",
+        );
+        assert_eq!(big.expect("valid").window(), 5_120);
+        let set = parse("task_window = 7\n[[executor]]\nlabel = \"a\"\nworkers_per_node = 4\n");
+        assert_eq!(set.expect("valid").window(), 7);
+        for bad in ["0", "1000001", "-3"] {
+            let message = error(&format!(
+                "task_window = {bad}\n[[executor]]\nlabel = \"a\"\nworkers_per_node = 4\n"
+            ));
+            assert!(message.contains("task_window"), "{message}");
+        }
     }
 
     #[test]

@@ -87,8 +87,14 @@ pub struct Reported {
 pub enum FromEndpoint {
     /// The first message of every connection: the tasks the agent still holds. The service
     /// retries the endpoint's unfinished tasks missing from it (an agent that restarted lost
-    /// them), and dispatches nothing before it.
-    Hello { tasks: Vec<TaskId> },
+    /// them), and dispatches nothing before it. `window` is the most tasks the agent takes at
+    /// once (sent and not finished); the service keeps the rest waiting (`waiting-for-ep`) and
+    /// sends them as earlier ones finish. No window: no bound.
+    Hello {
+        tasks: Vec<TaskId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<u32>,
+    },
     /// Transitions in the order they happened; acknowledged by [`ToEndpoint::Ack`] with the
     /// same `batch`.
     Report {

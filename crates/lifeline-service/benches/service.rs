@@ -95,7 +95,11 @@ async fn ingest(
         .expect("connect");
     let (mut sink, mut stream) = ws.split();
     let _ = bench;
-    let hello = serde_json::to_string(&FromEndpoint::Hello { tasks: vec![] }).expect("json");
+    let hello = serde_json::to_string(&FromEndpoint::Hello {
+        tasks: vec![],
+        window: None,
+    })
+    .expect("json");
     sink.send(Message::Text(hello.into())).await.expect("hello");
     // Take every dispatched task first, so that only reports are timed.
     let mut received = 0;

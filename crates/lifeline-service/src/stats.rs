@@ -248,6 +248,17 @@ impl StatsBook {
         total
     }
 
+    /// The tasks of one endpoint by state, over every owner.
+    pub fn counts_of(&self, endpoint: EndpointId) -> StateCounts {
+        let mut counts = StateCounts::default();
+        for ((e, _), s) in &self.by_key {
+            if *e == endpoint {
+                counts.merge(&s.tasks);
+            }
+        }
+        counts
+    }
+
     /// Tasks of `owner` not finished yet, over every endpoint.
     pub fn pending_of(&self, owner: UserId) -> u64 {
         self.by_key

@@ -618,3 +618,77 @@ async fn a_status_request_can_wait_for_the_end() {
     let (status, body) = app.get(&format!("/v1/tasks/{}?wait=61", ids[0])).await;
     assert_eq!(status, 400, "{body}");
 }
+
+#[tokio::test]
+async fn an_endpoint_is_sent_no_more_than_its_window_and_the_rest_follow_oldest_first() {
+    let app = spawn_app().await;
+    let (ep, token) = app.endpoint("small").await;
+    let f = app.python_function().await;
+    let mut agent = FakeEndpoint::connect_with(&app, &ep, &token, &[], Some(3)).await;
+    agent.heartbeat().await;
+    app.wait_task_endpoint_online(&ep).await;
+
+    let ids = app.submit(&ep, &f, 5, None).await;
+    let sent: Vec<String> = agent
+        .recv_tasks()
+        .await
+        .iter()
+        .map(|t| t.task_id.to_string())
+        .collect();
+    assert_eq!(sent, ids[..3], "the window's worth, oldest first");
+    for id in &ids[3..] {
+        let doc = app.task(id).await;
+        assert_eq!(doc["status"], "waiting-for-ep", "{doc}");
+        let last = doc["details"]["task_transitions"]
+            .as_array()
+            .and_then(|log| log.last())
+            .expect("a transition");
+        assert_eq!(
+            last["reason"], "queued at the service: the endpoint takes 3 tasks at once",
+            "{doc}"
+        );
+    }
+    // A later submission queues behind the waiting ones even though nothing is in its way yet.
+    let later = app.submit(&ep, &f, 1, None).await;
+    assert_eq!(app.task(&later[0]).await["status"], "waiting-for-ep");
+
+    // Each finished task makes room for the oldest waiting one.
+    let rejected = agent.report(run_to_success(&ids[0], 1, "0")).await;
+    assert!(rejected.is_empty(), "{rejected:?}");
+    let next = agent.recv_tasks().await;
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].task_id.to_string(), ids[3]);
+
+    let mut finished = run_to_success(&ids[1], 1, "1");
+    finished.extend(run_to_success(&ids[2], 1, "2"));
+    assert!(agent.report(finished).await.is_empty());
+    let mut sent = Vec::new();
+    while sent.len() < 2 {
+        sent.extend(
+            agent
+                .recv_tasks()
+                .await
+                .iter()
+                .map(|t| t.task_id.to_string()),
+        );
+    }
+    assert_eq!(sent, [ids[4].clone(), later[0].clone()]);
+    for id in [&ids[3], &ids[4], &later[0]] {
+        assert_eq!(app.task(id).await["status"], "dispatched-to-ep");
+    }
+}
+
+#[tokio::test]
+async fn a_window_of_zero_is_taken_as_one() {
+    let app = spawn_app().await;
+    let (ep, token) = app.endpoint("hostile").await;
+    let f = app.python_function().await;
+    let mut agent = FakeEndpoint::connect_with(&app, &ep, &token, &[], Some(0)).await;
+    agent.heartbeat().await;
+    app.wait_task_endpoint_online(&ep).await;
+    let ids = app.submit(&ep, &f, 2, None).await;
+    let sent = agent.recv_tasks().await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].task_id.to_string(), ids[0]);
+    assert_eq!(app.task(&ids[1]).await["status"], "waiting-for-ep");
+}

@@ -621,6 +621,41 @@ async fn prefetch_sets_how_many_tasks_wait_next_to_a_node_s_workers() {
     }
 }
 
+#[tokio::test]
+async fn the_service_sends_an_endpoint_no_more_than_its_task_window() {
+    // A window of 3 and one worker: of six gated tasks, three are at the endpoint (one running,
+    // one next to it, one waiting for a node) and three wait at the service until earlier ones
+    // finish.
+    let config = "task_window = 3\n[[executor]]\nlabel = \"cpu\"\nworkers_per_node = 1\n";
+    let Gated {
+        l,
+        agent: _agent,
+        ids,
+        gate,
+        ..
+    } = gated_tasks(config, 6).await;
+    l.wait_for(&ids[0], "running", |d| d.status == State::Running)
+        .await;
+    l.wait_for(&ids[1], "placed", |d| d.status == State::WaitingForLaunch)
+        .await;
+    l.wait_for(&ids[2], "at the endpoint", |d| {
+        d.status == State::WaitingForNodes
+    })
+    .await;
+    for id in &ids[3..] {
+        let doc = l.task(id).await;
+        assert_eq!(doc.status, State::WaitingForEp, "{doc:#?}");
+    }
+    std::fs::write(&gate, "").expect("gate");
+    for (n, id) in ids.iter().enumerate() {
+        let doc = l.finished(id).await;
+        assert_eq!(doc.status, State::Success, "{doc:#?}");
+        let stdout = format!("{n}\n");
+        let expected = json!({ "returncode": 0, "stdout": stdout, "stderr": "" });
+        assert_eq!(doc.result, Some(expected), "{doc:#?}");
+    }
+}
+
 /// A service and an agent with one worker, and three tasks that wait for a gate file: the first
 /// two on the agent's only manager (it takes up to twice its workers), the third waiting for a
 /// node at the endpoint. Then both are killed, the service first so that it does not see the agent

@@ -132,6 +132,8 @@ pub(crate) struct Interchange {
     heartbeat_period: Duration,
     manager_timeout: Duration,
     max_result_bytes: usize,
+    /// The most tasks the service sends at once (the hello's `window`).
+    window: u32,
     /// The interchange's `host:port`, as managers dial it.
     address: String,
     metrics: Arc<AgentMetrics>,
@@ -172,6 +174,7 @@ impl Interchange {
             heartbeat_period: DEFAULT_HEARTBEAT,
             manager_timeout: config.manager_timeout(MANAGER_HEARTBEAT),
             max_result_bytes: config.max_result_bytes,
+            window: config.window(),
             address,
             metrics,
             sent: HashMap::new(),

@@ -16,6 +16,7 @@ impl Interchange {
         tasks.extend(self.outbox.finishing());
         Ok(serde_json::to_string(&FromEndpoint::Hello {
             tasks: tasks.into_iter().collect(),
+            window: Some(self.window),
         })?)
     }
 

@@ -18,7 +18,7 @@ use super::endpoints::parse_endpoint_id;
 use super::error::{ApiError, ApiResult, JsonBody};
 use super::status::{Document, Lookup, parse_task_id, read_documents};
 use crate::access::may_use_function;
-use crate::forwarder::assignment;
+use crate::forwarder::{Queue, assignment};
 use crate::store::{self, NewTask, Outcome, Proposal, registry};
 use crate::users::{Caller, UserId};
 use crate::{new_id, now};
@@ -176,7 +176,8 @@ fn check_quotas(state: &AppState, caller: &Caller, tasks: usize) -> ApiResult<()
 }
 
 /// Stores tasks of a submission in one write job, in `received` and then on their way to the
-/// endpoint, and dispatches them if it is connected.
+/// endpoint: dispatched if it is connected and its window has room (and no older task waits),
+/// waiting for it otherwise.
 async fn store_submission(
     state: &AppState,
     owner: UserId,
@@ -185,34 +186,44 @@ async fn store_submission(
     max_retries: u32,
     tasks: Vec<NewTask>,
 ) -> ApiResult<()> {
-    let online = state.forwarder().is_connected(endpoint);
+    let forwarder = state.forwarder();
+    let reservation = forwarder.reserve(endpoint, tasks.len(), Queue::Behind);
+    let left_waiting = reservation.as_ref().is_some_and(|r| r.room < tasks.len());
+    let (room, queued) = match &reservation {
+        None => (0, "the endpoint is not connected".to_owned()),
+        Some(r) => (
+            r.room,
+            r.window.map_or_else(
+                || "queued at the service behind older tasks".to_owned(),
+                |w| format!("queued at the service: the endpoint takes {w} tasks at once"),
+            ),
+        ),
+    };
     let at = now();
     let assignments = state
         .store()
         .write(move |ctx| {
             ctx.insert_tasks(owner, group, endpoint, max_retries, &tasks, at)?;
-            let (to, reason) = if online {
-                (TaskState::DispatchedToEp, None)
-            } else {
-                (
-                    TaskState::WaitingForEp,
-                    Some("the endpoint is not connected".to_owned()),
-                )
-            };
             let mut out = Vec::new();
-            for t in &tasks {
+            for (i, t) in tasks.iter().enumerate() {
+                let dispatch = i < room;
+                let (to, reason) = if dispatch {
+                    (TaskState::DispatchedToEp, None)
+                } else {
+                    (TaskState::WaitingForEp, Some(queued.clone()))
+                };
                 let p = Proposal {
                     task_id: t.task_id,
                     to,
                     actor: Actor::Forwarder,
                     attempt: None,
                     at,
-                    reason: reason.clone(),
+                    reason,
                     result: None,
                     reporter: None,
                 };
                 if let Outcome::Applied { attempt, .. } = ctx.transition(p)?
-                    && online
+                    && dispatch
                     && let Some(row) = ctx.task(t.task_id)?
                 {
                     out.push(assignment(ctx, &row, attempt)?);
@@ -221,8 +232,14 @@ async fn store_submission(
             Ok(out)
         })
         .await?;
-    if online {
-        state.forwarder().dispatch(endpoint, assignments).await;
+    drop(reservation);
+    forwarder.dispatch(endpoint, assignments).await;
+    if left_waiting {
+        // Older tasks were waiting, or the window filled up meanwhile: whatever room there is
+        // goes to the oldest.
+        if let Err(error) = forwarder.dispatch_waiting(endpoint).await {
+            tracing::warn!(%error, %endpoint, "could not dispatch waiting tasks");
+        }
     }
     Ok(())
 }

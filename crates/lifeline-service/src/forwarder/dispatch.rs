@@ -1,5 +1,11 @@
 //! Dispatch: tasks leave `waiting-for-ep` for a connected endpoint, with the definitions of
 //! the functions that connection has not been sent yet.
+//!
+//! An endpoint takes at most its window of tasks at once (sent and not finished, as the
+//! statistics count them); the rest wait at the service, oldest first, and go as earlier ones
+//! finish. Whoever is about to dispatch takes room in the window with a [`Reservation`] before
+//! its write, and gives it back once the write is committed, when the statistics count the
+//! tasks as held: concurrent dispatches never overfill a window.
 
 use std::collections::HashSet;
 
@@ -11,7 +17,82 @@ use super::{Forwarder, Inner, PAGE, forwarder_move};
 use crate::now;
 use crate::store::{self, Ctx, Outcome, StoreResult, TaskRow, registry};
 
+/// Room taken in an endpoint's window for tasks about to be dispatched; given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Reservation<'a> {
+    forwarder: &'a Forwarder,
+    endpoint: EndpointId,
+    conn_id: u64,
+    /// How many tasks may be dispatched.
+    pub room: usize,
+    /// The endpoint's window, if it has one.
+    pub window: Option<u64>,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self
+            .forwarder
+            .lock()
+            .conns
+            .get_mut(&self.endpoint)
+            .filter(|c| c.id == self.conn_id)
+        {
+            conn.reserved = conn.reserved.saturating_sub(self.room as u64);
+        }
+    }
+}
+
+/// Whether a reservation may go ahead of tasks already waiting.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Queue {
+    /// New tasks: none is dispatched while older ones wait.
+    Behind,
+    /// The waiting tasks themselves, oldest first.
+    Head,
+}
+
 impl Forwarder {
+    /// Takes room for up to `wanted` tasks in the endpoint's window; `None` if it is not
+    /// connected.
+    pub(crate) fn reserve(
+        &self,
+        endpoint: EndpointId,
+        wanted: usize,
+        queue: Queue,
+    ) -> Option<Reservation<'_>> {
+        let mut inner = self.lock();
+        let conn = inner.conns.get_mut(&endpoint)?;
+        // Lock order: the forwarder's books, then the statistics (nobody takes them the other
+        // way round).
+        let (_, counts) = self.store.with_stats(|book| book.counts_of(endpoint));
+        let waiting = counts.get(State::WaitingForEp);
+        let room = match queue {
+            Queue::Behind if waiting > 0 => 0,
+            Queue::Head if waiting == 0 => 0,
+            _ => match conn.window {
+                None => wanted,
+                Some(window) => {
+                    let held: u64 = State::ALL
+                        .into_iter()
+                        .filter(|s| s.at_endpoint())
+                        .map(|s| counts.get(s))
+                        .sum();
+                    let free = window.saturating_sub(held + conn.reserved);
+                    wanted.min(usize::try_from(free).unwrap_or(usize::MAX))
+                }
+            },
+        };
+        conn.reserved += room as u64;
+        Some(Reservation {
+            forwarder: self,
+            endpoint,
+            conn_id: conn.id,
+            room,
+            window: conn.window,
+        })
+    }
+
     /// Sends tasks already moved to `dispatched-to-ep` to the endpoint, with the definitions of
     /// functions it has not been sent on this connection.
     async fn send_tasks(&self, endpoint: EndpointId, tasks: Vec<Assignment>) -> StoreResult<()> {
@@ -64,15 +145,23 @@ impl Forwarder {
         }
     }
 
-    /// Dispatches every task of a connected endpoint waiting in `waiting-for-ep`.
+    /// Dispatches the tasks of a connected endpoint waiting in `waiting-for-ep`, oldest first,
+    /// as many as its window has room for.
     #[tracing::instrument(skip_all, fields(endpoint_id = %endpoint))]
     pub async fn dispatch_waiting(&self, endpoint: EndpointId) -> StoreResult<()> {
         let mut after = 0;
-        while self.is_connected(endpoint) {
+        loop {
+            let Some(reservation) = self.reserve(endpoint, PAGE, Queue::Head) else {
+                break;
+            };
+            let room = reservation.room;
+            if room == 0 {
+                break;
+            }
             let rows = self
                 .store
                 .read(move |c| {
-                    store::tasks_in_states(c, endpoint, &[State::WaitingForEp], after, PAGE)
+                    store::tasks_in_states(c, endpoint, &[State::WaitingForEp], after, room)
                 })
                 .await?;
             let Some(last) = rows.last() else { break };
@@ -96,6 +185,7 @@ impl Forwarder {
                     Ok(out)
                 })
                 .await?;
+            drop(reservation);
             self.send_tasks(endpoint, assignments).await?;
         }
         Ok(())

@@ -27,19 +27,25 @@ use tokio::sync::mpsc;
 use crate::log_limit::LogLimit;
 use crate::store::{Proposal, Store, StoreResult, registry};
 
-pub(crate) use dispatch::assignment;
+pub(crate) use dispatch::{Queue, assignment};
 pub use liveness::Liveness;
 use reports::{REPORT_LOG_INTERVAL, REPORT_LOG_LINES};
 pub(crate) use session::session;
 
 /// Tasks moved per write job and per dispatch message.
 const PAGE: usize = 2000;
+/// The largest window an endpoint may ask for.
+const MAX_WINDOW: u32 = 1_000_000;
 
 #[derive(Debug)]
 struct Conn {
     id: u64,
     tx: mpsc::UnboundedSender<String>,
     sent_functions: HashSet<FunctionId>,
+    /// The most tasks the endpoint takes at once (its hello's window); `None`: no bound.
+    window: Option<u64>,
+    /// Room in the window taken by dispatches not committed yet (see `dispatch::Reservation`).
+    reserved: u64,
 }
 
 #[derive(Debug, Default)]
@@ -126,12 +132,19 @@ impl Forwarder {
         self.lock().live.get(&endpoint).cloned()
     }
 
-    pub(super) fn attach(&self, endpoint: EndpointId, tx: mpsc::UnboundedSender<String>) -> u64 {
+    pub(super) fn attach(
+        &self,
+        endpoint: EndpointId,
+        tx: mpsc::UnboundedSender<String>,
+        window: Option<u32>,
+    ) -> u64 {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let conn = Conn {
             id,
             tx,
             sent_functions: HashSet::new(),
+            window: window.map(|w| u64::from(w.clamp(1, MAX_WINDOW))),
+            reserved: 0,
         };
         // A second connection replaces the first, whose session then ends.
         self.lock().conns.insert(endpoint, conn);

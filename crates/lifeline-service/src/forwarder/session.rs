@@ -31,7 +31,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Waits for the agent's hello; `None` if the socket closed or said something else first.
 async fn hello(
     stream: &mut futures_util::stream::SplitStream<WebSocket>,
-) -> Result<Vec<TaskId>, String> {
+) -> Result<(Vec<TaskId>, Option<u32>), String> {
     loop {
         let message = match tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await {
             Ok(Some(Ok(message))) => message,
@@ -41,7 +41,7 @@ async fn hello(
         match message {
             Message::Text(text) => {
                 return match serde_json::from_str::<FromEndpoint>(&text) {
-                    Ok(FromEndpoint::Hello { tasks }) => Ok(tasks),
+                    Ok(FromEndpoint::Hello { tasks, window }) => Ok((tasks, window)),
                     Ok(_) => Err("the first message must be a hello".into()),
                     Err(error) => Err(format!("not a valid message: {error}")),
                 };
@@ -61,8 +61,8 @@ pub(crate) async fn session(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (mut sink, mut stream) = socket.split();
-    let held = match hello(&mut stream).await {
-        Ok(held) => held,
+    let (held, window) = match hello(&mut stream).await {
+        Ok(hello) => hello,
         Err(message) => {
             if !message.is_empty() {
                 let text =
@@ -83,7 +83,7 @@ pub(crate) async fn session(
         return;
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    let conn_id = forwarder.attach(endpoint, tx);
+    let conn_id = forwarder.attach(endpoint, tx, window);
     tracing::info!(%endpoint, "endpoint connected");
     let welcome = ToEndpoint::Welcome {
         heartbeat_period_secs: forwarder.timings.heartbeat_period.as_secs_f64(),
@@ -140,6 +140,10 @@ pub(crate) async fn session(
                             tracing::error!(%error, %endpoint, "could not store a report");
                             return End::Dropped;
                         }
+                    }
+                    // Finished tasks leave room in the endpoint's window for waiting ones.
+                    if let Err(error) = forwarder.dispatch_waiting(endpoint).await {
+                        tracing::warn!(%error, %endpoint, "could not dispatch waiting tasks");
                     }
                 }
                 Ok(FromEndpoint::Hello { .. }) => {

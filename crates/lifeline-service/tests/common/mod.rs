@@ -312,6 +312,17 @@ impl FakeEndpoint {
         token: &str,
         held: &[String],
     ) -> Self {
+        Self::connect_with(app, endpoint, token, held, None).await
+    }
+
+    /// Connects and says hello holding `held`, taking at most `window` tasks at once.
+    pub async fn connect_with(
+        app: &TestApp,
+        endpoint: &str,
+        token: &str,
+        held: &[String],
+        window: Option<u32>,
+    ) -> Self {
         let mut req = format!("ws://{}/v1/endpoints/{endpoint}/connect", app.addr)
             .into_client_request()
             .expect("request");
@@ -324,7 +335,7 @@ impl FakeEndpoint {
             .expect("websocket connects");
         let mut agent = Self { ws, batch: 0 };
         let tasks = held.iter().map(|t| t.parse().expect("task id")).collect();
-        agent.send(&FromEndpoint::Hello { tasks }).await;
+        agent.send(&FromEndpoint::Hello { tasks, window }).await;
         let welcome = agent.recv().await;
         assert!(
             matches!(welcome, ToEndpoint::Welcome { .. }),
