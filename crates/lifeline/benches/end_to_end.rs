@@ -6,10 +6,12 @@
 //! LIFELINE_BENCH_SIZES=10000,100000 LIFELINE_BENCH_ROUND_TRIPS=1000 cargo bench -p lifeline --bench end_to_end
 //! LIFELINE_BENCH_PROVIDER=slurm cargo bench -p lifeline --bench end_to_end
 //! LIFELINE_BENCH_PREFETCH=28 cargo bench -p lifeline --bench end_to_end
+//! LIFELINE_BENCH_WINDOW=1000000 cargo bench -p lifeline --bench end_to_end
 //! ```
 //!
 //! `LIFELINE_BENCH_PREFETCH` sets the executor's `prefetch` (tasks each node holds beyond its
-//! workers); without it, the default.
+//! workers); `LIFELINE_BENCH_WINDOW` the endpoint's `task_window` (the most tasks the service
+//! sends it at once); without them, the defaults.
 //!
 //! With `LIFELINE_BENCH_PROVIDER=slurm` (a running Slurm: `scripts/slurm`) the two nodes are two
 //! Slurm blocks of one node each, started on demand: the first figure is then the time from
@@ -385,6 +387,11 @@ async fn main() {
             1,
         ),
         None => config.to_owned(),
+    };
+    // The most tasks the service sends the endpoint at once (default: the agent's own choice).
+    let config = match std::env::var("LIFELINE_BENCH_WINDOW") {
+        Ok(window) => format!("task_window = {window}\n{config}"),
+        Err(_) => config,
     };
     let tag = if slurm { "lifeline slurm" } else { "lifeline" };
     std::fs::write(dir.join("endpoint.toml"), config).expect("config");

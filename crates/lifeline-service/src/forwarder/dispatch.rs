@@ -3,7 +3,7 @@
 //!
 //! An endpoint takes at most its window of tasks at once (sent and not finished, as the
 //! statistics count them); the rest wait at the service, oldest first, and go as earlier ones
-//! finish. Whoever is about to dispatch takes room in the window with a [`Reservation`] before
+//! finish, a quarter window at a time. Whoever is about to dispatch takes room in the window with a [`Reservation`] before
 //! its write, and gives it back once the write is committed, when the statistics count the
 //! tasks as held: concurrent dispatches never overfill a window.
 
@@ -79,7 +79,13 @@ impl Forwarder {
                         .map(|s| counts.get(s))
                         .sum();
                     let free = window.saturating_sub(held + conn.reserved);
-                    wanted.min(usize::try_from(free).unwrap_or(usize::MAX))
+                    // Waiting tasks go in batches of a quarter window at least: one message of
+                    // many tasks costs both sides far less than many messages of a few.
+                    if queue == Queue::Head && free < (window / 4).max(1) {
+                        0
+                    } else {
+                        wanted.min(usize::try_from(free).unwrap_or(usize::MAX))
+                    }
                 }
             },
         };
