@@ -474,10 +474,19 @@ async fn main() {
     }
 
     let mut times = Vec::with_capacity(round_trips);
+    // Where each round trip's time went, step by step, from the times each transition records
+    // (every process runs on this machine, on one clock).
+    let mut steps: BTreeMap<usize, (String, Vec<Duration>)> = BTreeMap::new();
+    let mut step = |i: usize, name: String, micros: u64| {
+        let entry = steps.entry(i).or_insert_with(|| (name, Vec::new()));
+        entry.1.push(Duration::from_micros(micros));
+    };
     let one = calls(python, 1);
     for _ in 0..round_trips {
         let start = Instant::now();
+        let sent = lifeline_service::now();
         let answer = s.client.submit(endpoint, &one).await.expect("submit");
+        let submitted = start.elapsed();
         // The service answers as soon as the result is stored (?wait=), no polling.
         let doc = s
             .client
@@ -485,7 +494,25 @@ async fn main() {
             .await
             .expect("task");
         assert_eq!(doc.status, State::Success);
+        let read = lifeline_service::now();
         times.push(start.elapsed());
+        step(
+            0,
+            "submit call answered".into(),
+            submitted.as_micros() as u64,
+        );
+        let mut before = ("sent", sent);
+        let log = &doc.details.task_transitions;
+        for (i, t) in log.iter().enumerate() {
+            let name = format!("{} -> {}", before.0, t.state.wire());
+            step(i + 1, name, t.at.micros_since(before.1));
+            before = (t.state.wire(), t.at);
+        }
+        step(
+            log.len() + 1,
+            "success -> read by the client".into(),
+            read.micros_since(before.1),
+        );
     }
     times.sort();
     println!(
@@ -496,4 +523,11 @@ async fn main() {
         "metric: {tag} round trip p99 = {:.2} ms",
         percentile(&times, 0.99)
     );
+    for (name, mut durations) in steps.into_values() {
+        durations.sort();
+        println!(
+            "metric: {tag} round trip step {name} p50 = {:.3} ms",
+            percentile(&durations, 0.5)
+        );
+    }
 }
