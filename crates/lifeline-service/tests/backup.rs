@@ -74,3 +74,24 @@ async fn a_backup_under_load_is_consistent_and_serves() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_log_is_copied_into_the_store_file_while_the_service_runs() {
+    // The writer never checkpoints its log itself; the service's own checkpointing must move
+    // committed pages into the store file as it goes, or the log would grow without end.
+    let app = spawn_app().await;
+    let (ep, _) = app.endpoint("site").await;
+    let f = app.python_function().await;
+    let file = app.dir.join(store::FILE_NAME);
+    let size = || std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    for _ in 0..10 {
+        app.submit(&ep, &f, 500, None).await;
+    }
+    common::eventually(
+        "the store file grows by the tasks' pages",
+        || async { size() },
+        |now| *now > before + 1024 * 1024,
+    )
+    .await;
+}

@@ -85,6 +85,9 @@ fn wait_of(
     }
 }
 
+/// Status documents read on the request's own thread; more go to the blocking pool.
+const LOOKUP_DOCUMENTS: usize = 4;
+
 /// The status documents of `ids` that `caller` may see (`None` for the others). With a `wait`,
 /// answers once every one of them is finished or the wait is over, whichever comes first: the
 /// request listens to the store's events (subscribed before the first read, so that no end is
@@ -102,15 +105,18 @@ pub(super) async fn read_documents(
         let (shared, who, asked) = (state.clone(), caller.clone(), ids.clone());
         let cutoff =
             Timestamp::from_micros(crate::now().as_micros() - retention.as_micros() as i64);
-        let docs = state
-            .store()
-            .read(move |c| {
-                asked
-                    .iter()
-                    .map(|id| visible_document(c, shared.directory(), &who, *id, cutoff))
-                    .collect::<crate::store::StoreResult<Vec<_>>>()
-            })
-            .await?;
+        let read = move |c: &rusqlite::Connection| {
+            asked
+                .iter()
+                .map(|id| visible_document(c, shared.directory(), &who, *id, cutoff))
+                .collect::<crate::store::StoreResult<Vec<_>>>()
+        };
+        // A few documents are point reads, done here; many go to the blocking pool.
+        let docs = if ids.len() <= LOOKUP_DOCUMENTS {
+            state.store().lookup(read)?
+        } else {
+            state.store().read(read).await?
+        };
         let open: HashSet<TaskId> = docs.iter().filter_map(Lookup::pending).collect();
         let (Some(rx), Some(deadline)) = (events.as_mut(), deadline) else {
             return Ok(docs);

@@ -103,21 +103,18 @@ pub(super) async fn submit(
     }
     let functions: HashSet<FunctionId> = tasks.iter().map(|t| t.function_id).collect();
     let who = caller.clone();
-    let known = state
-        .store()
-        .read(move |c| {
-            let endpoint_known = registry::endpoint(c, endpoint)?.is_some();
-            let mut unknown = Vec::new();
-            for f in functions {
-                // Another user's function does not exist for this one.
-                match registry::function_owner(c, f)? {
-                    Some(owner) if may_use_function(&who, owner) => {}
-                    _ => unknown.push(f),
-                }
+    let known = state.store().lookup(move |c| {
+        let endpoint_known = registry::endpoint(c, endpoint)?.is_some();
+        let mut unknown = Vec::new();
+        for f in functions {
+            // Another user's function does not exist for this one.
+            match registry::function_owner(c, f)? {
+                Some(owner) if may_use_function(&who, owner) => {}
+                _ => unknown.push(f),
             }
-            Ok((endpoint_known, unknown))
-        })
-        .await?;
+        }
+        Ok((endpoint_known, unknown))
+    })?;
     match known {
         (false, _) => return Err(ApiError::NotFound(format!("unknown endpoint {endpoint}"))),
         (true, unknown) if !unknown.is_empty() => {

@@ -16,6 +16,7 @@ pub mod registry;
 mod retention;
 mod schema;
 pub mod users;
+mod wal;
 mod writer;
 
 use std::path::Path;
@@ -196,9 +197,16 @@ impl Store {
         });
         let (jobs, rx) = mpsc::channel(4096);
         let writer_shared = shared.clone();
+        // The writer never checkpoints the log itself (see `wal.rs`).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let (writer_running, writer_stopped) = std::sync::mpsc::channel::<()>();
+        wal::spawn(&path, writer_stopped)?;
         std::thread::Builder::new()
             .name("lifeline-writer".into())
-            .spawn(move || writer::run(conn, rx, &writer_shared))?;
+            .spawn(move || {
+                writer::run(conn, rx, &writer_shared);
+                drop(writer_running);
+            })?;
         Ok(Self {
             jobs,
             readers: Arc::default(),
@@ -243,6 +251,20 @@ impl Store {
         })
         .await
         .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs a point read (a few indexed lookups: microseconds) with a read connection on the
+    /// calling thread. Handing such a read to the blocking pool costs two thread switches, more
+    /// than the read itself, on the path of every submission and status request. Scans and
+    /// anything that grows with the data go through [`Store::read`].
+    pub fn lookup<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let conn = self.take_reader()?;
+        let result = f(&conn);
+        self.readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+        result
     }
 
     fn take_reader(&self) -> StoreResult<Connection> {
