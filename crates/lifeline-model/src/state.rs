@@ -155,7 +155,7 @@ impl State {
         match self {
             State::Received => "The web service accepted and stored the submission.",
             State::WaitingForEp => {
-                "The endpoint is not connected; the task waits in the forwarder's queue."
+                "The endpoint is not connected, or holds as many tasks as it takes at once; the task waits in the forwarder's queue."
             }
             State::DispatchedToEp => "Sent to the endpoint, not yet acknowledged.",
             State::WaitingForNodes => {

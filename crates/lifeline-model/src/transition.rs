@@ -92,8 +92,8 @@ const FROM_RECEIVED: &[Edge] = &[
         WaitingForEp,
         &[Forwarder],
         Forward,
-        "endpoint offline",
-        "The endpoint is not connected, so the forwarder queues the task for it.",
+        "endpoint offline or full",
+        "The endpoint is not connected, or holds as many tasks as it takes at once, so the forwarder queues the task for it.",
     ),
     edge(
         Received,
