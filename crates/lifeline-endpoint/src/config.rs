@@ -210,8 +210,8 @@ pub struct EndpointConfig {
     #[serde(default)]
     pub metrics_bind: Option<String>,
     /// The most tasks the endpoint holds at once, sent to it and not finished; the service keeps
-    /// the rest waiting for the endpoint (`waiting-for-ep`) and sends them as earlier ones
-    /// finish. Default: twice what every executor's nodes hold at its largest (workers plus
+    /// the rest waiting for the endpoint (`waiting-for-ep`) and sends them, a quarter window at a
+    /// time, as earlier ones finish. Default: twice what every executor's nodes hold at its largest (workers plus
     /// prefetch), and at least [`MIN_DEFAULT_WINDOW`].
     #[serde(default)]
     pub task_window: Option<u32>,
@@ -396,10 +396,14 @@ impl EndpointConfig {
                 .iter()
                 .map(|e| {
                     let s = e.scaling();
-                    let per_node = e.workers_per_node + e.prefetch.unwrap_or(e.workers_per_node);
-                    u64::from(s.max_blocks) * u64::from(s.nodes_per_block) * per_node as u64
+                    let per_node = e
+                        .workers_per_node
+                        .saturating_add(e.prefetch.unwrap_or(e.workers_per_node));
+                    u64::from(s.max_blocks)
+                        .saturating_mul(u64::from(s.nodes_per_block))
+                        .saturating_mul(per_node as u64)
                 })
-                .sum();
+                .fold(0, u64::saturating_add);
             held.saturating_mul(2)
                 .clamp(u64::from(MIN_DEFAULT_WINDOW), u64::from(MAX_WINDOW)) as u32
         })

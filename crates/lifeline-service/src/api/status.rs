@@ -85,9 +85,6 @@ fn wait_of(
     }
 }
 
-/// Status documents read on the request's own thread; more go to the blocking pool.
-const LOOKUP_DOCUMENTS: usize = 4;
-
 /// The status documents of `ids` that `caller` may see (`None` for the others). With a `wait`,
 /// answers once every one of them is finished or the wait is over, whichever comes first: the
 /// request listens to the store's events (subscribed before the first read, so that no end is
@@ -111,12 +108,8 @@ pub(super) async fn read_documents(
                 .map(|id| visible_document(c, shared.directory(), &who, *id, cutoff))
                 .collect::<crate::store::StoreResult<Vec<_>>>()
         };
-        // A few documents are point reads, done here; many go to the blocking pool.
-        let docs = if ids.len() <= LOOKUP_DOCUMENTS {
-            state.store().lookup(read)?
-        } else {
-            state.store().read(read).await?
-        };
+        // Not a point read: a document carries its result, up to `max_result_bytes`.
+        let docs = state.store().read(read).await?;
         let open: HashSet<TaskId> = docs.iter().filter_map(Lookup::pending).collect();
         let (Some(rx), Some(deadline)) = (events.as_mut(), deadline) else {
             return Ok(docs);

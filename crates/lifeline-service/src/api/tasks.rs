@@ -29,6 +29,8 @@ const MAX_RETRIES_LIMIT: u32 = 100;
 /// Most tasks stored by one write job. A large submission is stored in several, so that the
 /// single writer serves other requests between them instead of stalling them all.
 const TASKS_PER_WRITE: usize = 500;
+/// Functions of a submission checked on the request's own thread; more go to the blocking pool.
+const LOOKUP_FUNCTIONS: usize = 4;
 
 fn json_kind(
     raw: Option<&RawValue>,
@@ -102,8 +104,9 @@ pub(super) async fn submit(
         });
     }
     let functions: HashSet<FunctionId> = tasks.iter().map(|t| t.function_id).collect();
+    let few_functions = functions.len() <= LOOKUP_FUNCTIONS;
     let who = caller.clone();
-    let known = state.store().lookup(move |c| {
+    let check = move |c: &rusqlite::Connection| {
         let endpoint_known = registry::endpoint(c, endpoint)?.is_some();
         let mut unknown = Vec::new();
         for f in functions {
@@ -114,7 +117,13 @@ pub(super) async fn submit(
             }
         }
         Ok((endpoint_known, unknown))
-    })?;
+    };
+    // A few functions are a point read, done here; many go to the blocking pool.
+    let known = if few_functions {
+        state.store().lookup(check)?
+    } else {
+        state.store().read(check).await?
+    };
     match known {
         (false, _) => return Err(ApiError::NotFound(format!("unknown endpoint {endpoint}"))),
         (true, unknown) if !unknown.is_empty() => {

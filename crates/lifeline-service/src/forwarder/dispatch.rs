@@ -3,9 +3,12 @@
 //!
 //! An endpoint takes at most its window of tasks at once (sent and not finished, as the
 //! statistics count them); the rest wait at the service, oldest first, and go as earlier ones
-//! finish, a quarter window at a time. Whoever is about to dispatch takes room in the window with a [`Reservation`] before
-//! its write, and gives it back once the write is committed, when the statistics count the
-//! tasks as held: concurrent dispatches never overfill a window.
+//! finish, a quarter window at a time, by one call per endpoint at a time. Whoever is about to
+//! dispatch takes room in the window with a [`Reservation`] before its write, and gives it back
+//! once the write is committed, when the statistics count the tasks as held: concurrent
+//! dispatches do not overfill a window. (A reconnection starts its window afresh while a
+//! dispatch of the old connection may still be finishing, and a cancelled task leaves the window
+//! at once: either may overfill it for a moment, by at most one reservation.)
 
 use std::collections::HashSet;
 
@@ -39,6 +42,55 @@ impl Drop for Reservation<'_> {
             .filter(|c| c.id == self.conn_id)
         {
             conn.reserved = conn.reserved.saturating_sub(self.room as u64);
+        }
+    }
+}
+
+/// The right to dispatch an endpoint's waiting tasks, held by one call at a time; given up when
+/// dropped (an error, or the connection gone).
+#[derive(Debug)]
+struct Turn<'a> {
+    forwarder: &'a Forwarder,
+    endpoint: EndpointId,
+    conn_id: u64,
+    done: bool,
+}
+
+impl Turn<'_> {
+    /// Ends a pass: `true` if another call asked for one more meanwhile (the turn is kept),
+    /// `false` when the turn is given up.
+    fn finish(&mut self) -> bool {
+        let mut inner = self.forwarder.lock();
+        let Some(conn) = inner
+            .conns
+            .get_mut(&self.endpoint)
+            .filter(|c| c.id == self.conn_id)
+        else {
+            self.done = true;
+            return false;
+        };
+        if std::mem::take(&mut conn.look_again) {
+            return true;
+        }
+        conn.dispatching = false;
+        self.done = true;
+        false
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if let Some(conn) = self
+            .forwarder
+            .lock()
+            .conns
+            .get_mut(&self.endpoint)
+            .filter(|c| c.id == self.conn_id)
+        {
+            conn.dispatching = false;
         }
     }
 }
@@ -152,9 +204,41 @@ impl Forwarder {
     }
 
     /// Dispatches the tasks of a connected endpoint waiting in `waiting-for-ep`, oldest first,
-    /// as many as its window has room for.
+    /// as many as its window has room for. One call at a time works for an endpoint: a call
+    /// meanwhile only asks the working one to look again once it is done.
     #[tracing::instrument(skip_all, fields(endpoint_id = %endpoint))]
     pub async fn dispatch_waiting(&self, endpoint: EndpointId) -> StoreResult<()> {
+        let Some(mut turn) = self.dispatch_turn(endpoint) else {
+            return Ok(());
+        };
+        loop {
+            self.dispatch_pages(endpoint).await?;
+            if !turn.finish() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Takes the endpoint's dispatching turn, or asks its holder to look again.
+    fn dispatch_turn(&self, endpoint: EndpointId) -> Option<Turn<'_>> {
+        let mut inner = self.lock();
+        let conn = inner.conns.get_mut(&endpoint)?;
+        if conn.dispatching {
+            conn.look_again = true;
+            return None;
+        }
+        conn.dispatching = true;
+        conn.look_again = false;
+        Some(Turn {
+            forwarder: self,
+            endpoint,
+            conn_id: conn.id,
+            done: false,
+        })
+    }
+
+    /// One pass over the waiting tasks, while the window has room.
+    async fn dispatch_pages(&self, endpoint: EndpointId) -> StoreResult<()> {
         let mut after = 0;
         loop {
             let Some(reservation) = self.reserve(endpoint, PAGE, Queue::Head) else {

@@ -46,6 +46,9 @@ struct Conn {
     window: Option<u64>,
     /// Room in the window taken by dispatches not committed yet (see `dispatch::Reservation`).
     reserved: u64,
+    /// Whether a call is dispatching waiting tasks, and whether another asked it to look again.
+    dispatching: bool,
+    look_again: bool,
 }
 
 #[derive(Debug, Default)]
@@ -145,6 +148,8 @@ impl Forwarder {
             sent_functions: HashSet::new(),
             window: window.map(|w| u64::from(w.clamp(1, MAX_WINDOW))),
             reserved: 0,
+            dispatching: false,
+            look_again: false,
         };
         // A second connection replaces the first, whose session then ends.
         self.lock().conns.insert(endpoint, conn);

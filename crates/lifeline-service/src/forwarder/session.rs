@@ -108,10 +108,7 @@ pub(crate) async fn session(
         Dropped,
     }
     let reader = async {
-        let dispatcher = forwarder.dispatch_waiting(endpoint);
-        if let Err(error) = dispatcher.await {
-            tracing::warn!(%error, %endpoint, "could not dispatch waiting tasks");
-        }
+        spawn_dispatch(&forwarder, endpoint);
         loop {
             let text = match stream.next().await {
                 None => return End::Dropped,
@@ -141,10 +138,10 @@ pub(crate) async fn session(
                             return End::Dropped;
                         }
                     }
-                    // Finished tasks leave room in the endpoint's window for waiting ones.
-                    if let Err(error) = forwarder.dispatch_waiting(endpoint).await {
-                        tracing::warn!(%error, %endpoint, "could not dispatch waiting tasks");
-                    }
+                    // Finished tasks leave room in the endpoint's window for waiting ones:
+                    // dispatched beside the reading, so that a large refill never holds up
+                    // the endpoint's next reports and heartbeats.
+                    spawn_dispatch(&forwarder, endpoint);
                 }
                 Ok(FromEndpoint::Hello { .. }) => {
                     let message = "hello is only the first message of a connection".into();
@@ -173,4 +170,14 @@ pub(crate) async fn session(
         forwarder.announce(status).await;
     }
     tracing::info!(%endpoint, "endpoint disconnected");
+}
+
+/// Dispatches the endpoint's waiting tasks in a task of its own.
+fn spawn_dispatch(forwarder: &std::sync::Arc<Forwarder>, endpoint: EndpointId) {
+    let forwarder = forwarder.clone();
+    tokio::spawn(async move {
+        if let Err(error) = forwarder.dispatch_waiting(endpoint).await {
+            tracing::warn!(%error, %endpoint, "could not dispatch waiting tasks");
+        }
+    });
 }

@@ -253,8 +253,8 @@ impl Store {
         .map_err(|_| StoreError::Closed)?
     }
 
-    /// Runs a point read (a few indexed lookups: microseconds) with a read connection on the
-    /// calling thread. Handing such a read to the blocking pool costs two thread switches, more
+    /// Runs a point read (a few indexed lookups of small rows: microseconds) with a read
+    /// connection on the calling thread. Handing such a read to the blocking pool costs two thread switches, more
     /// than the read itself, on the path of every submission and status request. Scans and
     /// anything that grows with the data go through [`Store::read`].
     pub fn lookup<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
