@@ -260,7 +260,13 @@ async fn a_broken_sbatch_is_a_failed_block_and_tasks_keep_waiting() {
         reason.to_lowercase().contains("partition"),
         "Slurm's own message: {reason}"
     );
-    let doc = l.task(&ids[0]).await;
-    assert_eq!(doc.status, State::WaitingForNodes, "{doc:#?}");
+    // The task was dispatched when the agent connected; the failed block leaves it waiting
+    // for a node, not failed (its acknowledgement may arrive after the block's failure).
+    let doc = l
+        .wait_for(&ids[0], "waiting for a node", |d| {
+            d.status == State::WaitingForNodes
+        })
+        .await;
     assert!(doc.pending);
+    assert_eq!(doc.details.attempt, 1, "{doc:#?}");
 }
