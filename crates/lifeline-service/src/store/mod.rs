@@ -302,8 +302,11 @@ impl Store {
         &self.shared.metrics
     }
 
-    /// Waits until every write sent so far is committed, then stops the writer.
+    /// Waits until every write sent so far is committed, then copies the whole log into the
+    /// store file, so that a stopped service leaves one self-contained file.
     pub async fn close(self) {
         let _ = self.write(|_| Ok(())).await;
+        let path = self.path.clone();
+        let _ = tokio::task::spawn_blocking(move || wal::checkpoint_all(&path)).await;
     }
 }

@@ -16,6 +16,21 @@ use rusqlite::{Connection, OpenFlags};
 /// How often the log is checkpointed.
 const EVERY: Duration = Duration::from_millis(200);
 
+/// Copies the whole log into the store file and empties it (at shutdown: waits for readers).
+pub(super) fn checkpoint_all(path: &Path) {
+    let done = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .and_then(|conn| {
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+    });
+    if let Err(error) = done {
+        tracing::warn!(%error, "could not copy the store's log into its file");
+    }
+}
+
 /// Starts the checkpointing thread for the store at `path`; it ends when `stop`'s sender is
 /// dropped (the writer stopped).
 pub(super) fn spawn(path: &Path, stop: mpsc::Receiver<()>) -> anyhow::Result<()> {
