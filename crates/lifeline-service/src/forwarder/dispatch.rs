@@ -34,15 +34,11 @@ pub(crate) struct Reservation<'a> {
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        if let Some(conn) = self
-            .forwarder
-            .lock()
-            .conns
-            .get_mut(&self.endpoint)
-            .filter(|c| c.id == self.conn_id)
-        {
-            conn.reserved = conn.reserved.saturating_sub(self.room as u64);
-        }
+        let room = self.room as u64;
+        self.forwarder
+            .with_conn(self.endpoint, self.conn_id, |conn| {
+                conn.reserved = conn.reserved.saturating_sub(room);
+            });
     }
 }
 
@@ -60,37 +56,24 @@ impl Turn<'_> {
     /// Ends a pass: `true` if another call asked for one more meanwhile (the turn is kept),
     /// `false` when the turn is given up.
     fn finish(&mut self) -> bool {
-        let mut inner = self.forwarder.lock();
-        let Some(conn) = inner
-            .conns
-            .get_mut(&self.endpoint)
-            .filter(|c| c.id == self.conn_id)
-        else {
-            self.done = true;
-            return false;
-        };
-        if std::mem::take(&mut conn.look_again) {
-            return true;
-        }
-        conn.dispatching = false;
-        self.done = true;
-        false
+        let again = self
+            .forwarder
+            .with_conn(self.endpoint, self.conn_id, |conn| {
+                let again = std::mem::take(&mut conn.look_again);
+                conn.dispatching = again;
+                again
+            })
+            .unwrap_or(false);
+        self.done = !again;
+        again
     }
 }
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        if let Some(conn) = self
-            .forwarder
-            .lock()
-            .conns
-            .get_mut(&self.endpoint)
-            .filter(|c| c.id == self.conn_id)
-        {
-            conn.dispatching = false;
+        if !self.done {
+            self.forwarder
+                .with_conn(self.endpoint, self.conn_id, |conn| conn.dispatching = false);
         }
     }
 }

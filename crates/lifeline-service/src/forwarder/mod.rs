@@ -163,11 +163,21 @@ impl Forwarder {
         }
     }
 
+    /// Runs `f` on the endpoint's connection `conn_id`, if it is still the current one.
+    fn with_conn<T>(
+        &self,
+        endpoint: EndpointId,
+        conn_id: u64,
+        f: impl FnOnce(&mut Conn) -> T,
+    ) -> Option<T> {
+        let mut inner = self.lock();
+        let conn = inner.conns.get_mut(&endpoint).filter(|c| c.id == conn_id)?;
+        Some(f(conn))
+    }
+
     pub(super) fn reply(&self, endpoint: EndpointId, conn_id: u64, message: &ToEndpoint) {
-        if let Some(conn) = self.lock().conns.get(&endpoint).filter(|c| c.id == conn_id)
-            && let Ok(text) = serde_json::to_string(message)
-        {
-            let _ = conn.tx.send(text);
+        if let Ok(text) = serde_json::to_string(message) {
+            self.with_conn(endpoint, conn_id, |conn| conn.tx.send(text));
         }
     }
 }
