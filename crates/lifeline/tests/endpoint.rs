@@ -590,6 +590,17 @@ async fn gated_tasks(config: &str, n: usize) -> Gated {
     }
 }
 
+/// Waits for every gated task to succeed, printing its number.
+async fn each_printed_its_number(l: &common::Lifeline, ids: &[TaskId]) {
+    for (n, id) in ids.iter().enumerate() {
+        let doc = l.finished(id).await;
+        assert_eq!(doc.status, State::Success, "{doc:#?}");
+        let stdout = format!("{n}\n");
+        let expected = json!({ "returncode": 0, "stdout": stdout, "stderr": "" });
+        assert_eq!(doc.result, Some(expected), "{doc:#?}");
+    }
+}
+
 #[tokio::test]
 async fn prefetch_sets_how_many_tasks_wait_next_to_a_node_s_workers() {
     // One worker and `prefetch = 2`: of four tasks waiting for a gate, one runs, two wait next
@@ -612,13 +623,7 @@ async fn prefetch_sets_how_many_tasks_wait_next_to_a_node_s_workers() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(l.task(&ids[3]).await.status, State::WaitingForNodes);
     std::fs::write(&gate, "").expect("gate");
-    for (n, id) in ids.iter().enumerate() {
-        let doc = l.finished(id).await;
-        assert_eq!(doc.status, State::Success, "{doc:#?}");
-        let stdout = format!("{n}\n");
-        let expected = json!({ "returncode": 0, "stdout": stdout, "stderr": "" });
-        assert_eq!(doc.result, Some(expected), "{doc:#?}");
-    }
+    each_printed_its_number(&l, &ids).await;
 }
 
 #[tokio::test]
@@ -647,13 +652,7 @@ async fn the_service_sends_an_endpoint_no_more_than_its_task_window() {
         assert_eq!(doc.status, State::WaitingForEp, "{doc:#?}");
     }
     std::fs::write(&gate, "").expect("gate");
-    for (n, id) in ids.iter().enumerate() {
-        let doc = l.finished(id).await;
-        assert_eq!(doc.status, State::Success, "{doc:#?}");
-        let stdout = format!("{n}\n");
-        let expected = json!({ "returncode": 0, "stdout": stdout, "stderr": "" });
-        assert_eq!(doc.result, Some(expected), "{doc:#?}");
-    }
+    each_printed_its_number(&l, &ids).await;
 }
 
 /// A service and an agent with one worker, and three tasks that wait for a gate file: the first
