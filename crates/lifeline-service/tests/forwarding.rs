@@ -368,6 +368,35 @@ async fn an_oversized_result_fails_the_task() {
 }
 
 #[tokio::test]
+async fn large_results_read_back_whole_one_at_a_time_and_together() {
+    // One 60 KiB document is read on the request's thread, two together (120 KiB) on the
+    // blocking pool: both ways give the stored result.
+    let app = spawn_app().await;
+    let (ep, token) = app.endpoint("large").await;
+    let f = app.python_function().await;
+    let mut agent = FakeEndpoint::connect(&app, &ep, &token).await;
+    let ids = app.submit(&ep, &f, 2, None).await;
+    agent.recv_tasks().await;
+    let results: Vec<String> = ["a", "b"].iter().map(|c| c.repeat(60 * 1024)).collect();
+    for (id, text) in ids.iter().zip(&results) {
+        let json = serde_json::to_string(text).expect("json");
+        assert!(agent.report(run_to_success(id, 1, &json)).await.is_empty());
+    }
+    for (id, text) in ids.iter().zip(&results) {
+        let doc = app.task(id).await;
+        assert_eq!(doc["status"], "success", "{id}");
+        assert_eq!(doc["result"].as_str(), Some(text.as_str()));
+    }
+    let (status, batch) = app
+        .post("/v1/tasks/batch_status?wait=1", json!({ "task_ids": ids }))
+        .await;
+    assert_eq!(status, 200, "{batch}");
+    for (id, text) in ids.iter().zip(&results) {
+        assert_eq!(batch["results"][id]["result"].as_str(), Some(text.as_str()));
+    }
+}
+
+#[tokio::test]
 async fn cancelling_a_dispatched_task_tells_the_endpoint() {
     let app = spawn_app().await;
     let (ep, token) = app.endpoint("c").await;

@@ -85,6 +85,12 @@ fn wait_of(
     }
 }
 
+/// Most status documents of a request read on the request's thread, and most bytes of text
+/// they may carry together: point reads of a few small rows, cheaper than the two thread
+/// switches of the blocking pool on the way of every result to a waiting client.
+const INLINE_DOCUMENTS: usize = 4;
+const INLINE_BYTES: u64 = 64 * 1024;
+
 /// The status documents of `ids` that `caller` may see (`None` for the others). With a `wait`,
 /// answers once every one of them is finished or the wait is over, whichever comes first: the
 /// request listens to the store's events (subscribed before the first read, so that no end is
@@ -108,8 +114,18 @@ pub(super) async fn read_documents(
                 .map(|id| visible_document(c, shared.directory(), &who, *id, cutoff))
                 .collect::<crate::store::StoreResult<Vec<_>>>()
         };
-        // Not a point read: a document carries its result, up to `max_result_bytes`.
-        let docs = state.store().read(read).await?;
+        // A document carries its result, up to `max_result_bytes`: a few small ones are read on
+        // this thread, the rest on the blocking pool.
+        let small = ids.len() <= INLINE_DOCUMENTS
+            && state.store().lookup(|c| {
+                ids.iter()
+                    .try_fold(0, |sum, id| Ok(sum + store::document_bytes(c, *id)?))
+            })? <= INLINE_BYTES;
+        let docs = if small {
+            state.store().lookup(read)?
+        } else {
+            state.store().read(read).await?
+        };
         let open: HashSet<TaskId> = docs.iter().filter_map(Lookup::pending).collect();
         let (Some(rx), Some(deadline)) = (events.as_mut(), deadline) else {
             return Ok(docs);

@@ -181,6 +181,9 @@ fn check_quotas(state: &AppState, caller: &Caller, tasks: usize) -> ApiResult<()
     Ok(())
 }
 
+/// Most tasks of a submission sent on by the writer thread itself.
+const SEND_FROM_WRITER: usize = 16;
+
 /// Stores tasks of a submission in one write job, in `received` and then on their way to the
 /// endpoint: dispatched if it is connected and its window has room (and no older task waits),
 /// waiting for it otherwise.
@@ -206,40 +209,51 @@ async fn store_submission(
         ),
     };
     let at = now();
+    // A few tasks are sent on by the writer thread the moment they are durable; serialising
+    // many there would hold up its next batch, so they are sent from here.
+    let sender = (tasks.len() <= SEND_FROM_WRITER).then(|| forwarder.clone());
     let assignments = state
         .store()
-        .write(move |ctx| {
-            ctx.insert_tasks(owner, group, endpoint, max_retries, &tasks, at)?;
-            let mut out = Vec::new();
-            for (i, t) in tasks.iter().enumerate() {
-                let dispatch = i < room;
-                let (to, reason) = if dispatch {
-                    (TaskState::DispatchedToEp, None)
-                } else {
-                    (TaskState::WaitingForEp, Some(queued.clone()))
-                };
-                let p = Proposal {
-                    task_id: t.task_id,
-                    to,
-                    actor: Actor::Forwarder,
-                    attempt: None,
-                    at,
-                    reason,
-                    result: None,
-                    reporter: None,
-                };
-                if let Outcome::Applied { attempt, .. } = ctx.transition(p)?
-                    && dispatch
-                    && let Some(row) = ctx.task(t.task_id)?
-                {
-                    out.push(assignment(ctx, &row, attempt)?);
+        .write_then(
+            move |ctx| {
+                ctx.insert_tasks(owner, group, endpoint, max_retries, &tasks, at)?;
+                let mut out = Vec::new();
+                for (i, t) in tasks.iter().enumerate() {
+                    let dispatch = i < room;
+                    let (to, reason) = if dispatch {
+                        (TaskState::DispatchedToEp, None)
+                    } else {
+                        (TaskState::WaitingForEp, Some(queued.clone()))
+                    };
+                    let p = Proposal {
+                        task_id: t.task_id,
+                        to,
+                        actor: Actor::Forwarder,
+                        attempt: None,
+                        at,
+                        reason,
+                        result: None,
+                        reporter: None,
+                    };
+                    if let Outcome::Applied { attempt, .. } = ctx.transition(p)?
+                        && dispatch
+                        && let Some(row) = ctx.task(t.task_id)?
+                    {
+                        out.push(assignment(ctx, &row, attempt)?);
+                    }
                 }
-            }
-            Ok(out)
-        })
+                Ok(out)
+            },
+            move |out| match sender {
+                Some(forwarder) => forwarder.send_now(endpoint, out),
+                None => Some(out),
+            },
+        )
         .await?;
     drop(reservation);
-    forwarder.dispatch(endpoint, assignments).await;
+    if let Some(assignments) = assignments {
+        forwarder.dispatch(endpoint, assignments).await;
+    }
     if left_waiting {
         // Older tasks were waiting, or the window filled up meanwhile: whatever room there is
         // goes to the oldest.

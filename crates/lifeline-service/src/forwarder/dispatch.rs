@@ -137,16 +137,15 @@ impl Forwarder {
     /// Sends tasks already moved to `dispatched-to-ep` to the endpoint, with the definitions of
     /// functions it has not been sent on this connection.
     async fn send_tasks(&self, endpoint: EndpointId, tasks: Vec<Assignment>) -> StoreResult<()> {
-        if tasks.is_empty() {
+        let Some(tasks) = self.send_now(endpoint, tasks) else {
             return Ok(());
-        }
-        let wanted: HashSet<FunctionId> = tasks.iter().map(|t| t.function_id).collect();
-        let missing: Vec<FunctionId> = {
+        };
+        let missing: HashSet<FunctionId> = {
             let inner = self.lock();
-            wanted
+            tasks
                 .iter()
+                .map(|t| t.function_id)
                 .filter(|f| !inner.functions.contains_key(f))
-                .copied()
                 .collect()
         };
         for id in missing {
@@ -154,29 +153,30 @@ impl Forwarder {
                 self.lock().functions.insert(id, row.spec);
             }
         }
-        let mut inner = self.lock();
-        let Inner {
-            conns, functions, ..
-        } = &mut *inner;
-        let Some(conn) = conns.get_mut(&endpoint) else {
-            // Gone meanwhile: the tasks stay dispatched until the acknowledgement timeout retries them.
-            return Ok(());
-        };
-        let functions: Vec<FunctionDef> = wanted
-            .into_iter()
-            .filter(|f| conn.sent_functions.insert(*f))
-            .filter_map(|f| {
-                functions.get(&f).map(|spec| FunctionDef {
-                    function_id: f,
-                    spec: spec.clone(),
-                })
-            })
-            .collect();
-        let message = ToEndpoint::Tasks { functions, tasks };
-        if let Ok(text) = serde_json::to_string(&message) {
-            let _ = conn.tx.send(text);
-        }
+        send_locked(&mut self.lock(), endpoint, tasks);
         Ok(())
+    }
+
+    /// Sends tasks already moved to `dispatched-to-ep` if the forwarder holds the definitions of
+    /// all their functions (it does once a function has been dispatched); otherwise hands them
+    /// back, for [`Forwarder::dispatch`] to look the definitions up first. Never waits.
+    pub fn send_now(
+        &self,
+        endpoint: EndpointId,
+        tasks: Vec<Assignment>,
+    ) -> Option<Vec<Assignment>> {
+        if tasks.is_empty() {
+            return None;
+        }
+        let mut inner = self.lock();
+        if tasks
+            .iter()
+            .any(|t| !inner.functions.contains_key(&t.function_id))
+        {
+            return Some(tasks);
+        }
+        send_locked(&mut inner, endpoint, tasks);
+        None
     }
 
     /// Sends tasks just stored for a connected endpoint.
@@ -271,6 +271,32 @@ impl Forwarder {
         {
             let _ = conn.tx.send(text);
         }
+    }
+}
+
+/// Sends tasks to the endpoint's connection, with the definitions of their functions it has not
+/// been sent yet.
+fn send_locked(inner: &mut Inner, endpoint: EndpointId, tasks: Vec<Assignment>) {
+    let Inner {
+        conns, functions, ..
+    } = inner;
+    let Some(conn) = conns.get_mut(&endpoint) else {
+        // Gone meanwhile: the tasks stay dispatched until the acknowledgement timeout retries them.
+        return;
+    };
+    let functions: Vec<FunctionDef> = tasks
+        .iter()
+        .filter(|t| conn.sent_functions.insert(t.function_id))
+        .filter_map(|t| {
+            functions.get(&t.function_id).map(|spec| FunctionDef {
+                function_id: t.function_id,
+                spec: spec.clone(),
+            })
+        })
+        .collect();
+    let message = ToEndpoint::Tasks { functions, tasks };
+    if let Ok(text) = serde_json::to_string(&message) {
+        let _ = conn.tx.send(text);
     }
 }
 

@@ -38,8 +38,8 @@ pub use groups::{GroupFigures, group_figures, list_groups};
 pub use past::{tasks_at, timeline};
 pub(crate) use read::task_row;
 pub use read::{
-    TaskFilter, events_after, list_tasks, status_document, task_owner, task_payload,
-    tasks_in_states, tasks_since,
+    TaskFilter, document_bytes, events_after, list_tasks, status_document, task_owner,
+    task_payload, tasks_in_states, tasks_since,
 };
 pub use retention::{EXPIRE_BATCH, is_expired};
 pub use writer::{Ctx, NewTask, Outcome, Proposal};
@@ -222,11 +222,25 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Ctx<'_>) -> StoreResult<T> + Send + 'static,
     {
+        self.write_then(f, |t| t).await
+    }
+
+    /// [`Store::write`], with `then` run on the writer thread on `f`'s answer once the batch is
+    /// durable, before the caller hears back: for a quick step that must follow the commit as
+    /// closely as possible (such as sending a stored task on), without the switch to the
+    /// caller's thread in between. `then` must be brief: the writer's next batch waits for it.
+    pub async fn write_then<T, U, F, G>(&self, f: F, then: G) -> StoreResult<U>
+    where
+        T: Send + 'static,
+        U: Send + 'static,
+        F: FnOnce(&mut Ctx<'_>) -> StoreResult<T> + Send + 'static,
+        G: FnOnce(T) -> U + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |ctx| {
             let result = f(ctx);
             let keep = result.is_ok();
-            (keep, Box::new(move || drop(tx.send(result))))
+            (keep, Box::new(move || drop(tx.send(result.map(then)))))
         });
         self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?

@@ -94,6 +94,20 @@ pub fn task_owner(conn: &Connection, id: TaskId) -> StoreResult<Option<(UserId, 
         .optional()?)
 }
 
+/// How many bytes of text a task's status document carries (its result and the reasons of its
+/// log), from the stored lengths without reading the texts; 0 for an unknown task.
+pub fn document_bytes(conn: &Connection, id: TaskId) -> StoreResult<u64> {
+    let bytes: Option<i64> = conn
+        .prepare_cached(
+            "SELECT coalesce(octet_length(t.result), 0) + coalesce((SELECT \
+             sum(octet_length(e.reason)) FROM events e WHERE e.task = t.seq), 0) \
+             FROM tasks t WHERE t.id = ?1",
+        )?
+        .query_row([id.as_u128().to_be_bytes()], |r| r.get(0))
+        .optional()?;
+    Ok(bytes.unwrap_or(0).max(0) as u64)
+}
+
 /// A task's status document, folded from its log.
 pub fn status_document(
     conn: &Connection,
