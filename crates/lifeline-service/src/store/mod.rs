@@ -95,6 +95,8 @@ struct Shared {
     metrics: WriterMetrics,
     /// The highest sequence number of an event retention removed.
     purged_through: AtomicU64,
+    /// How long the write-ahead log has grown.
+    log: Arc<wal::LogLength>,
 }
 
 /// A handle on the store; cheap to clone.
@@ -194,13 +196,14 @@ impl Store {
             stats: RwLock::new((head, stats)),
             metrics: WriterMetrics::default(),
             purged_through: AtomicU64::new(purged_through),
+            log: Arc::default(),
         });
         let (jobs, rx) = mpsc::channel(4096);
         let writer_shared = shared.clone();
         // The writer never checkpoints the log itself (see `wal.rs`).
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let (writer_running, writer_stopped) = std::sync::mpsc::channel::<()>();
-        wal::spawn(&path, writer_stopped)?;
+        wal::spawn(&path, writer_stopped, shared.log.clone())?;
         std::thread::Builder::new()
             .name("lifeline-writer".into())
             .spawn(move || {

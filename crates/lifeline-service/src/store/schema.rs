@@ -237,6 +237,9 @@ fn renumber_attempts(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// How long a connection waits for a lock another holds.
+pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Sets the connection options every connection uses.
 pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -244,7 +247,7 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // drop the last ones.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
@@ -273,7 +276,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
 
 /// Options for read-only connections (the journal mode belongs to the database file).
 pub(crate) fn configure_reader(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }

@@ -130,6 +130,9 @@ pub(super) fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: &
                 for reply in replies {
                     reply();
                 }
+                if shared.log.due() {
+                    super::wal::restart(&conn, &shared.log);
+                }
             }
             Err(error) => {
                 // The batch is rolled back and its callers see the store as closed for this
