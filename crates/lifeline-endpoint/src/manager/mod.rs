@@ -247,6 +247,69 @@ mod tests {
         );
     }
 
+    #[test]
+    fn only_plain_commands_skip_sh() {
+        assert_eq!(plain_words("true"), Some(vec!["true"]));
+        assert_eq!(
+            plain_words("  python3 run.py --n=3  out/a.txt "),
+            Some(vec!["python3", "run.py", "--n=3", "out/a.txt"])
+        );
+        assert_eq!(plain_words("./simulate -v"), Some(vec!["./simulate", "-v"]));
+        for needs_sh in [
+            "",
+            "   ",
+            "echo hi",
+            "true --version",
+            "cd /tmp",
+            "exit 3",
+            "X=1 env",
+            "ls *.txt",
+            "cat $HOME/x",
+            "ls ~",
+            "a && b",
+            "a; b",
+            "a | b",
+            "a > out",
+            "sleep 1 &",
+            "echo 'quoted'",
+            "grep \"x\" f",
+            "a\tb",
+            "line1\nline2",
+            "ls # comment",
+            "cp a{1,2}",
+            "ls `pwd`",
+            "ls $(pwd)",
+        ] {
+            assert_eq!(plain_words(needs_sh), None, "{needs_sh:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_plain_command_and_one_through_sh_answer_alike() {
+        let kwargs = raw("{}");
+        let shell =
+            |command: &'static str| run_shell(command, &kwargs, std::future::pending::<Stop>());
+        // Run directly and through sh, the same program gives the same result.
+        let direct = shell("printenv PATH").await;
+        let via_sh = shell("printenv 'PATH'").await;
+        let (Outcome::Success { result: a }, Outcome::Success { result: b }) = (&direct, &via_sh)
+        else {
+            panic!("expected two successes, got {direct:?} and {via_sh:?}")
+        };
+        assert_eq!(a.get(), b.get());
+        // A program that does not exist fails as sh reports it.
+        let Outcome::Failed { reason } = shell("no-such-program-here --flag").await else {
+            panic!("expected a failure")
+        };
+        assert!(reason.contains("exit code 127"), "{reason}");
+        assert!(reason.contains("not found"), "{reason}");
+        // A failing program fails with its own exit code.
+        let Outcome::Failed { reason } = shell("false").await else {
+            panic!("expected a failure")
+        };
+        assert!(reason.contains("exit code 1"), "{reason}");
+    }
+
     fn python_task(id: u128, source: &str, entrypoint: &str, args: &str) -> RunTask {
         RunTask {
             task_id: TaskId::from_u128(id),

@@ -1,6 +1,6 @@
 //! Running one task on a worker slot: a warm `python3` worker for Python functions (started
 //! as `python3 -c BOOTSTRAP` and handed its program on stdin, so it never exists as a file), or
-//! `sh -c` for shell commands; walltime and cancellation kill the worker's process group.
+//! `sh -c` for shell commands (a plain command, its program directly); walltime and cancellation kill the worker's process group.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
@@ -307,6 +307,45 @@ pub(super) async fn capped(mut reader: impl tokio::io::AsyncRead + Unpin) -> (St
     (text, total)
 }
 
+/// Shell builtins and keywords: a command starting with one of these needs sh. (`true` and
+/// `false` alone are the same programs outside sh: they say nothing and exit 0 or 1.)
+const SH_WORDS: &[&str] = &[
+    ".", ":", "[", "alias", "bg", "break", "case", "cd", "command", "continue", "do", "done",
+    "echo", "elif", "else", "esac", "eval", "exec", "exit", "export", "fc", "fg", "fi", "for",
+    "getopts", "hash", "if", "in", "jobs", "kill", "local", "printf", "pwd", "read", "readonly",
+    "return", "set", "shift", "test", "then", "times", "trap", "type", "ulimit", "umask",
+    "unalias", "unset", "until", "wait", "while",
+];
+
+/// The words of a command that sh would run as one program with exactly these arguments: plain
+/// words only (no quoting, expansion, redirection, operator or assignment) and a first word
+/// that is no builtin or keyword. Such a command runs without sh in between, which saves sh's
+/// start-up on every task, as GNU make does for its recipes.
+pub(super) fn plain_words(command: &str) -> Option<Vec<&str>> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=,:+@%".contains(c);
+    if !command.chars().all(|c| plain(c) || c == ' ') {
+        return None;
+    }
+    let words: Vec<&str> = command.split(' ').filter(|w| !w.is_empty()).collect();
+    let first = *words.first()?;
+    let builtin =
+        SH_WORDS.contains(&first) || (matches!(first, "true" | "false") && words.len() > 1);
+    (!builtin && !first.contains('=')).then_some(words)
+}
+
+/// Starts `program` with `args` for a shell task: no stdin, output piped, in a process group
+/// of its own (which walltime and cancellation kill).
+fn spawn(program: &str, args: &[&str]) -> std::io::Result<Child> {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+}
+
 pub(super) async fn run_shell(
     command: &str,
     kwargs: &RawValue,
@@ -316,16 +355,10 @@ pub(super) async fn run_shell(
         Ok(c) => c,
         Err(reason) => return Outcome::Failed { reason },
     };
-    let mut child = match Command::new("sh")
-        .arg("-c")
-        .arg(&command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-    {
+    // A plain command starts its program itself; one sh cannot start as the program (not found,
+    // not executable) goes through sh after all, for sh's own error and exit code.
+    let direct = plain_words(&command).and_then(|words| spawn(words[0], &words[1..]).ok());
+    let mut child = match direct.map_or_else(|| spawn("sh", &["-c", &command]), Ok) {
         Ok(c) => c,
         Err(e) => {
             return Outcome::Lost {
