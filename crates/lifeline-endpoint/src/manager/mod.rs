@@ -303,6 +303,11 @@ mod tests {
         };
         assert!(reason.contains("exit code 127"), "{reason}");
         assert!(reason.contains("not found"), "{reason}");
+        // So does one that is no program: sh's answer, exit code 126.
+        let Outcome::Failed { reason } = shell("/").await else {
+            panic!("expected a failure")
+        };
+        assert!(reason.contains("exit code 126"), "{reason}");
         // A failing program fails with its own exit code.
         let Outcome::Failed { reason } = shell("false").await else {
             panic!("expected a failure")

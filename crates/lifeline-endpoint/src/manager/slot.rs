@@ -333,6 +333,22 @@ pub(super) fn plain_words(command: &str) -> Option<Vec<&str>> {
     (!builtin && !first.contains('=')).then_some(words)
 }
 
+/// Whether a spawn failed because the program could not be executed at all (the kernel refused
+/// the `exec`), so that nothing of it ran.
+fn never_started(error: &std::io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(
+            libc::ENOENT
+                | libc::EACCES
+                | libc::ENOEXEC
+                | libc::ENOTDIR
+                | libc::ELOOP
+                | libc::ENAMETOOLONG
+        )
+    )
+}
+
 /// Starts `program` with `args` for a shell task: no stdin, output piped, in a process group
 /// of its own (which walltime and cancellation kill).
 fn spawn(program: &str, args: &[&str]) -> std::io::Result<Child> {
@@ -355,14 +371,21 @@ pub(super) async fn run_shell(
         Ok(c) => c,
         Err(reason) => return Outcome::Failed { reason },
     };
-    // A plain command starts its program itself; one sh cannot start as the program (not found,
-    // not executable) goes through sh after all, for sh's own error and exit code.
-    let direct = plain_words(&command).and_then(|words| spawn(words[0], &words[1..]).ok());
-    let mut child = match direct.map_or_else(|| spawn("sh", &["-c", &command]), Ok) {
+    // A plain command starts its program itself; one that could not start as a program (not
+    // found, not executable, a script without `#!`) goes through sh after all, for sh's own
+    // error and exit code. Any other failure may come after the program started: no second run.
+    let started = match plain_words(&command) {
+        Some(words) => match spawn(words[0], &words[1..]) {
+            Err(e) if never_started(&e) => spawn("sh", &["-c", &command]),
+            other => other,
+        },
+        None => spawn("sh", &["-c", &command]),
+    };
+    let mut child = match started {
         Ok(c) => c,
         Err(e) => {
             return Outcome::Lost {
-                reason: format!("worker lost: cannot start sh: {e}"),
+                reason: format!("worker lost: cannot start the command: {e}"),
             };
         }
     };

@@ -17,7 +17,7 @@ use super::auth::User;
 use super::error::{ApiError, ApiResult, JsonBody};
 use super::listing::query_error;
 use crate::access::{Directory, may_read_payload};
-use crate::store;
+use crate::store::{self, StoreError};
 use crate::users::Caller;
 
 pub(super) fn parse_task_id(text: &str) -> ApiResult<TaskId> {
@@ -115,16 +115,28 @@ pub(super) async fn read_documents(
                 .collect::<crate::store::StoreResult<Vec<_>>>()
         };
         // A document carries its result, up to `max_result_bytes`: a few small ones are read on
-        // this thread, the rest on the blocking pool.
-        let small = ids.len() <= INLINE_DOCUMENTS
-            && state.store().lookup(|c| {
-                ids.iter()
-                    .try_fold(0, |sum, id| Ok(sum + store::document_bytes(c, *id)?))
-            })? <= INLINE_BYTES;
-        let docs = if small {
-            state.store().lookup(read)?
+        // this thread (their size checked in the same read transaction), the rest on the
+        // blocking pool.
+        let inline = if ids.len() <= INLINE_DOCUMENTS {
+            let (read, ids) = (read.clone(), ids.clone());
+            state.store().lookup(move |c| {
+                let tx = c.unchecked_transaction()?;
+                let bytes = ids.iter().try_fold(0, |sum, id| {
+                    Ok::<_, StoreError>(sum + store::document_bytes(&tx, *id)?)
+                })?;
+                if bytes > INLINE_BYTES {
+                    return Ok(None);
+                }
+                let docs = read(&tx)?;
+                tx.commit()?;
+                Ok(Some(docs))
+            })?
         } else {
-            state.store().read(read).await?
+            None
+        };
+        let docs = match inline {
+            Some(docs) => docs,
+            None => state.store().read(read).await?,
         };
         let open: HashSet<TaskId> = docs.iter().filter_map(Lookup::pending).collect();
         let (Some(rx), Some(deadline)) = (events.as_mut(), deadline) else {

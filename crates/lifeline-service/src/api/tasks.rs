@@ -181,8 +181,10 @@ fn check_quotas(state: &AppState, caller: &Caller, tasks: usize) -> ApiResult<()
     Ok(())
 }
 
-/// Most tasks of a submission sent on by the writer thread itself.
+/// Most tasks of a submission sent on by the writer thread itself, and most bytes of arguments
+/// they may carry together.
 const SEND_FROM_WRITER: usize = 16;
+const SEND_FROM_WRITER_BYTES: usize = 64 * 1024;
 
 /// Stores tasks of a submission in one write job, in `received` and then on their way to the
 /// endpoint: dispatched if it is connected and its window has room (and no older task waits),
@@ -211,7 +213,9 @@ async fn store_submission(
     let at = now();
     // A few tasks are sent on by the writer thread the moment they are durable; serialising
     // many there would hold up its next batch, so they are sent from here.
-    let sender = (tasks.len() <= SEND_FROM_WRITER).then(|| forwarder.clone());
+    let bytes: usize = tasks.iter().map(|t| t.args.len() + t.kwargs.len()).sum();
+    let sender = (tasks.len() <= SEND_FROM_WRITER && bytes <= SEND_FROM_WRITER_BYTES)
+        .then(|| forwarder.clone());
     let assignments = state
         .store()
         .write_then(

@@ -47,12 +47,16 @@ impl LogLength {
 pub(super) fn restart(conn: &Connection, length: &LogLength) {
     // A reader that holds on longer than this makes it give up until the next checkpoint's
     // measure: the writer never waits long.
-    let done = conn
-        .busy_timeout(RESTART_WAIT)
-        .and_then(|()| conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())));
+    let done = conn.busy_timeout(RESTART_WAIT).and_then(|()| {
+        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0))
+    });
     let reset = conn.busy_timeout(super::schema::BUSY_TIMEOUT);
-    if let Err(error) = done.and(reset) {
-        tracing::warn!(%error, "could not start the store's log over");
+    match done.and_then(|busy| reset.map(|()| busy)) {
+        Ok(0) => {}
+        // Another checkpoint ran, or a reader stayed in the log: tried again after the next
+        // measure, not at every batch meanwhile.
+        Ok(_) => tracing::debug!("the store's log could not be started over yet"),
+        Err(error) => tracing::warn!(%error, "could not start the store's log over"),
     }
     length.0.store(0, Ordering::Relaxed);
 }
