@@ -170,11 +170,14 @@ try {
   const perTick = Math.max(1, Math.round(RATE * tickMs / 1000 / 6));
   const streamStart = Date.now();
   let pending = [];
+  // A request that fails before its batch is awaited must not end the process unhandled (which
+  // would skip the clean-up below); awaiting the batch still throws its error.
+  const later = (promise) => { promise.catch(() => {}); return promise; };
   while (Date.now() - streamStart < SECONDS * 1000) {
     const tickStart = Date.now();
-    pending.push(call('POST', `/v1/endpoints/${live.endpoint_id}/submit`, { tasks: Array.from({ length: perTick }, () => ({ function_id: fn })) }));
+    pending.push(later(call('POST', `/v1/endpoints/${live.endpoint_id}/submit`, { tasks: Array.from({ length: perTick }, () => ({ function_id: fn })) })));
     const sent = agent.take();
-    if (sent.length > 0) pending.push(agent.report(sent).then(() => { const now = Date.now(); for (let k = 0; k < sent.length; k++) done.push(now); }));
+    if (sent.length > 0) pending.push(later(agent.report(sent).then(() => { const now = Date.now(); for (let k = 0; k < sent.length; k++) done.push(now); })));
     if (pending.length > 200) { await Promise.all(pending); pending = []; }
     if (Math.floor((tickStart - streamStart) / 10000) !== Math.floor((Date.now() - streamStart) / 10000)) {
       peak = Math.max(peak, mib(await memory()));
