@@ -1,6 +1,7 @@
 //! Running one task on a worker slot: a warm `python3` worker for Python functions (started
 //! as `python3 -c BOOTSTRAP` and handed its program on stdin, so it never exists as a file), or
-//! `sh -c` for shell commands (a plain command, its program directly); walltime and cancellation kill the worker's process group.
+//! `sh -c` for shell commands (a plain command, its program directly); walltime and
+//! cancellation kill the worker's process group.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};

@@ -18,7 +18,7 @@ use super::endpoints::parse_endpoint_id;
 use super::error::{ApiError, ApiResult, JsonBody};
 use super::status::{Document, Lookup, parse_task_id, read_documents};
 use crate::access::may_use_function;
-use crate::forwarder::{Queue, assignment};
+use crate::forwarder::{Queue, assignment, forwarder_move};
 use crate::store::{self, NewTask, Outcome, Proposal, registry};
 use crate::users::{Caller, UserId};
 use crate::{new_id, now};
@@ -229,17 +229,8 @@ async fn store_submission(
                     } else {
                         (TaskState::WaitingForEp, Some(queued.clone()))
                     };
-                    let p = Proposal {
-                        task_id: t.task_id,
-                        to,
-                        actor: Actor::Forwarder,
-                        attempt: None,
-                        at,
-                        reason,
-                        result: None,
-                        reporter: None,
-                    };
-                    if let Outcome::Applied { attempt, .. } = ctx.transition(p)?
+                    if let Outcome::Applied { attempt, .. } =
+                        ctx.transition(forwarder_move(t.task_id, to, at, reason))?
                         && dispatch
                         && let Some(row) = ctx.task(t.task_id)?
                     {

@@ -182,7 +182,13 @@ impl Forwarder {
     }
 }
 
-fn forwarder_move(task_id: TaskId, to: State, at: Timestamp, reason: Option<String>) -> Proposal {
+/// A transition the forwarder itself makes.
+pub(crate) fn forwarder_move(
+    task_id: TaskId,
+    to: State,
+    at: Timestamp,
+    reason: Option<String>,
+) -> Proposal {
     Proposal {
         task_id,
         to,
