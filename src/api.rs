@@ -10,6 +10,7 @@
 //! learns from that one place that a token was refused (whatever call met the refusal) and
 //! whether the service can be reached, instead of each caller deciding for itself.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -23,11 +24,13 @@ use lifeline_model::{
     EndpointId, EndpointSummary, FunctionId, State, StatsSummary, TaskId, TaskPage,
 };
 use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde_json::value::RawValue;
 
 /// A task's status document as the dashboard reads it: the function's result is whatever JSON
-/// the function returned, so it stays a JSON value.
-pub type TaskStatus = StatusDocument<serde_json::Value>;
+/// the function returned, kept as the service wrote it (the dashboard only shows it, so it is
+/// never taken apart, and its numbers keep every digit).
+pub type TaskStatus = StatusDocument<Box<RawValue>>;
 
 /// Why a call failed.
 #[derive(Clone, Debug, PartialEq)]
@@ -139,20 +142,23 @@ pub fn normalize_base(base: &str) -> String {
 }
 
 /// A query type's fields as `(name, value)` pairs, absent ones left out. The model's query types
-/// are flat structs of strings and numbers, which is all this needs to handle.
+/// are flat structs of strings, numbers and booleans, which is all this needs to handle: each
+/// field's JSON is read as written, and only strings are decoded.
 fn query_pairs<Q: Serialize>(query: &Q) -> Vec<(String, String)> {
-    match serde_json::to_value(query) {
-        Ok(serde_json::Value::Object(fields)) => fields
-            .into_iter()
-            .filter_map(|(name, value)| match value {
-                serde_json::Value::String(s) => Some((name, s)),
-                serde_json::Value::Number(n) => Some((name, n.to_string())),
-                serde_json::Value::Bool(b) => Some((name, b.to_string())),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
+    let fields = serde_json::to_string(query)
+        .and_then(|json| serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(&json));
+    let Ok(fields) = fields else {
+        return Vec::new();
+    };
+    fields
+        .into_iter()
+        .filter_map(|(name, value)| match value.get() {
+            "null" => None,
+            text if text.starts_with('"') => serde_json::from_str(text).ok().map(|s| (name, s)),
+            text if text.starts_with(['[', '{']) => None,
+            text => Some((name, text.to_owned())),
+        })
+        .collect()
 }
 
 /// The `endpoint_id` filter of `/v1/tasks` and `/v1/stats`: none for all endpoints.
@@ -397,11 +403,9 @@ impl Api {
         self.get(&format!("/v1/tasks/{id}"), Vec::new()).await
     }
 
-    /// `POST /v1/tasks/batch_status`: the status documents of several tasks at once.
-    pub async fn batch_status(
-        &self,
-        ids: &[TaskId],
-    ) -> Result<BatchStatus<serde_json::Value>, ApiError> {
+    /// `POST /v1/tasks/batch_status`: the status documents of several tasks at once, for their
+    /// exceptions (results are skipped unread).
+    pub async fn batch_status(&self, ids: &[TaskId]) -> Result<BatchStatus<IgnoredAny>, ApiError> {
         let body = BatchStatusRequest {
             task_ids: ids.iter().map(ToString::to_string).collect(),
         };
@@ -476,6 +480,14 @@ mod tests {
             ..StatsQuery::default()
         };
         assert_eq!(query_pairs(&mine), vec![("mine".into(), "true".into())]);
+        let failure = TaskListQuery {
+            failure: Some("exception:KeyError: 'a\\b' \"c\"".into()),
+            ..TaskListQuery::default()
+        };
+        assert_eq!(
+            query_pairs(&failure),
+            vec![("failure".into(), "exception:KeyError: 'a\\b' \"c\"".into())]
+        );
     }
 
     #[test]

@@ -72,6 +72,61 @@ fn completed_at(epoch: &str) -> Option<String> {
     Some(time_parts(Timestamp::from_secs_f64(seconds)).1)
 }
 
+/// JSON text laid out as `serde_json::to_string_pretty` lays it out: one member or element per
+/// line, indented two spaces a level. It works on the text alone, which is valid JSON (the
+/// service checked it), so numbers keep every digit they were written with.
+pub fn pretty_json(text: &str) -> String {
+    fn newline(out: &mut String, depth: usize) {
+        out.push('\n');
+        for _ in 0..depth {
+            out.push_str("  ");
+        }
+    }
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut depth = 0_usize;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                out.push('"');
+                let mut escaped = false;
+                for c in chars.by_ref() {
+                    out.push(c);
+                    match c {
+                        _ if escaped => escaped = false,
+                        '\\' => escaped = true,
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '{' | '[' => {
+                out.push(c);
+                while chars.next_if(char::is_ascii_whitespace).is_some() {}
+                if let Some(close) = chars.next_if(|c| matches!(c, '}' | ']')) {
+                    out.push(close);
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(',');
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_ascii_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// What a step's reason says, in one line: a traceback's exception (its last line), otherwise
 /// the reason as written (a placement, a lost worker), whose first line is all of it.
 pub fn step_reason(reason: &str) -> String {
@@ -185,8 +240,10 @@ fn Document(doc: TaskStatus) -> impl IntoView {
         })
         .collect_view();
     // A function that returned nothing succeeded with `null`.
-    let result = (status == State::Success)
-        .then(|| serde_json::to_string_pretty(&doc.result.unwrap_or_default()).unwrap_or_default());
+    let result = (status == State::Success).then(|| {
+        doc.result
+            .map_or_else(|| "null".to_owned(), |r| pretty_json(r.get()))
+    });
     view! {
         <dl class="facts">
             <dt>"status"</dt><dd class=format!("state-label state-{}", status.wire()) data-status=status.wire()>{status.label()}</dd>
@@ -242,5 +299,34 @@ mod tests {
             "executor default, manager 1, block 1 (local job 4649), node vm"
         );
         assert_eq!(step_reason(""), "");
+    }
+}
+
+#[cfg(test)]
+mod pretty_tests {
+    use super::pretty_json;
+
+    #[test]
+    fn results_are_laid_out_as_serde_json_lays_them_out() {
+        for text in [
+            r#"{"a":[1,2,{"b":null}],"c":{},"d":[],"e":"x"}"#,
+            r#"[ { "k" : [ ] , "v" : { } } , true , -1.5 ]"#,
+            r#""a \"quoted\" {brace}, [bracket]: colon \\""#,
+            r#"{"nested":{"deeper":{"deepest":[[["x"]]]}}}"#,
+            "42",
+            "null",
+        ] {
+            let value: serde_json::Value = serde_json::from_str(text).expect("valid");
+            let expected = serde_json::to_string_pretty(&value).expect("serializes");
+            assert_eq!(pretty_json(text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn numbers_keep_every_digit() {
+        assert_eq!(
+            pretty_json("[123456789012345678901234567890,0.10000000000000000001,-1.5e3]"),
+            "[\n  123456789012345678901234567890,\n  0.10000000000000000001,\n  -1.5e3\n]"
+        );
     }
 }

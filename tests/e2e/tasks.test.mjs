@@ -10,6 +10,9 @@ import { join } from 'node:path';
 import { launchBrowser, openPage, lifelineUp, api, until, SCREENSHOTS, untilFinished } from './support.mjs';
 
 const SOURCE = `def ok(n):
+    if n == 3:
+        # Nested containers, empty ones among them, and a number no double holds.
+        return {"big": 2 ** 70, "empty": [[], {}], "n": n}
     return n
 
 def boom(n):
@@ -143,6 +146,15 @@ test('the keyboard reaches the list at once, moves without opening, opens with E
   assert.ok(page.url().includes('state=waiting-for-ep'), page.url());
   await page.keyboard.press('Enter');
   assert.deepEqual(errors, []);
+});
+
+test('a result reads as laid-out JSON, every digit kept', async () => {
+  await page.locator(`[data-task-id="${ids.ok[2]}"]`).click();
+  const detail = page.locator(`[data-task-detail="${ids.ok[2]}"]`);
+  await detail.locator('[data-status="success"]').waitFor();
+  assert.equal(await detail.locator('pre.result').textContent(),
+    '{\n  "big": 1180591620717411303424,\n  "empty": [\n    [],\n    {}\n  ],\n  "n": 3\n}');
+  await page.keyboard.press('Escape');
 });
 
 test('the detail of a failed task: whole reasons, unwrapped names, a readable completion time, no "now"', async () => {
