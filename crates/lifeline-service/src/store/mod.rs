@@ -202,6 +202,11 @@ impl Store {
         let writer_shared = shared.clone();
         // The writer never checkpoints the log itself (see `wal.rs`).
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // A statement that changes many rows keeps a journal of its own, to undo just that
+        // statement; past 64 KiB SQLite spills it to a file it creates and deletes in the
+        // system's temporary directory, about a hundred a second under load. In memory, it costs
+        // no file system work (and no task data lands in a shared directory).
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         let (writer_running, writer_stopped) = std::sync::mpsc::channel::<()>();
         wal::spawn(&path, writer_stopped, shared.log.clone())?;
         std::thread::Builder::new()
