@@ -206,7 +206,8 @@ impl Store {
         // statement; past 64 KiB SQLite spills it to a file it creates and deletes in the
         // system's temporary directory, about a hundred a second under load. In memory, it costs
         // no file system work (and no task data lands in a shared directory); it holds the pages
-        // one job changes, and jobs are bounded (500 submitted or 200 expired tasks at most).
+        // one job changes, and jobs are bounded (500 submitted, 2,000 dispatched or 200 expired
+        // tasks at most).
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         let (writer_running, writer_stopped) = std::sync::mpsc::channel::<()>();
         wal::spawn(&path, writer_stopped, shared.log.clone())?;
