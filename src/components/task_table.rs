@@ -295,7 +295,7 @@ pub fn TaskTable() -> impl IntoView {
     });
     // A scan's rows, filtered by the search and sorted, as indices into the window's rows.
     let scanned = Memo::new(move |_| {
-        let (needle, sort) = view_state.with(|v| (v.search.trim().to_lowercase(), v.sort));
+        let (needle, sort) = view_state.with(|v| (v.search.trim().to_ascii_lowercase(), v.sort));
         if !query.with(|q| q.scan) {
             return Vec::new();
         }
@@ -617,7 +617,7 @@ fn sort_header(
     };
     view! {
         <span class=class role="columnheader" aria-sort=aria_sort data-sort=key.wire()>
-            <button class="sort" title=format!("Sort by {}", label.to_lowercase())
+            <button class="sort" title=format!("Sort by {}", label.to_ascii_lowercase())
                 on:click=move |_| view_state.update(|v| v.sort = v.sort.toggled(key))>
                 {label}<span class="sort-arrow" aria-hidden="true">{arrow}</span>
             </button>
