@@ -68,8 +68,7 @@ fn time_parts(at: Timestamp) -> (String, String) {
 
 /// The status document's `completion_t` (epoch seconds in a string) as a date and time in UTC.
 fn completed_at(epoch: &str) -> Option<String> {
-    let seconds: f64 = epoch.trim().parse().ok()?;
-    Some(time_parts(Timestamp::from_secs_f64(seconds)).1)
+    Some(time_parts(epoch.trim().parse().ok()?).1)
 }
 
 /// JSON text laid out as `serde_json::to_string_pretty` lays it out: one member or element per

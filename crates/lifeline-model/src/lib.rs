@@ -50,7 +50,7 @@ pub use state::{Actor, State, UnknownName};
 pub use status::{
     FoldError, StatusDetails, StatusDocument, TaskMeta, TaskView, TransitionRecord, fold,
 };
-pub use time::{Timestamp, human_duration};
+pub use time::{Timestamp, TimestampError, human_duration};
 pub use transition::{
     Accepted, Edge, EdgeKind, Recovery, TransitionError, edges, edges_from, system_failure,
     validate,

@@ -1,6 +1,7 @@
 //! Points in time, as microseconds since the Unix epoch.
 
 use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -46,6 +47,52 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// Text that is not epoch seconds as [`Timestamp::to_epoch_string`] writes them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimestampError {
+    pub input: String,
+}
+
+impl fmt::Display for TimestampError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "\"{}\" is not a time in epoch seconds (such as 1623881816.333504)",
+            self.input
+        )
+    }
+}
+
+impl std::error::Error for TimestampError {}
+
+/// Reads what [`Timestamp::to_epoch_string`] writes, exactly (no floating point on the way):
+/// whole seconds, then optionally a point and at most six digits of the second.
+impl FromStr for Timestamp {
+    type Err = TimestampError;
+
+    fn from_str(text: &str) -> Result<Self, TimestampError> {
+        let error = || TimestampError {
+            input: text.to_owned(),
+        };
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        if fraction.len() > 6 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(error());
+        }
+        let micros = fraction
+            .bytes()
+            .chain(std::iter::repeat(b'0'))
+            .take(6)
+            .fold(0_i64, |n, digit| n * 10 + i64::from(digit - b'0'));
+        whole
+            .parse::<i64>()
+            .ok()
+            .and_then(|secs| secs.checked_mul(1_000_000))
+            .and_then(|secs| secs.checked_add(micros))
+            .map(Self)
+            .ok_or_else(error)
+    }
+}
+
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_f64(self.as_secs_f64())
@@ -77,6 +124,36 @@ pub fn human_duration(secs: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn epoch_strings_read_back_exactly() {
+        for micros in [
+            0,
+            1,
+            999_999,
+            1_623_881_816_333_504,
+            -1,
+            -1_500_000,
+            i64::MAX / 2,
+        ] {
+            let t = Timestamp::from_micros(micros);
+            assert_eq!(t.to_epoch_string().parse::<Timestamp>(), Ok(t), "{micros}");
+        }
+        assert_eq!("12".parse(), Ok(Timestamp::from_micros(12_000_000)));
+        assert_eq!("12.5".parse(), Ok(Timestamp::from_micros(12_500_000)));
+        for bad in [
+            "",
+            ".5",
+            "12.1234567",
+            "12.-5",
+            "1e9",
+            "x",
+            "12.5.6",
+            "99999999999999999999",
+        ] {
+            assert!(bad.parse::<Timestamp>().is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn epoch_string_keeps_microseconds() {
