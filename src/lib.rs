@@ -9,6 +9,7 @@
 pub mod api;
 pub mod components;
 pub mod event_stream;
+pub mod fetched;
 pub mod live;
 pub mod pages;
 pub mod session;

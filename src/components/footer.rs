@@ -28,7 +28,7 @@ pub fn version_text(health: &Health) -> String {
 #[component]
 pub fn Footer() -> impl IntoView {
     let auth = expect_context::<Auth>();
-    let health = LocalResource::new(move || {
+    let health = crate::fetched::fetched(move || {
         let api = auth.api.get();
         async move {
             match api {

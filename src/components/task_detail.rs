@@ -1,9 +1,7 @@
 //! One task in full: its status document, result or exception, and every transition.
 //!
-//! The document is a [`LocalResource`] keyed by the selected task and its streamed moves, so it
-//! is fetched again whenever the task moves; the detail shows it through a
-//! `<Transition>` (the previous document stays up while the next loads) and an
-//! `<ErrorBoundary>`.
+//! The document is [`fetched`](crate::fetched::fetched) again whenever the selected task moves
+//! in the stream; the previous document stays up while the next loads.
 
 use leptos::prelude::*;
 use lifeline_model::{State, TaskId, Timestamp, TransitionRecord, human_duration};
@@ -14,7 +12,7 @@ use crate::session::{Auth, Clock, Endpoints, TaskList, exception_line};
 use crate::url_state::ViewState;
 
 /// The selected task's status document: `Ok(None)` while no task is selected.
-pub type TaskDocument = LocalResource<Result<Option<TaskStatus>, ApiError>>;
+pub type TaskDocument = ReadSignal<Option<Result<Option<TaskStatus>, ApiError>>>;
 
 /// The selected task's status document, fetched again whenever the stream moves the task.
 pub fn use_task_document(task: Memo<Option<TaskId>>) -> TaskDocument {
@@ -25,7 +23,7 @@ pub fn use_task_document(task: Memo<Option<TaskId>>) -> TaskDocument {
         let task = task.get()?;
         Some((task, list.with(|w| w.watched_moves(task))))
     });
-    LocalResource::new(move || {
+    crate::fetched::fetched(move || {
         let key = key.get();
         let api = auth.api.get_untracked();
         async move {
@@ -49,11 +47,10 @@ pub fn use_task_document(task: Memo<Option<TaskId>>) -> TaskDocument {
 pub fn path_of(doc: TaskDocument, task: Memo<Option<TaskId>>) -> Signal<Vec<TransitionRecord>> {
     Signal::derive(move || {
         let selected = task.get();
-        doc.map(|d| match d {
-            Ok(Some(d)) if Some(d.task_id) == selected => d.details.task_transitions.clone(),
-            Ok(_) | Err(_) => Vec::new(),
+        doc.with(|d| match d {
+            Some(Ok(Some(d))) if Some(d.task_id) == selected => d.details.task_transitions.clone(),
+            _ => Vec::new(),
         })
-        .unwrap_or_default()
     })
 }
 
@@ -164,21 +161,13 @@ pub fn TaskDetail(doc: TaskDocument, task: TaskId) -> impl IntoView {
                 <h2 id=TITLE_ID tabindex="-1">"Task " <span class="mono">{task.to_string()}</span></h2>
                 <button class="close" aria-label="Close (Escape)" on:click=move |_| close_detail(view_state)>"×"</button>
             </header>
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                <ErrorBoundary fallback=|errors| view! {
-                    <p class="notice" role="alert">
-                        {move || errors.with(|e| e.iter().map(|(_, e)| e.to_string()).collect::<Vec<_>>().join("; "))}
-                    </p>
-                }>
-                    {move || Suspend::new(async move {
-                        doc.await.map(|d| match d {
-                            Some(d) if d.task_id == task => view! { <Document doc=d/> }.into_any(),
-                            // The previous task's document, until this one's arrives.
-                            Some(_) | None => view! { <p class="muted">"Loading…"</p> }.into_any(),
-                        })
-                    })}
-                </ErrorBoundary>
-            </Transition>
+            {move || doc.with(|d| match d {
+                Some(Ok(Some(d))) if d.task_id == task => view! { <Document doc=d.clone()/> }.into_any(),
+                Some(Err(e)) => view! { <p class="notice" role="alert">{e.to_string()}</p> }.into_any(),
+                // Before the first answer, or the previous task's document until this one's
+                // arrives.
+                _ => view! { <p class="muted">"Loading…"</p> }.into_any(),
+            })}
         </aside>
     }
 }

@@ -88,8 +88,9 @@ pub fn Timeline() -> impl IntoView {
     let replay = expect_context::<Replay>();
     let clock = expect_context::<Clock>();
     let refresh = Memo::new(move |_| (clock.get() / REFRESH_SECS).floor() as u64);
-    let timeline = LocalResource::new(move || {
-        refresh.track();
+    let timeline = crate::fetched::fetched(move || {
+        // Read, not only tracked: a memo nobody has read follows nothing.
+        let _period = refresh.get();
         let api = auth.api.get();
         let endpoints = view_state.with(|v| v.endpoints.clone());
         let mine = auth.mine(view_state.with(|v| v.mine));

@@ -75,8 +75,9 @@ pub fn ComparePage() -> impl IntoView {
     let refresh = Memo::new(move |_| (clock.get() / REFRESH_SECS).floor() as u64);
     let chosen = Memo::new(move |_| view_state.with(|v| v.endpoints.clone()));
     let window = Memo::new(move |_| view_state.with(|v| v.window));
-    let figures = LocalResource::new(move || {
-        refresh.track();
+    let figures = crate::fetched::fetched(move || {
+        // Read, not only tracked: a memo nobody has read follows nothing.
+        let _period = refresh.get();
         let api = auth.api.get();
         let chosen = chosen.get();
         let window = window.get();

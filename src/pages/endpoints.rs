@@ -29,7 +29,7 @@ pub fn EndpointsPage() -> impl IntoView {
         }
     });
     // Unfinished tasks on each offline endpoint, from its statistics (asked again with the list).
-    let stranded_by = LocalResource::new(move || {
+    let stranded_by = crate::fetched::fetched(move || {
         let offline: Vec<lifeline_model::EndpointId> = endpoints.with(|list| {
             list.iter()
                 .filter(|e| !e.online)

@@ -57,8 +57,9 @@ pub fn GroupsPage() -> impl IntoView {
     let endpoints = expect_context::<Endpoints>();
     let functions = expect_context::<FunctionNames>();
     let refresh = Memo::new(move |_| (clock.get() / REFRESH_SECS).floor() as u64);
-    let groups = LocalResource::new(move || {
-        refresh.track();
+    let groups = crate::fetched::fetched(move || {
+        // Read, not only tracked: a memo nobody has read follows nothing.
+        let _period = refresh.get();
         let api = auth.api.get();
         let scope = view_state.with(|v| v.endpoints.clone());
         let mine = auth.mine(view_state.with(|v| v.mine));

@@ -21,7 +21,7 @@ pub type Figures = Option<Result<StatsSummary, String>>;
 /// The replayed moment's figures.
 #[derive(Copy, Clone)]
 pub struct Replay {
-    figures: LocalResource<Figures>,
+    figures: ReadSignal<Option<Figures>>,
     view: RwSignal<ViewState>,
 }
 
@@ -49,7 +49,7 @@ fn explain(error: &ApiError) -> String {
 
 impl Replay {
     pub(super) fn new(auth: Auth, view: RwSignal<ViewState>) -> Self {
-        let figures = LocalResource::new(move || {
+        let figures = crate::fetched::fetched(move || {
             let at = view.with(|v| v.at.clone());
             let endpoints = view.with(|v| v.endpoints.clone());
             let mine = auth.mine(view.with(|v| v.mine));
