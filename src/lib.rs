@@ -171,11 +171,14 @@ pub fn App() -> impl IntoView {
         document().set_title(&title);
     });
 
+    // The page drawn only changes with the page asked for: a filter or a selection changes what
+    // the page shows, not the page.
+    let page = Memo::new(move |_| view_state.with(|v| v.page));
     view! {
         <Show when=move || auth.api.with(Option::is_some) fallback=|| view! { <SignIn/> }>
             <Header/>
             <main id="content" tabindex="-1">
-                {move || match view_state.with(|v| v.page) {
+                {move || match page.get() {
                     Page::Lifecycle => view! { <LifecyclePage/> }.into_any(),
                     Page::Endpoints => view! { <EndpointsPage/> }.into_any(),
                     Page::Overview => view! { <OverviewPage/> }.into_any(),
