@@ -10,9 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::ids::{EndpointId, FunctionId, TaskGroupId, TaskId};
+use crate::state::State;
+use crate::status::StatusDetails;
 use crate::time::Timestamp;
 
 pub use crate::accounts::{
@@ -211,8 +214,8 @@ pub struct FunctionRegistered {
     pub function_id: FunctionId,
 }
 
-/// `GET /v1/functions/{id}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `GET /v1/functions/{id}`. Its spec's fields sit beside the others on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FunctionInfo {
     pub function_id: FunctionId,
@@ -275,11 +278,11 @@ pub struct BatchStatusRequest {
     pub task_ids: Vec<String>,
 }
 
-/// One id's answer in a batch status.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One id's answer in a batch status: its status document, or why there is none.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "schema", schemars(rename = "BatchEntry", bound = ""))]
-#[serde(untagged, bound(deserialize = "R: Deserialize<'de>"))]
+#[serde(untagged)]
 pub enum BatchEntry<R> {
     Status(
         #[cfg_attr(
@@ -558,4 +561,162 @@ pub struct EventsQuery {
     /// Only the caller's own tasks (for admin and endpoint owners, who also see others').
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mine: Option<bool>,
+}
+
+// `FunctionInfo` and `BatchEntry` are read in one pass over their fields. Derived, they would
+// be read twice: serde buffers every field of a flattened or untagged value, then reads the
+// buffer, which costs each answer a copy of all it carries (a batch's results included) and
+// each reader a second, buffered deserializer of every type inside.
+
+impl<'de> Deserialize<'de> for FunctionInfo {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Fields {
+            function_id: FunctionId,
+            name: String,
+            kind: FunctionKind,
+            source: Option<String>,
+            entrypoint: Option<String>,
+            command: Option<String>,
+            created_at: Timestamp,
+        }
+        let f = Fields::deserialize(deserializer)?;
+        let spec = FunctionSpec::from_parts(f.kind, f.source, f.entrypoint, f.command)
+            .map_err(D::Error::custom)?;
+        Ok(FunctionInfo {
+            function_id: f.function_id,
+            name: f.name,
+            spec,
+            created_at: f.created_at,
+        })
+    }
+}
+
+impl<'de, R: Deserialize<'de>> Deserialize<'de> for BatchEntry<R> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(bound(deserialize = "R: Deserialize<'de>"))]
+        struct Fields<R> {
+            task_id: Option<TaskId>,
+            pending: Option<bool>,
+            status: Option<State>,
+            result: Option<R>,
+            exception: Option<String>,
+            completion_t: Option<String>,
+            details: Option<StatusDetails>,
+            error: Option<String>,
+            message: Option<String>,
+        }
+        let f = Fields::<R>::deserialize(deserializer)?;
+        let missing = |field: &str| D::Error::custom(format!("a batch entry without `{field}`"));
+        match (f.task_id, f.error) {
+            (Some(task_id), None) => Ok(BatchEntry::Status(StatusDocument {
+                task_id,
+                pending: f.pending.ok_or_else(|| missing("pending"))?,
+                status: f.status.ok_or_else(|| missing("status"))?,
+                result: f.result,
+                exception: f.exception,
+                completion_t: f.completion_t,
+                details: f.details.ok_or_else(|| missing("details"))?,
+            })),
+            (None, Some(error)) => Ok(BatchEntry::Error(ErrorBody {
+                error,
+                message: f.message.ok_or_else(|| missing("message"))?,
+            })),
+            _ => Err(D::Error::custom(
+                "a batch entry is a status document (with `task_id`) or an error (with `error`)",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Actor;
+    use crate::status::TransitionRecord;
+
+    #[test]
+    fn a_function_reads_back_as_written_and_its_spec_is_checked() {
+        for spec in [
+            FunctionSpec::Python {
+                source: "def f(): pass".into(),
+                entrypoint: "f".into(),
+            },
+            FunctionSpec::Shell {
+                command: "true".into(),
+            },
+        ] {
+            let info = FunctionInfo {
+                function_id: FunctionId::from_u128(1),
+                name: "f".into(),
+                spec,
+                created_at: Timestamp::from_micros(1_000_000),
+            };
+            let text = serde_json::to_string(&info).expect("serializes");
+            assert_eq!(
+                serde_json::from_str::<FunctionInfo>(&text).expect("reads"),
+                info
+            );
+        }
+        let mixed = r#"{"function_id":"00000000-0000-0000-0000-000000000001","name":"f","kind":"shell","command":"true","source":"x","created_at":1.0}"#;
+        let error = serde_json::from_str::<FunctionInfo>(mixed).expect_err("both kinds");
+        assert!(
+            error.to_string().contains("a shell function has `command`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn batch_entries_read_back_as_written() {
+        let doc = StatusDocument {
+            task_id: TaskId::from_u128(9),
+            pending: false,
+            status: State::Success,
+            result: Some(serde_json::json!({"big": [1, 2]})),
+            exception: None,
+            completion_t: Some("1.000000".into()),
+            details: StatusDetails {
+                endpoint_id: EndpointId::from_u128(2),
+                function_id: FunctionId::from_u128(3),
+                attempt: 1,
+                max_retries: 0,
+                task_transitions: vec![TransitionRecord {
+                    state: State::Success,
+                    actor: Actor::Worker,
+                    attempt: 1,
+                    at: Timestamp::from_micros(1_000_000),
+                    reason: None,
+                }],
+            },
+        };
+        let batch = BatchStatus {
+            results: BTreeMap::from([
+                ("a".to_owned(), BatchEntry::Status(doc)),
+                (
+                    "b".to_owned(),
+                    BatchEntry::Error(ErrorBody {
+                        error: "not_found".into(),
+                        message: "no task b".into(),
+                    }),
+                ),
+            ]),
+        };
+        let text = serde_json::to_string(&batch).expect("serializes");
+        let back: BatchStatus<serde_json::Value> = serde_json::from_str(&text).expect("reads");
+        assert_eq!(back, batch);
+        // A result kept as written (which a buffered, untagged read cannot do).
+        let raw: BatchStatus<Box<serde_json::value::RawValue>> =
+            serde_json::from_str(&text).expect("reads raw");
+        let Some(BatchEntry::Status(doc)) = raw.results.get("a") else {
+            panic!("a status document: {text}");
+        };
+        assert_eq!(
+            doc.result.as_ref().map(|r| r.get()),
+            Some(r#"{"big":[1,2]}"#)
+        );
+        let error = serde_json::from_str::<BatchEntry<serde_json::Value>>(r#"{"message":"?"}"#)
+            .expect_err("neither");
+        assert!(error.to_string().contains("a status document"), "{error}");
+    }
 }
