@@ -45,9 +45,10 @@ pub struct ExecutorConfig {
     pub nodes: usize,
     pub workers_per_node: usize,
     /// Tasks a manager holds beyond its workers, each waiting next to a worker
-    /// (`waiting-for-launch`) so that it starts the moment one frees up; default: as many as its
-    /// workers. More keeps workers busier with many short tasks; fewer leaves tasks at the
-    /// endpoint (`waiting-for-nodes`) for whichever node frees up first, better for long ones.
+    /// (`waiting-for-launch`) so that it starts the moment one frees up. More keeps workers
+    /// busier with many short tasks; fewer leaves tasks at the endpoint (`waiting-for-nodes`) for
+    /// whichever node frees up first, better for long ones. Default: as many as its workers, and
+    /// deeper (up to 64) while the executor's tasks run for less than a millisecond.
     #[serde(default)]
     pub prefetch: Option<usize>,
     /// Seconds a task may run before its worker is killed and the task fails.

@@ -225,8 +225,16 @@ impl Interchange {
                 at,
                 outcome,
             } if current(&self.tasks, task_id, attempt) => {
-                if let Some(m) = self.managers.get_mut(&id) {
+                let executor = self.managers.get_mut(&id).map(|m| {
                     m.busy = m.busy.saturating_sub(1);
+                    m.executor
+                });
+                if let (Some(e), Some(task)) = (executor, self.tasks.get(&task_id))
+                    && task.view.state == State::Running
+                    && matches!(outcome, Outcome::Success { .. } | Outcome::Failed { .. })
+                {
+                    let secs = at.as_secs_f64() - task.view.since.as_secs_f64();
+                    super::placement::observe_run(&mut self.executors[e].run_secs, secs);
                 }
                 match outcome {
                     Outcome::Success { result } => self.transition(

@@ -90,6 +90,9 @@ pub(crate) struct Executor {
     last_poll: Option<Instant>,
     /// The last scheduler command that failed, until one succeeds.
     provider_error: Option<String>,
+    /// How long its tasks run, from their functions' starts to their ends: the longest seen
+    /// lately (see [`placement::observe_run`]); `None` until one has finished.
+    run_secs: Option<f64>,
 }
 
 impl Executor {
@@ -104,6 +107,7 @@ impl Executor {
             polling: false,
             last_poll: None,
             provider_error: None,
+            run_secs: None,
         }
     }
 }
