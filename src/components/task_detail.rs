@@ -11,7 +11,8 @@ use crate::components::task_table::age;
 use crate::session::{Auth, Clock, Endpoints, TaskList, exception_line};
 use crate::url_state::ViewState;
 
-/// The selected task's status document: `Ok(None)` while no task is selected.
+/// The selected task's status document: `None` until the first answer, `Ok(None)` while no task
+/// is selected.
 pub type TaskDocument = ReadSignal<Option<Result<Option<TaskStatus>, ApiError>>>;
 
 /// The selected task's status document, fetched again whenever the stream moves the task.
