@@ -18,9 +18,9 @@ use leptos::task::spawn_local;
 ///
 /// `request` runs in an effect, so every signal it reads before returning its future is
 /// tracked, and a change to any of them fetches again; what the future reads is not. A memo it
-/// depends on must be read, not only tracked: a memo that nobody has read follows nothing. An answer
-/// that arrives after a newer fetch has started is dropped, so a slow answer never overwrites a
-/// newer one.
+/// depends on must be read, not only tracked: a memo that nobody has read follows nothing. An
+/// answer that arrives after a newer fetch has started is dropped, so a slow answer never
+/// overwrites a newer one.
 pub fn fetched<T, F>(request: impl Fn() -> F + 'static) -> ReadSignal<Option<T>>
 where
     T: Send + Sync + 'static,
