@@ -29,35 +29,50 @@ impl fmt::Display for IdError {
 
 impl std::error::Error for IdError {}
 
+/// The value of a UUID's text (`8-4-4-4-12` hex digits, or the 32 digits alone), in either case.
 fn parse_uuid(s: &str) -> Option<u128> {
     let bytes = s.as_bytes();
-    let hex: Vec<u8> = match bytes.len() {
-        32 => bytes.to_vec(),
-        36 if [8, 13, 18, 23].iter().all(|&i| bytes[i] == b'-') => {
-            bytes.iter().copied().filter(|&b| b != b'-').collect()
-        }
+    let dashed = match bytes.len() {
+        32 => false,
+        36 => true,
         _ => return None,
     };
-    if hex.len() != 32 {
-        return None;
+    let mut value = 0_u128;
+    for (i, &b) in bytes.iter().enumerate() {
+        if dashed && matches!(i, 8 | 13 | 18 | 23) {
+            if b != b'-' {
+                return None;
+            }
+            continue;
+        }
+        value = value << 4 | u128::from(char::from(b).to_digit(16)?);
     }
-    hex.iter().try_fold(0u128, |acc, &b| {
-        let digit = (b as char).to_digit(16)?;
-        Some(acc << 4 | u128::from(digit))
-    })
+    Some(value)
 }
 
-fn write_uuid(value: u128, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let hex = format!("{value:032x}");
-    write!(
-        f,
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+/// `value` as a UUID's text: `8-4-4-4-12` lowercase hex digits. Written by hand rather than
+/// through `format!`: ids are written for every event the service stores and sends.
+fn uuid_text(value: u128) -> [u8; 36] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [b'-'; 36];
+    let mut at = 0;
+    for (i, byte) in value.to_be_bytes().into_iter().enumerate() {
+        // A dash before the 5th, 7th, 9th and 11th byte.
+        if matches!(i, 4 | 6 | 8 | 10) {
+            at += 1;
+        }
+        text[at] = HEX[usize::from(byte >> 4)];
+        text[at + 1] = HEX[usize::from(byte & 0xf)];
+        at += 2;
+    }
+    text
+}
+
+/// Calls `write` with `value`'s text as a UUID.
+fn with_uuid<R>(value: u128, write: impl FnOnce(&str) -> R) -> R {
+    let text = uuid_text(value);
+    // Hex digits and dashes only: always UTF-8.
+    write(std::str::from_utf8(&text).unwrap_or_default())
 }
 
 macro_rules! id_type {
@@ -78,7 +93,7 @@ macro_rules! id_type {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write_uuid(self.0, f)
+                with_uuid(self.0, |text| f.write_str(text))
             }
         }
 
@@ -98,7 +113,7 @@ macro_rules! id_type {
 
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_str(self)
+                with_uuid(self.0, |text| serializer.serialize_str(text))
             }
         }
 
@@ -155,9 +170,28 @@ mod tests {
             "0190a1b2c3d4-7e5f-8a9b-0c1d2e3f4a5b-",
             "g190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
             "+190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+            "0190a1b2c-3d4-7e5f-8a9b-0c1d2e3f4a5b",
+            "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a-b",
+            "0190a1b2-c3d4-7e5f-8a9b0c1d2e3f4a5b",
         ] {
             let err = bad.parse::<EndpointId>().expect_err(bad);
             assert_eq!(err.kind, "endpoint");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_value_is_written_as_its_hex_digits_in_groups(value: u128) {
+            let hex = format!("{value:032x}");
+            let expected = format!(
+                "{}-{}-{}-{}-{}",
+                &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]
+            );
+            let id = FunctionId::from_u128(value);
+            proptest::prop_assert_eq!(id.to_string(), expected.clone());
+            proptest::prop_assert_eq!(serde_json::to_string(&id).ok(), Some(format!("\"{expected}\"")));
+            proptest::prop_assert_eq!(expected.parse::<FunctionId>(), Ok(id));
+            proptest::prop_assert_eq!(hex.to_uppercase().parse::<FunctionId>(), Ok(id));
         }
     }
 }
