@@ -8,6 +8,7 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use leptos::prelude::*;
@@ -27,6 +28,28 @@ where
     F: Future<Output = T> + 'static,
 {
     let answer = RwSignal::new(None);
+    follow(Box::new(move || {
+        let fetch = request();
+        Box::pin(async move {
+            let value = fetch.await;
+            // The view that asked may be gone by now; then nobody reads the answer.
+            Box::new(move || {
+                let _ = answer.try_set(Some(value));
+            }) as Landing
+        })
+    }));
+    answer.read_only()
+}
+
+/// What to do with an answer once it is known to be the latest.
+type Landing = Box<dyn FnOnce()>;
+
+/// A request on its way, ending in what to do with its answer.
+type Fetch = Pin<Box<dyn Future<Output = Landing>>>;
+
+/// The effect and the tasks behind every [`fetched`] value, whatever its type: one copy in the
+/// wasm rather than one per type.
+fn follow(request: Box<dyn Fn() -> Fetch>) {
     let latest = Rc::new(Cell::new(0_u64));
     Effect::new(move |_| {
         let fetch = request();
@@ -34,14 +57,12 @@ where
         latest.set(this);
         let latest = Rc::clone(&latest);
         spawn_local(async move {
-            let value = fetch.await;
+            let land = fetch.await;
             if latest.get() == this {
-                // The view that asked may be gone by now; then nobody reads the answer.
-                let _ = answer.try_set(Some(value));
+                land();
             }
         });
     });
-    answer.read_only()
 }
 
 #[cfg(all(test, target_arch = "wasm32"))]
