@@ -179,6 +179,8 @@ mod tests {
         }
     }
 
+    // proptest is a native dev-dependency only; the wasm tests run the examples above.
+    #[cfg(not(target_arch = "wasm32"))]
     proptest::proptest! {
         #[test]
         fn every_value_is_written_as_its_hex_digits_in_groups(value: u128) {
