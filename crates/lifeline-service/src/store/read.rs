@@ -27,7 +27,14 @@ fn actor_from(i: i64) -> rusqlite::Result<Actor> {
     Actor::from_storage_code(i).ok_or(rusqlite::Error::IntegralValueOutOfRange(0, i))
 }
 
-pub(super) const TASK_COLUMNS: &str = "seq, id, group_id, endpoint_id, function_id, state, attempt, max_retries, created_at, since, owner";
+/// The columns [`task_from_row_at`] reads, as a macro so that queries can be spelled with
+/// `concat!` and need no formatting each time they run.
+macro_rules! task_columns {
+    () => {
+        "seq, id, group_id, endpoint_id, function_id, state, attempt, max_retries, created_at, since, owner"
+    };
+}
+pub(super) const TASK_COLUMNS: &str = task_columns!();
 
 fn task_from_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
     task_from_row_at(r, 0)
@@ -53,9 +60,13 @@ pub(super) fn task_from_row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<TaskR
 }
 
 pub(crate) fn task_row(conn: &Connection, id: TaskId) -> rusqlite::Result<Option<TaskRow>> {
-    conn.prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?1"))?
-        .query_row([id.as_u128().to_be_bytes()], task_from_row)
-        .optional()
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        task_columns!(),
+        " FROM tasks WHERE id = ?1"
+    ))?
+    .query_row([id.as_u128().to_be_bytes()], task_from_row)
+    .optional()
 }
 
 pub(super) fn head(conn: &Connection) -> rusqlite::Result<u64> {
@@ -426,8 +437,10 @@ pub fn tasks_in_states(
 ) -> StoreResult<Vec<TaskRow>> {
     let mut rows = Vec::new();
     for state in states {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE endpoint_id = ?1 AND state = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4"
+        let mut stmt = conn.prepare_cached(concat!(
+            "SELECT ",
+            task_columns!(),
+            " FROM tasks WHERE endpoint_id = ?1 AND state = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4"
         ))?;
         let found = stmt
             .query_map(
