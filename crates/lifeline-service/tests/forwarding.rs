@@ -343,6 +343,63 @@ async fn illegal_duplicate_and_foreign_reports_change_nothing() {
 }
 
 #[tokio::test]
+async fn a_replayed_report_never_moves_a_task_back_to_a_state_it_left() {
+    let app = spawn_app().await;
+    let (ep, token) = app.endpoint("site").await;
+    let f = app.python_function().await;
+    let mut agent = FakeEndpoint::connect(&app, &ep, &token).await;
+    let ids = app.submit(&ep, &f, 1, None).await;
+    agent.recv_tasks().await;
+    let id = &ids[0];
+    let log_length = |doc: &serde_json::Value| {
+        doc["details"]["task_transitions"]
+            .as_array()
+            .expect("log")
+            .len()
+    };
+
+    // Queued and launched, then its manager is lost before the function starts: the task waits
+    // for a node again on the same attempt.
+    let first = vec![
+        step(id, State::WaitingForNodes, Actor::Endpoint, 1),
+        step(id, State::WaitingForLaunch, Actor::Manager, 1),
+    ];
+    assert!(agent.report(first.clone()).await.is_empty());
+    let mut lost = step(id, State::WaitingForNodes, Actor::Endpoint, 1);
+    lost.reason = Some("manager lost".into());
+    assert!(agent.report(vec![lost.clone()]).await.is_empty());
+
+    // The launch from before the loss, sent again (an endpoint replays what it was not
+    // acknowledged for), is acknowledged and changes nothing.
+    assert!(agent.report(first[1..].to_vec()).await.is_empty());
+    let doc = app.task(id).await;
+    assert_eq!(doc["status"], "waiting-for-nodes");
+    assert_eq!(log_length(&doc), 5);
+
+    // Launched on another manager; the loss, sent again, leaves it there too.
+    assert!(
+        agent
+            .report(vec![step(id, State::WaitingForLaunch, Actor::Manager, 1)])
+            .await
+            .is_empty()
+    );
+    assert!(agent.report(vec![lost]).await.is_empty());
+    let doc = app.task(id).await;
+    assert_eq!(doc["status"], "waiting-for-launch");
+    assert_eq!(log_length(&doc), 6);
+
+    // And the task finishes on its first attempt.
+    let path = run_to_success(id, 1, "\"done\"");
+    assert!(agent.report(path[2..].to_vec()).await.is_empty());
+    let doc = app.task(id).await;
+    assert_eq!(doc["status"], "success");
+    assert_eq!(doc["result"], "done");
+    assert_eq!(log_length(&doc), 8);
+    let (_, stats) = app.get("/v1/stats").await;
+    assert_eq!(stats["illegal_reports"], 0);
+}
+
+#[tokio::test]
 async fn an_oversized_result_fails_the_task() {
     let app = spawn_app().await;
     let (ep, token) = app.endpoint("big").await;

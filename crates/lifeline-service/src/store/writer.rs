@@ -359,6 +359,14 @@ impl Ctx<'_> {
         if p.reporter.is_some_and(|e| e != task.endpoint_id) {
             return Ok(Outcome::Forbidden);
         }
+        // A transition timed no later than the task entered its current state is, if its log
+        // holds it, one applied before and sent again (an endpoint replays the reports it was
+        // not acknowledged for). A legal edge would otherwise take it a second time and move the
+        // task back to a state it has left: after a requeue on the same attempt, a replayed
+        // launch or requeue is such an edge. New transitions come later and skip the lookup.
+        if p.at <= task.since && self.already_logged(&row, &p)? {
+            return Ok(Outcome::Duplicate);
+        }
         let accepted = match validate(task.state, p.to, p.actor, task.attempt, task.max_retries) {
             Ok(accepted) => accepted,
             Err(error) => {
