@@ -208,8 +208,20 @@ impl Interchange {
         tokio::pin!(shutdown);
         let mut heartbeat = tokio::time::interval(self.heartbeat_period);
         let mut check = tokio::time::interval(MANAGER_HEARTBEAT);
+        // One timer for the whole loop, moved only when the flush deadline changes: a timer
+        // made anew on every turn is registered anew with the runtime's clock, and each time
+        // that wakes the runtime's poller through a system call (one or two per task at full
+        // speed).
+        let flush_timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(flush_timer);
+        let mut armed: Option<Instant> = None;
         loop {
-            let flush_at = self.flush_at;
+            if self.flush_at != armed {
+                armed = self.flush_at;
+                if let Some(at) = armed {
+                    flush_timer.as_mut().reset(at);
+                }
+            }
             tokio::select! {
                 _ = &mut shutdown => {
                     self.flush()?;
@@ -244,12 +256,7 @@ impl Interchange {
                     self.check_blocks();
                     self.metrics.executors_seen(self.reports());
                 }
-                _ = async move {
-                    match flush_at {
-                        Some(at) => tokio::time::sleep_until(at).await,
-                        None => std::future::pending().await,
-                    }
-                } => {}
+                () = &mut flush_timer, if armed.is_some() => {}
             }
             self.scale();
             self.schedule();
