@@ -8,14 +8,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use lifeline_model::{Actor, BlockState, State, TaskId};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::blocks::BlockId;
 use super::{Held, Interchange, Place};
-use crate::node::{FromManager, ManagerHello, Outcome, ToManager};
+use crate::node::{FromManager, ManagerHello, Outcome, ToManager, write_lines};
 
 /// How often managers report; their silence for [`crate::config::EndpointConfig::manager_timeout`]
 /// loses them.
@@ -104,16 +104,9 @@ impl Interchange {
             .filter(|c| !c.is_control())
             .take(253)
             .collect();
-        let (reader, mut writer) = stream.into_split();
-        let (lines, mut outgoing) = mpsc::unbounded_channel::<String>();
-        tokio::spawn(async move {
-            while let Some(mut line) = outgoing.recv().await {
-                line.push('\n');
-                if writer.write_all(line.as_bytes()).await.is_err() {
-                    break;
-                }
-            }
-        });
+        let (reader, writer) = stream.into_split();
+        let (lines, outgoing) = mpsc::unbounded_channel::<String>();
+        tokio::spawn(write_lines(outgoing, writer));
         let events = self.manager_events.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(reader).lines();

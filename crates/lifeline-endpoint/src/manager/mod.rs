@@ -20,7 +20,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::node::{FromManager, ManagerHello, Outcome, RunTask, SECRET_ENV, ToManager};
+use crate::node::{
+    FromManager, ManagerHello, Outcome, RunTask, SECRET_ENV, ToManager, write_lines,
+};
 
 /// How a manager is run.
 #[derive(Clone, Debug)]
@@ -110,22 +112,11 @@ pub(crate) fn host_name() -> String {
 pub(crate) async fn serve_manager(
     options: ManagerOptions,
     input: impl tokio::io::AsyncRead + Unpin,
-    mut stdout: impl tokio::io::AsyncWrite + Unpin + Send + 'static,
+    stdout: impl tokio::io::AsyncWrite + Unpin + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<String>();
     // One writer owns the output, so lines never interleave.
-    let writer = tokio::spawn(async move {
-        while let Some(mut line) = out_rx.recv().await {
-            line.push('\n');
-            if stdout.write_all(line.as_bytes()).await.is_err() {
-                break;
-            }
-            // Flush only when nothing else is waiting, to write lines in bulk under load.
-            if out_rx.is_empty() && stdout.flush().await.is_err() {
-                break;
-            }
-        }
-    });
+    let writer = tokio::spawn(write_lines(out_rx, stdout));
     let mut lines = BufReader::new(input).lines();
     let mut slots: Vec<Slot> = (0..options.workers.max(1))
         .map(|_| Slot::default())
