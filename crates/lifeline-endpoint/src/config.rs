@@ -212,8 +212,9 @@ pub struct EndpointConfig {
     pub metrics_bind: Option<String>,
     /// The most tasks the endpoint holds at once, sent to it and not finished; the service keeps
     /// the rest waiting for the endpoint (`waiting-for-ep`) and sends them, a quarter window at a
-    /// time, as earlier ones finish. Default: twice what every executor's nodes hold at its largest (workers plus
-    /// prefetch), and at least [`MIN_DEFAULT_WINDOW`].
+    /// time, as earlier ones finish. Default: twice what every executor's nodes hold at its largest
+    /// (workers plus prefetch, the automatic prefetch at its deepest when none is set), and at
+    /// least [`MIN_DEFAULT_WINDOW`].
     #[serde(default)]
     pub task_window: Option<u32>,
 }
@@ -397,9 +398,11 @@ impl EndpointConfig {
                 .iter()
                 .map(|e| {
                     let s = e.scaling();
-                    let per_node = e
-                        .workers_per_node
-                        .saturating_add(e.prefetch.unwrap_or(e.workers_per_node));
+                    // Without a `prefetch`, a node holds up to the automatic prefetch's depth.
+                    let prefetch = e.prefetch.unwrap_or_else(|| {
+                        crate::interchange::deepest_auto_prefetch(e.workers_per_node)
+                    });
+                    let per_node = e.workers_per_node.saturating_add(prefetch);
                     u64::from(s.max_blocks)
                         .saturating_mul(u64::from(s.nodes_per_block))
                         .saturating_mul(per_node as u64)
@@ -486,11 +489,17 @@ mod tests {
     fn the_task_window_is_twice_what_the_nodes_hold_at_most_unless_set() {
         let small = parse("[[executor]]\nlabel = \"a\"\nnodes = 2\nworkers_per_node = 4\n");
         assert_eq!(small.expect("valid").window(), MIN_DEFAULT_WINDOW);
-        // 40 blocks of 2 nodes, each node 16 workers and 16 more tasks: 2,560 held, 5,120 asked.
+        // 40 blocks of 2 nodes, each node 16 workers and up to 64 more tasks (the automatic
+        // prefetch at its deepest): 6,400 held, 12,800 asked.
         let big = parse(
             "[[executor]]\nlabel = \"cpu\"\nprovider = \"slurm\"\nworkers_per_node = 16\n[executor.slurm]\nnodes_per_block = 2\nmax_blocks = 40\n",
         );
-        assert_eq!(big.expect("valid").window(), 5_120);
+        assert_eq!(big.expect("valid").window(), 12_800);
+        // A prefetch that is set counts as set: 80 nodes of 16 + 16, 5,120 asked.
+        let set_prefetch = parse(
+            "[[executor]]\nlabel = \"cpu\"\nprovider = \"slurm\"\nworkers_per_node = 16\nprefetch = 16\n[executor.slurm]\nnodes_per_block = 2\nmax_blocks = 40\n",
+        );
+        assert_eq!(set_prefetch.expect("valid").window(), 5_120);
         let set = parse("task_window = 7\n[[executor]]\nlabel = \"a\"\nworkers_per_node = 4\n");
         assert_eq!(set.expect("valid").window(), 7);
         for bad in ["0", "1000001", "-3"] {

@@ -18,6 +18,8 @@ mod managers;
 mod placement;
 mod reports;
 
+pub(crate) use placement::deepest_auto_prefetch;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;

@@ -37,7 +37,12 @@ fn auto_prefetch(workers: usize, run_secs: Option<f64>) -> usize {
     };
     let needed = (workers as f64 * REFILL_SECS / run.max(1e-6)).ceil();
     // A float cast saturates: an absurd ratio is the cap, not a wrap.
-    (needed as usize).clamp(workers, workers.max(AUTO_PREFETCH_MAX))
+    (needed as usize).clamp(workers, deepest_auto_prefetch(workers))
+}
+
+/// The most a manager of `workers` holds beyond them when its executor sets no `prefetch`.
+pub(crate) fn deepest_auto_prefetch(workers: usize) -> usize {
+    workers.max(AUTO_PREFETCH_MAX)
 }
 
 /// Folds a task's run into an executor's estimate: a longer run counts at once, a shorter one
