@@ -247,6 +247,45 @@ fn cpu_by_role(ticks_per_second: f64) -> BTreeMap<&'static str, f64> {
     cpu
 }
 
+/// The store writer thread's time so far, running and waiting for a core, in seconds (its
+/// `schedstat`): the service's serial stage, which should never wait for want of a core.
+fn writer_times() -> Option<(f64, f64)> {
+    let service = descendants(std::process::id())
+        .into_iter()
+        .find(|pid| role(*pid) == "service")?;
+    for thread in std::fs::read_dir(format!("/proc/{service}/task"))
+        .ok()?
+        .flatten()
+    {
+        let path = thread.path();
+        let Ok(name) = std::fs::read_to_string(path.join("comm")) else {
+            continue;
+        };
+        if name.trim() == "lifeline-writer" {
+            let stat = std::fs::read_to_string(path.join("schedstat")).ok()?;
+            let mut ns = stat.split_whitespace().map(|v| v.parse::<f64>().ok());
+            return Some((ns.next()?? / 1e9, ns.next()?? / 1e9));
+        }
+    }
+    None
+}
+
+/// Prints the share of `wall` seconds the store writer spent running and waiting for a core
+/// since `before`.
+fn print_writer(tag: &str, what: &str, n: usize, before: Option<(f64, f64)>, wall: f64) {
+    let (Some((ran, waited)), Some((ran_before, waited_before))) = (writer_times(), before) else {
+        return;
+    };
+    println!(
+        "metric: {tag} store writer running, {what} batch of {n} = {:.0} % of the time",
+        (ran - ran_before) / wall * 100.0
+    );
+    println!(
+        "metric: {tag} store writer waiting for a core, {what} batch of {n} = {:.0} % of the time",
+        (waited - waited_before) / wall * 100.0
+    );
+}
+
 /// Clock ticks per second, the unit of /proc's CPU times.
 fn clock_ticks() -> f64 {
     std::process::Command::new("getconf")
@@ -455,10 +494,11 @@ async fn main() {
     let ticks = clock_ticks();
     for &n in &sizes {
         memory.take_mib();
-        let cpu = cpu_by_role(ticks);
+        let (cpu, writer) = (cpu_by_role(ticks), writer_times());
         let (rate, failed) = throughput(&s, endpoint, python, n).await;
         println!("metric: {tag} no-op Python tasks, batch of {n} = {rate:.1} tasks/s");
         print_cpu(tag, "Python", n, &cpu, n as f64 / rate, ticks);
+        print_writer(tag, "Python", n, writer, n as f64 / rate);
         println!(
             "metric: {tag} peak RSS of the process tree, batch of {n} = {:.1} MiB",
             memory.take_mib()
@@ -467,10 +507,11 @@ async fn main() {
     }
     for &n in &sizes {
         let n = n.min(20_000);
-        let cpu = cpu_by_role(ticks);
+        let (cpu, writer) = (cpu_by_role(ticks), writer_times());
         let (rate, _) = throughput(&s, endpoint, shell, n).await;
         println!("metric: {tag} no-op shell tasks, batch of {n} = {rate:.1} tasks/s");
         print_cpu(tag, "shell", n, &cpu, n as f64 / rate, ticks);
+        print_writer(tag, "shell", n, writer, n as f64 / rate);
     }
 
     let mut times = Vec::with_capacity(round_trips);
