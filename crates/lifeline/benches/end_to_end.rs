@@ -261,7 +261,7 @@ fn writer_times() -> Option<(f64, f64)> {
         let Ok(name) = std::fs::read_to_string(path.join("comm")) else {
             continue;
         };
-        if name.trim() == "lifeline-writer" {
+        if name.trim() == lifeline_service::store::WRITER_THREAD {
             let stat = std::fs::read_to_string(path.join("schedstat")).ok()?;
             let mut ns = stat.split_whitespace().map(|v| v.parse::<f64>().ok());
             return Some((ns.next()?? / 1e9, ns.next()?? / 1e9));

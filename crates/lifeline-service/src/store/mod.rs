@@ -31,6 +31,10 @@ use crate::metrics::WriterMetrics;
 use crate::stats::StatsBook;
 use crate::users::UserId;
 
+/// The name of the thread that owns the store's one writing connection (what `top -H` and
+/// `/proc/PID/task/*/comm` show; the end-to-end benchmark finds it by it).
+pub const WRITER_THREAD: &str = "lifeline-writer";
+
 pub use backup::{BackupSummary, backup};
 pub use checkpoints::{book_at, seq_at_time, time_of};
 pub use failures::{FailureFilter, FailureRow, failures};
@@ -212,7 +216,7 @@ impl Store {
         let (writer_running, writer_stopped) = std::sync::mpsc::channel::<()>();
         wal::spawn(&path, writer_stopped, shared.log.clone())?;
         std::thread::Builder::new()
-            .name("lifeline-writer".into())
+            .name(WRITER_THREAD.into())
             .spawn(move || {
                 writer::run(conn, rx, &writer_shared);
                 drop(writer_running);
