@@ -216,14 +216,13 @@ impl Interchange {
         // speed).
         let flush_timer = tokio::time::sleep_until(Instant::now());
         tokio::pin!(flush_timer);
-        let mut armed: Option<Instant> = None;
         loop {
-            if self.flush_at != armed {
-                armed = self.flush_at;
-                if let Some(at) = armed {
-                    flush_timer.as_mut().reset(at);
-                }
+            if let Some(at) = self.flush_at
+                && flush_timer.deadline() != at
+            {
+                flush_timer.as_mut().reset(at);
             }
+            let flushing = self.flush_at.is_some();
             tokio::select! {
                 _ = &mut shutdown => {
                     self.flush()?;
@@ -258,7 +257,7 @@ impl Interchange {
                     self.check_blocks();
                     self.metrics.executors_seen(self.reports());
                 }
-                () = &mut flush_timer, if armed.is_some() => {}
+                () = &mut flush_timer, if flushing => {}
             }
             self.scale();
             self.schedule();
