@@ -27,8 +27,7 @@ use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use lifeline_model::api::{EventsQuery, StreamReset};
-use lifeline_model::{EndpointId, TaskGroupId, TaskId};
-use serde::Deserialize;
+use lifeline_model::{EndpointId, EventBody, TaskGroupId, TaskId};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -170,7 +169,7 @@ impl Filter {
             return false;
         }
         match &mut self.groups {
-            Some(groups) => groups.wants(&event.json),
+            Some(groups) => groups.wants(&event.event.body),
             None => true,
         }
     }
@@ -183,16 +182,6 @@ struct Groups {
     tasks: HashSet<TaskId>,
 }
 
-/// The fields of an event that place it in a group: every transition names its task, and a
-/// task's first one names its group too. Endpoint status events have neither.
-#[derive(Deserialize)]
-struct Routing {
-    #[serde(default)]
-    task_id: Option<TaskId>,
-    #[serde(default)]
-    task_group_id: Option<TaskGroupId>,
-}
-
 impl Groups {
     /// The groups with the tasks the store holds for them now.
     async fn load(state: &AppState, wanted: HashSet<TaskGroupId>) -> ApiResult<Self> {
@@ -201,21 +190,17 @@ impl Groups {
         Ok(Self { wanted, tasks })
     }
 
-    /// Whether an event (its JSON) is a transition of one of the groups' tasks; a `received`
-    /// event of a wanted group adds its task.
-    fn wants(&mut self, json: &str) -> bool {
-        let Ok(Routing {
-            task_id: Some(task),
-            task_group_id,
-        }) = serde_json::from_str::<Routing>(json)
-        else {
+    /// Whether an event is a transition of one of the groups' tasks; a task's first transition
+    /// names its group, and a `received` event of a wanted group adds its task.
+    fn wants(&mut self, event: &EventBody) -> bool {
+        let EventBody::Transition(t) = event else {
             return false;
         };
-        if task_group_id.is_some_and(|g| self.wanted.contains(&g)) {
-            self.tasks.insert(task);
+        if t.task_group_id.is_some_and(|g| self.wanted.contains(&g)) {
+            self.tasks.insert(t.task_id);
             return true;
         }
-        self.tasks.contains(&task)
+        self.tasks.contains(&t.task_id)
     }
 }
 
@@ -251,7 +236,7 @@ fn tasks_of(conn: &rusqlite::Connection, groups: &[TaskGroupId]) -> StoreResult<
 fn sse(event: &StoredEvent) -> Result<SseEvent, Infallible> {
     Ok(SseEvent::default()
         .id(event.seq.to_string())
-        .data(&*event.json))
+        .data(event.json()))
 }
 
 /// One open stream in the subscribers gauge, for as long as it lives.
@@ -367,11 +352,20 @@ mod tests {
     const T2: &str = "0192f0a0-0000-7000-8000-000000000002";
     const T3: &str = "0192f0a0-0000-7000-8000-000000000003";
 
-    fn transition(task: &str, group: Option<&str>, to: &str) -> String {
-        let group = group.map_or(String::new(), |g| format!(r#""task_group_id":"{g}","#));
-        format!(
-            r#"{{"seq":1,"type":"transition","task_id":"{task}",{group}"endpoint_id":"{B}","function_id":"{B}","to":"{to}","actor":"web-service","attempt":1,"max_retries":0,"at":"2026-01-01T00:00:00Z"}}"#
-        )
+    fn transition(task: &str, group: Option<&str>, to: &str) -> EventBody {
+        EventBody::Transition(lifeline_model::TransitionEvent {
+            task_id: task.parse().expect("id"),
+            task_group_id: group.map(|g| g.parse().expect("id")),
+            endpoint_id: B.parse().expect("id"),
+            function_id: B.parse().expect("id"),
+            from: None,
+            to: to.parse().expect("state"),
+            actor: lifeline_model::Actor::WebService,
+            attempt: 1,
+            max_retries: 0,
+            at: lifeline_model::Timestamp::from_micros(0),
+            reason: None,
+        })
     }
 
     #[test]
@@ -387,10 +381,11 @@ mod tests {
         // Known from the store: its `received` came before the stream began.
         groups.tasks.insert(T3.parse().expect("id"));
         assert!(groups.wants(&transition(T3, None, "running")));
-        let endpoint = format!(
+        let endpoint: lifeline_model::Event = serde_json::from_str(&format!(
             r#"{{"seq":9,"type":"endpoint","endpoint_id":"{B}","name":"e","online":true}}"#
-        );
-        assert!(!groups.wants(&endpoint));
+        ))
+        .expect("an endpoint event");
+        assert!(!groups.wants(&endpoint.body));
     }
 
     #[test]

@@ -72,7 +72,8 @@ pub struct TaskRow {
     pub owner: UserId,
 }
 
-/// An event of the log, serialised once for every subscriber.
+/// An event of the log, written as JSON once for every subscriber, by the first that sends it:
+/// the writer, the service's one serial stage, never spends time on text nobody may read.
 #[derive(Clone, Debug)]
 pub struct StoredEvent {
     pub seq: u64,
@@ -81,8 +82,42 @@ pub struct StoredEvent {
     pub owner: Option<UserId>,
     /// The task a transition moved and the state it entered.
     pub task: Option<(lifeline_model::TaskId, lifeline_model::State)>,
-    /// The [`lifeline_model::Event`] as JSON.
-    pub json: Arc<str>,
+    pub event: lifeline_model::Event,
+    json: std::sync::OnceLock<Box<str>>,
+}
+
+impl StoredEvent {
+    pub(crate) fn new(
+        endpoint_id: EndpointId,
+        owner: Option<UserId>,
+        event: lifeline_model::Event,
+    ) -> Self {
+        let task = match &event.body {
+            lifeline_model::EventBody::Transition(t) => Some((t.task_id, t.to)),
+            lifeline_model::EventBody::Endpoint(_) => None,
+        };
+        Self {
+            seq: event.seq,
+            endpoint_id,
+            owner,
+            task,
+            event,
+            json: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The event as JSON.
+    pub fn json(&self) -> &str {
+        self.json.get_or_init(|| {
+            serde_json::to_string(&self.event)
+                // An event holds ids, numbers and strings only: nothing that fails to serialise.
+                .unwrap_or_else(|error| {
+                    tracing::error!(%error, seq = self.seq, "an event could not be written as JSON");
+                    String::from("{}")
+                })
+                .into()
+        })
+    }
 }
 
 type Reply = Box<dyn FnOnce() + Send>;

@@ -409,19 +409,8 @@ pub fn events_after(
                 seq: seq as u64,
                 body,
             };
-            let task = match &event.body {
-                lifeline_model::EventBody::Transition(t) => Some((t.task_id, t.to)),
-                lifeline_model::EventBody::Endpoint(_) => None,
-            };
-            let json = serde_json::to_string(&event)
-                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-            Ok(StoredEvent {
-                seq: seq as u64,
-                endpoint_id,
-                owner: r.get::<_, Option<i64>>(13)?.map(UserId),
-                task,
-                json: json.into(),
-            })
+            let owner = r.get::<_, Option<i64>>(13)?.map(UserId);
+            Ok(StoredEvent::new(endpoint_id, owner, event))
         },
     )?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

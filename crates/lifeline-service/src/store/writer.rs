@@ -226,22 +226,13 @@ impl Ctx<'_> {
         owner: Option<UserId>,
         seq: i64,
         body: EventBody,
-    ) -> StoreResult<()> {
-        let seq = seq as u64;
-        let task = match &body {
-            EventBody::Transition(t) => Some((t.task_id, t.to)),
-            EventBody::Endpoint(_) => None,
+    ) {
+        let event = Event {
+            seq: seq as u64,
+            body,
         };
-        let json = serde_json::to_string(&Event { seq, body })
-            .map_err(|e| StoreError::Db(rusqlite::Error::ToSqlConversionFailure(e.into())))?;
-        self.events.push(StoredEvent {
-            seq,
-            endpoint_id,
-            owner,
-            task,
-            json: json.into(),
-        });
-        Ok(())
+        self.events
+            .push(StoredEvent::new(endpoint_id, owner, event));
     }
 
     /// Stores new tasks in `received`, each with its first log entry.
@@ -313,7 +304,7 @@ impl Ctx<'_> {
                 at: now,
                 reason: None,
             };
-            self.push_event(endpoint_id, Some(owner), seq, EventBody::Transition(event))?;
+            self.push_event(endpoint_id, Some(owner), seq, EventBody::Transition(event));
         }
         Ok(())
     }
@@ -439,7 +430,7 @@ impl Ctx<'_> {
             Some(row.owner),
             seq,
             EventBody::Transition(event),
-        )?;
+        );
         Ok(Outcome::Applied {
             from: task.state,
             to: p.to,
@@ -474,6 +465,7 @@ impl Ctx<'_> {
                 json
             ])?;
         let seq = self.conn.last_insert_rowid();
-        self.push_event(endpoint_id, None, seq, body)
+        self.push_event(endpoint_id, None, seq, body);
+        Ok(())
     }
 }
