@@ -357,7 +357,7 @@ async fn retention(mut settings: Settings, f: FunctionId, n: usize) {
     let oldest_left = || {
         open()
             .query_row(
-                "SELECT since FROM tasks WHERE state IN (6, 7, 8) AND expired = 0 \
+                "SELECT since FROM tasks WHERE state BETWEEN 6 AND 8 AND expired = 0 \
                  ORDER BY since LIMIT 1",
                 [],
                 |r| r.get::<_, i64>(0),

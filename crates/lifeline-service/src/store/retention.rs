@@ -22,7 +22,7 @@ pub const EXPIRE_BATCH: usize = 200;
 /// Finished tasks that ended before `cutoff` and still hold their data, oldest end first.
 fn due(conn: &Connection, cutoff: Timestamp, limit: usize) -> StoreResult<Vec<i64>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT seq FROM tasks WHERE state IN (6, 7, 8) AND expired = 0 AND since < ?1 \
+        "SELECT seq FROM tasks WHERE state BETWEEN 6 AND 8 AND expired = 0 AND since < ?1 \
          ORDER BY since LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![cutoff.as_micros(), limit as i64], |r| r.get(0))?;
@@ -65,13 +65,13 @@ impl Store {
         }
         let shared = self.shared.clone();
         self.write(move |ctx| {
-            let conn = ctx.conn();
+            let conn = ctx.conn()?;
             let mut removed = 0u64;
             let mut events =
                 conn.prepare_cached("DELETE FROM events WHERE task = ?1 RETURNING seq")?;
             let mut clear = conn.prepare_cached(
                 "UPDATE tasks SET args = '[]', kwargs = '{}', result = NULL, expired = 1 \
-                 WHERE seq = ?1 AND state IN (6, 7, 8)",
+                 WHERE seq = ?1 AND state BETWEEN 6 AND 8",
             )?;
             for seq in &tasks {
                 let seqs = events.query_map([seq], |r| r.get::<_, i64>(0))?;

@@ -169,10 +169,16 @@ const MIGRATIONS: &[Migration] = &[
         SELECT group_id, min(owner), min(endpoint_id), min(function_id), min(created_at), count(*)
         FROM tasks GROUP BY group_id ORDER BY min(seq);
     "#),
-    // 10: the log by endpoint was never read through its index (a stream filtered to one
-    // endpoint walks the log from where it resumes, by sequence number), yet every transition
-    // paid for an entry in it.
-    Sql("DROP INDEX IF EXISTS events_by_endpoint;"),
+    // 10: cheaper transitions. The log by endpoint was never read through its index (a stream
+    // filtered to one endpoint walks the log from where it resumes, by sequence number), yet
+    // every transition paid for an entry in it. The index of finished tasks names their codes
+    // as a range: with an `IN` list, every change of a task's state built two temporary b-trees
+    // to test the old and the new row against it.
+    Sql(r#"
+    DROP INDEX IF EXISTS events_by_endpoint;
+    DROP INDEX IF EXISTS tasks_to_expire;
+    CREATE INDEX tasks_to_expire ON tasks (since) WHERE state BETWEEN 6 AND 8 AND expired = 0;
+    "#),
 ];
 
 /// Gives every task transition already in the log the state it left: the state of the task's
