@@ -259,7 +259,7 @@ async fn load_access(
         };
         let kept = row.clone();
         store
-            .write(move |ctx| stored::insert_token(ctx.conn(), &kept))
+            .write(move |ctx| stored::insert_token(ctx.conn()?, &kept))
             .await?;
         add_token(&access, &users, &row);
         new_user_token = Some(token);

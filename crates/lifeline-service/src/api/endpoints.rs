@@ -85,7 +85,7 @@ pub(super) async fn register(
     let stored = row.clone();
     state
         .store()
-        .write(move |ctx| registry::insert_endpoint(ctx.conn(), &stored))
+        .write(move |ctx| registry::insert_endpoint(ctx.conn()?, &stored))
         .await?;
     state.directory().set(
         row.id,
@@ -178,13 +178,13 @@ pub(super) async fn share(
         .store()
         .write(move |ctx| {
             if let Some(user) = with {
-                stored::share(ctx.conn(), id, user)?;
+                stored::share(ctx.conn()?, id, user)?;
             }
             if let Some(public) = public {
-                stored::set_public(ctx.conn(), id, public)?;
+                stored::set_public(ctx.conn()?, id, public)?;
             }
             super::audit::record(
-                ctx.conn(),
+                ctx.conn()?,
                 &actor,
                 "endpoint.share",
                 &id.to_string(),
@@ -234,7 +234,7 @@ pub(super) async fn delete(
     let at = now();
     let existed = state
         .store()
-        .write(move |ctx| registry::delete_endpoint(ctx.conn(), id, at))
+        .write(move |ctx| registry::delete_endpoint(ctx.conn()?, id, at))
         .await?;
     if !existed {
         return Err(ApiError::NotFound(format!("unknown endpoint {id}")));

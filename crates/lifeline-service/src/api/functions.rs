@@ -35,7 +35,7 @@ pub(super) async fn register(
     let function_id = row.function_id;
     state
         .store()
-        .write(move |ctx| registry::insert_function(ctx.conn(), &row, caller.id))
+        .write(move |ctx| registry::insert_function(ctx.conn()?, &row, caller.id))
         .await?;
     Ok((
         StatusCode::CREATED,

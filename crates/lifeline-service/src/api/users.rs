@@ -70,9 +70,9 @@ async fn issue_token(
     state
         .store()
         .write(move |ctx| {
-            stored::insert_token(ctx.conn(), &kept)?;
+            stored::insert_token(ctx.conn()?, &kept)?;
             record(
-                ctx.conn(),
+                ctx.conn()?,
                 &who,
                 "token.create",
                 &kept.id,
@@ -113,14 +113,14 @@ pub(super) async fn add(
     let id = state
         .store()
         .write(move |ctx| {
-            if stored::name_taken(ctx.conn(), &name)? {
+            if stored::name_taken(ctx.conn()?, &name)? {
                 return Err(crate::store::StoreError::Conflict(format!(
                     "a user named {name:?} exists or existed"
                 )));
             }
-            let id = stored::insert_user(ctx.conn(), &name, is_admin, crate::now())?;
+            let id = stored::insert_user(ctx.conn()?, &name, is_admin, crate::now())?;
             let detail = is_admin.then(|| "admin".to_owned());
-            record(ctx.conn(), &actor, "user.add", &name, detail)?;
+            record(ctx.conn()?, &actor, "user.add", &name, detail)?;
             Ok(id)
         })
         .await?;
@@ -176,8 +176,8 @@ pub(super) async fn remove(
     state
         .store()
         .write(move |ctx| {
-            stored::remove_user(ctx.conn(), id, crate::now())?;
-            record(ctx.conn(), &actor, "user.remove", &name, None)
+            stored::remove_user(ctx.conn()?, id, crate::now())?;
+            record(ctx.conn()?, &actor, "user.remove", &name, None)
         })
         .await?;
     state
@@ -215,8 +215,8 @@ pub(super) async fn set_quotas(
     state
         .store()
         .write(move |ctx| {
-            stored::set_quotas(ctx.conn(), id, queued, rate)?;
-            record(ctx.conn(), &actor, "user.quotas", &name, detail)
+            stored::set_quotas(ctx.conn()?, id, queued, rate)?;
+            record(ctx.conn()?, &actor, "user.quotas", &name, detail)
         })
         .await?;
     state.quotas().set(user.id, limits_of(&user));
@@ -320,9 +320,9 @@ pub(super) async fn revoke_token(
     state
         .store()
         .write(move |ctx| {
-            stored::revoke_token(ctx.conn(), &target, crate::now())?;
+            stored::revoke_token(ctx.conn()?, &target, crate::now())?;
             record(
-                ctx.conn(),
+                ctx.conn()?,
                 &actor,
                 "token.revoke",
                 &target,

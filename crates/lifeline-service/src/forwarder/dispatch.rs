@@ -302,7 +302,7 @@ fn send_locked(inner: &mut Inner, endpoint: EndpointId, tasks: Vec<Assignment>) 
 
 /// The message that sends a stored task on `attempt`.
 pub(crate) fn assignment(ctx: &Ctx<'_>, row: &TaskRow, attempt: u32) -> StoreResult<Assignment> {
-    let (args, kwargs) = store::task_payload(ctx.conn(), row.seq)?;
+    let (args, kwargs) = ctx.payload(row)?;
     let raw = |text: String| {
         RawValue::from_string(text).map_err(|e| {
             store::StoreError::Db(rusqlite::Error::FromSqlConversionFailure(

@@ -1,5 +1,6 @@
 //! The writer thread and the operations it runs inside a batch.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -76,6 +77,21 @@ pub struct Ctx<'a> {
     moves: Vec<((EndpointId, UserId), Option<Move>)>,
     /// Retries and failures, counted only if the job's savepoint is kept.
     counted: Vec<Counted>,
+    /// The task rows this job inserted or moved, as they stand in it. A moved row reaches the
+    /// table once, when the job ends ([`Ctx::write_rows`]), however many transitions it took:
+    /// an endpoint's report often carries several of one task, and a submission moves each
+    /// task it inserts.
+    rows: HashMap<TaskId, JobRow>,
+}
+
+/// A task row as a job left it.
+#[derive(Debug)]
+struct JobRow {
+    row: TaskRow,
+    /// Whether the job moved the task: its state, attempt and time are still to be written.
+    moved: bool,
+    /// The result to store with it.
+    result: Option<String>,
 }
 
 /// When the writer last took a checkpoint of the statistics.
@@ -163,8 +179,12 @@ fn run_batch(
             events: Vec::new(),
             moves: Vec::new(),
             counted: Vec::new(),
+            rows: HashMap::new(),
         };
         let (keep, reply) = job(&mut ctx);
+        if keep {
+            ctx.write_rows()?;
+        }
         let Ctx {
             events: job_events,
             moves,
@@ -215,9 +235,41 @@ fn id_bytes(id: u128) -> [u8; 16] {
 }
 
 impl Ctx<'_> {
-    /// The open transaction, for reads and writes that have no helper here.
-    pub fn conn(&self) -> &Connection {
-        self.conn
+    /// The open transaction, for reads and writes that have no helper here; the job's moves
+    /// are in the tables first.
+    pub fn conn(&mut self) -> StoreResult<&Connection> {
+        self.write_rows()?;
+        Ok(self.conn)
+    }
+
+    /// Writes the rows of the tasks this job moved.
+    fn write_rows(&mut self) -> rusqlite::Result<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let mut update = self.conn.prepare_cached(
+            "UPDATE tasks SET state = ?2, attempt = ?3, since = ?4, result = coalesce(?5, result) \
+             WHERE seq = ?1",
+        )?;
+        for (_, job_row) in self.rows.drain() {
+            let JobRow { row, moved, result } = job_row;
+            if moved {
+                let t = &row.task;
+                update.execute(params![
+                    row.seq,
+                    i64::from(t.state.storage_code()),
+                    t.attempt,
+                    t.since.as_micros(),
+                    result
+                ])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A task's arguments and keyword arguments (JSON text); no job changes them.
+    pub fn payload(&self, row: &TaskRow) -> StoreResult<(String, String)> {
+        read::task_payload(self.conn, row.seq)
     }
 
     fn push_event(
@@ -282,6 +334,29 @@ impl Ctx<'_> {
                 ])?;
                 self.conn.last_insert_rowid()
             };
+            let row = TaskRow {
+                seq: task_seq,
+                task: lifeline_model::TaskSummary {
+                    task_id: task.task_id,
+                    task_group_id: group,
+                    endpoint_id,
+                    function_id: task.function_id,
+                    state: State::Received,
+                    attempt: 1,
+                    max_retries,
+                    created_at: now,
+                    since: now,
+                },
+                owner,
+            };
+            self.rows.insert(
+                task.task_id,
+                JobRow {
+                    row,
+                    moved: false,
+                    result: None,
+                },
+            );
             let first = lifeline_model::TransitionRecord {
                 state: State::Received,
                 actor: Actor::WebService,
@@ -335,9 +410,12 @@ impl Ctx<'_> {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// The stored task with this id.
+    /// The stored task with this id, as this job left it.
     pub fn task(&self, id: TaskId) -> StoreResult<Option<TaskRow>> {
-        Ok(read::task_row(self.conn, id)?)
+        match self.rows.get(&id) {
+            Some(job_row) => Ok(Some(job_row.row.clone())),
+            None => Ok(read::task_row(self.conn, id)?),
+        }
     }
 
     /// Validates a proposed transition with the model and, if legal, applies it: the task row,
@@ -396,9 +474,22 @@ impl Ctx<'_> {
         view.apply(&record)
             .map_err(|e| StoreError::Conflict(e.to_string()))?;
 
-        self.conn
-            .prepare_cached("UPDATE tasks SET state = ?2, attempt = ?3, since = ?4, result = coalesce(?5, result) WHERE seq = ?1")?
-            .execute(params![row.seq, i64::from(p.to.storage_code()), accepted.attempt, p.at.as_micros(), p.result])?;
+        let mut moved = row.clone();
+        moved.task.state = p.to;
+        moved.task.attempt = accepted.attempt;
+        moved.task.since = p.at;
+        let result = match self.rows.remove(&p.task_id) {
+            Some(earlier) => p.result.or(earlier.result),
+            None => p.result,
+        };
+        self.rows.insert(
+            p.task_id,
+            JobRow {
+                row: moved,
+                moved: true,
+                result,
+            },
+        );
         let dwell = p.at.micros_since(task.since);
         let seq = self.insert_transition(
             row.seq,
