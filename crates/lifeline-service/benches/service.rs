@@ -273,7 +273,11 @@ async fn main() {
         let rate = ingest(&bench, &ws_url, &ep_token, &ids, 500).await;
         println!("metric: {label} = {rate:.0} transitions/s");
         println!("metric: submission ({label}) = {submit_rate:.0} tasks/s");
-        drop(subscribers);
+        // Stopped, not just let go of: a dashboard still catching up from the store would
+        // otherwise stream on through the read latencies below.
+        for subscriber in subscribers {
+            subscriber.abort();
+        }
     }
 
     // Read latencies with everything above stored.
