@@ -82,9 +82,14 @@ pub(super) fn load_stats(conn: &Connection) -> rusqlite::Result<StatsBook> {
         let id = EndpointId::from_u128(id_from(r.get(0)?)?);
         let owner = UserId(r.get(1)?);
         let body: String = r.get(2)?;
-        let stats: Stats = serde_json::from_str(&body).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
-        })?;
+        // Compact figures; a row no batch has written since an older version stays in the
+        // full form that version wrote.
+        let stats = serde_json::from_str::<super::checkpoints::Figures>(&body)
+            .map(super::checkpoints::Figures::into_stats)
+            .or_else(|_| serde_json::from_str::<Stats>(&body))
+            .map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
+            })?;
         Ok(((id, owner), stats))
     })?;
     Ok(StatsBook::from_parts(

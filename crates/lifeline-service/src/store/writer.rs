@@ -207,7 +207,7 @@ fn run_batch(
     }
     for key in touched {
         if let Some(s) = stats.get(key) {
-            let body = serde_json::to_string(s)
+            let body = serde_json::to_string(&checkpoints::Figures::of(s))
                 .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO stats_by_owner (endpoint_id, owner, body) VALUES (?1, ?2, ?3)",
