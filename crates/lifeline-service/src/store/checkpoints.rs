@@ -239,5 +239,24 @@ mod tests {
             text.len(),
             full.len()
         );
+
+        // Rows of either form are read back as the same statistics.
+        let conn = Connection::open_in_memory().expect("db");
+        conn.execute_batch(
+            "CREATE TABLE stats_by_owner (endpoint_id BLOB NOT NULL, owner INTEGER NOT NULL, \
+             body TEXT NOT NULL, PRIMARY KEY (endpoint_id, owner)) STRICT;",
+        )
+        .expect("table");
+        let other = (EndpointId::from_u128(8), UserId(2));
+        for ((endpoint, owner), body) in [(key, &full), (other, &text)] {
+            conn.execute(
+                "INSERT INTO stats_by_owner (endpoint_id, owner, body) VALUES (?1, ?2, ?3)",
+                params![endpoint.as_u128().to_be_bytes(), owner.0, body],
+            )
+            .expect("row");
+        }
+        let read = super::super::read::load_stats(&conn).expect("read");
+        assert_eq!(read.get(key), Some(&stats));
+        assert_eq!(read.get(other), Some(&stats));
     }
 }

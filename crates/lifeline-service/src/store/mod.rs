@@ -287,7 +287,8 @@ impl Store {
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |ctx| {
-            let result = f(ctx);
+            // The rows the job moved are written inside it: a failure fails this job alone.
+            let result = f(ctx).and_then(|t| ctx.write_rows().map(|()| t));
             let keep = result.is_ok();
             (keep, Box::new(move || drop(tx.send(result.map(then)))))
         });

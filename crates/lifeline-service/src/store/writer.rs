@@ -78,7 +78,8 @@ pub struct Ctx<'a> {
     /// Retries and failures, counted only if the job's savepoint is kept.
     counted: Vec<Counted>,
     /// The task rows this job inserted or moved, as they stand in it. A moved row reaches the
-    /// table once, when the job ends ([`Ctx::write_rows`]), however many transitions it took:
+    /// table once, when the job ends ([`Ctx::write_rows`], called by [`super::Store::write_then`]
+    /// inside the job), however many transitions it took:
     /// an endpoint's report often carries several of one task, and a submission moves each
     /// task it inserts.
     rows: HashMap<TaskId, JobRow>,
@@ -182,9 +183,6 @@ fn run_batch(
             rows: HashMap::new(),
         };
         let (keep, reply) = job(&mut ctx);
-        if keep {
-            ctx.write_rows()?;
-        }
         let Ctx {
             events: job_events,
             moves,
@@ -242,8 +240,9 @@ impl Ctx<'_> {
         Ok(self.conn)
     }
 
-    /// Writes the rows of the tasks this job moved.
-    fn write_rows(&mut self) -> rusqlite::Result<()> {
+    /// Writes the rows of the tasks this job moved; the job forgets them only once all are
+    /// written.
+    pub(super) fn write_rows(&mut self) -> StoreResult<()> {
         if self.rows.is_empty() {
             return Ok(());
         }
@@ -251,19 +250,17 @@ impl Ctx<'_> {
             "UPDATE tasks SET state = ?2, attempt = ?3, since = ?4, result = coalesce(?5, result) \
              WHERE seq = ?1",
         )?;
-        for (_, job_row) in self.rows.drain() {
-            let JobRow { row, moved, result } = job_row;
-            if moved {
-                let t = &row.task;
-                update.execute(params![
-                    row.seq,
-                    i64::from(t.state.storage_code()),
-                    t.attempt,
-                    t.since.as_micros(),
-                    result
-                ])?;
-            }
+        for JobRow { row, result, .. } in self.rows.values().filter(|r| r.moved) {
+            let t = &row.task;
+            update.execute(params![
+                row.seq,
+                i64::from(t.state.storage_code()),
+                t.attempt,
+                t.since.as_micros(),
+                result
+            ])?;
         }
+        self.rows.clear();
         Ok(())
     }
 
