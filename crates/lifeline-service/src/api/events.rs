@@ -235,7 +235,7 @@ fn tasks_of(conn: &rusqlite::Connection, groups: &[TaskGroupId]) -> StoreResult<
 
 fn sse(event: &StoredEvent) -> Result<SseEvent, Infallible> {
     Ok(SseEvent::default()
-        .id(event.seq.to_string())
+        .id(event.seq().to_string())
         .data(event.json()))
 }
 
@@ -306,7 +306,7 @@ async fn pump(
                 if filter.wants(&state, event) && tx.send(sse(event)).await.is_err() {
                     return;
                 }
-                sent = event.seq;
+                sent = event.seq();
             }
             // Events committed after this read arrive on the live channel, subscribed earlier.
             if caught_up {
@@ -328,12 +328,12 @@ async fn pump(
                 }
             };
             match event {
-                Ok(event) if event.seq <= sent => {}
+                Ok(event) if event.seq() <= sent => {}
                 Ok(event) => {
                     if filter.wants(&state, &event) && tx.send(sse(&event)).await.is_err() {
                         return;
                     }
-                    sent = event.seq;
+                    sent = event.seq();
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => break,
                 Err(broadcast::error::RecvError::Closed) => return,

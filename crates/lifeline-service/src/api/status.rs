@@ -151,7 +151,7 @@ pub(super) async fn read_documents(
                 match rx.recv().await {
                     Ok(event) => {
                         if event
-                            .task
+                            .task()
                             .is_some_and(|(task, to)| to.is_terminal() && open.contains(&task))
                         {
                             return;

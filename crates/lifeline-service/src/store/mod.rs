@@ -76,12 +76,9 @@ pub struct TaskRow {
 /// the writer, the service's one serial stage, never spends time on text nobody may read.
 #[derive(Clone, Debug)]
 pub struct StoredEvent {
-    pub seq: u64,
     pub endpoint_id: EndpointId,
     /// The owner of the task a transition is about; `None` for an endpoint's status change.
     pub owner: Option<UserId>,
-    /// The task a transition moved and the state it entered.
-    pub task: Option<(lifeline_model::TaskId, lifeline_model::State)>,
     pub event: lifeline_model::Event,
     json: std::sync::OnceLock<Box<str>>,
 }
@@ -92,17 +89,24 @@ impl StoredEvent {
         owner: Option<UserId>,
         event: lifeline_model::Event,
     ) -> Self {
-        let task = match &event.body {
-            lifeline_model::EventBody::Transition(t) => Some((t.task_id, t.to)),
-            lifeline_model::EventBody::Endpoint(_) => None,
-        };
         Self {
-            seq: event.seq,
             endpoint_id,
             owner,
-            task,
             event,
             json: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The event's sequence number.
+    pub fn seq(&self) -> u64 {
+        self.event.seq
+    }
+
+    /// The task a transition moved and the state it entered.
+    pub fn task(&self) -> Option<(lifeline_model::TaskId, lifeline_model::State)> {
+        match &self.event.body {
+            lifeline_model::EventBody::Transition(t) => Some((t.task_id, t.to)),
+            lifeline_model::EventBody::Endpoint(_) => None,
         }
     }
 
@@ -112,7 +116,7 @@ impl StoredEvent {
             serde_json::to_string(&self.event)
                 // An event holds ids, numbers and strings only: nothing that fails to serialise.
                 .unwrap_or_else(|error| {
-                    tracing::error!(%error, seq = self.seq, "an event could not be written as JSON");
+                    tracing::error!(%error, seq = self.event.seq, "an event could not be written as JSON");
                     String::from("{}")
                 })
                 .into()

@@ -137,8 +137,8 @@ pub(super) fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, shared: &
                     .committed(jobs_in_batch, started.elapsed(), &counted);
                 if let Some(last) = events.last() {
                     let mut guard = shared.stats.write().unwrap_or_else(|e| e.into_inner());
-                    shared.head.store(last.seq, Ordering::Release);
-                    *guard = (last.seq, stats.clone());
+                    shared.head.store(last.seq(), Ordering::Release);
+                    *guard = (last.seq(), stats.clone());
                 }
                 for event in events {
                     // No subscriber is fine: the log keeps everything.
@@ -213,7 +213,7 @@ fn run_batch(
             .execute(params![key.0.as_u128().to_be_bytes(), key.1.0, body])?;
         }
     }
-    let head = events.last().map(|e| e.seq);
+    let head = events.last().map(|e| e.seq());
     let checkpoint = head.filter(|h| checkpointed.due(*h));
     if let Some(head) = checkpoint {
         checkpoints::take(&tx, head, crate::now(), stats)?;
@@ -475,10 +475,9 @@ impl Ctx<'_> {
         moved.task.state = p.to;
         moved.task.attempt = accepted.attempt;
         moved.task.since = p.at;
-        let result = match self.rows.remove(&p.task_id) {
-            Some(earlier) => p.result.or(earlier.result),
-            None => p.result,
-        };
+        // The latest result wins, as `coalesce` does with the stored one.
+        let earlier = self.rows.remove(&p.task_id).and_then(|r| r.result);
+        let result = p.result.or(earlier);
         self.rows.insert(
             p.task_id,
             JobRow {
