@@ -373,6 +373,30 @@ async fn throughput(
     }
 }
 
+/// The most no-op programs this machine starts per second with nothing in between: `n` runs of
+/// `true`, 8 at a time (as many as the endpoint's workers), each started directly and waited
+/// for. A shell task can go no faster than its program starts, so this is the shell figure's
+/// ceiling, measured in the same minute.
+fn bare_spawns(n: usize) -> f64 {
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for i in 0..8 {
+            scope.spawn(move || {
+                for _ in (i..n).step_by(8) {
+                    let status = std::process::Command::new("true")
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()
+                        .expect("true");
+                    assert!(status.success());
+                }
+            });
+        }
+    });
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
 /// (failed, finished) tasks of the endpoint so far.
 async fn finished(s: &Service, endpoint: EndpointId) -> (u64, u64) {
     let query = StatsQuery {
@@ -507,9 +531,17 @@ async fn main() {
     }
     for &n in &sizes {
         let n = n.min(20_000);
+        let floor = tokio::task::spawn_blocking(move || bare_spawns(n))
+            .await
+            .expect("bare spawns");
+        println!("metric: machine floor, `true` started bare 8 at a time, {n} = {floor:.1} programs/s");
         let (cpu, writer) = (cpu_by_role(ticks), writer_times());
         let (rate, _) = throughput(&s, endpoint, shell, n).await;
         println!("metric: {tag} no-op shell tasks, batch of {n} = {rate:.1} tasks/s");
+        println!(
+            "metric: {tag} no-op shell tasks / machine floor, batch of {n} = {:.2} ratio",
+            rate / floor
+        );
         print_cpu(tag, "shell", n, &cpu, n as f64 / rate, ticks);
         print_writer(tag, "shell", n, writer, n as f64 / rate);
     }
