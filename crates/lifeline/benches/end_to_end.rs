@@ -534,7 +534,9 @@ async fn main() {
         let floor = tokio::task::spawn_blocking(move || bare_spawns(n))
             .await
             .expect("bare spawns");
-        println!("metric: machine floor, `true` started bare 8 at a time, {n} = {floor:.1} programs/s");
+        println!(
+            "metric: machine floor, `true` started bare 8 at a time, {n} = {floor:.1} programs/s"
+        );
         let (cpu, writer) = (cpu_by_role(ticks), writer_times());
         let (rate, _) = throughput(&s, endpoint, shell, n).await;
         println!("metric: {tag} no-op shell tasks, batch of {n} = {rate:.1} tasks/s");

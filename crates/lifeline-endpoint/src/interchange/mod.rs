@@ -262,10 +262,12 @@ impl Interchange {
             self.scale();
             self.schedule();
             // Report as soon as nothing else is waiting: alone, a transition leaves at once
-            // (a result waits for no timer); under load, everything that arrives while the
-            // interchange is busy, up to FLUSH_DELAY, leaves in one batch.
+            // (a result waits for no timer). Under load, everything that arrives within
+            // FLUSH_DELAY leaves in one batch: while the interchange is busy, and while tasks
+            // wait in a queue for a worker, whose results a few milliseconds change nothing
+            // for (each batch costs the service a commit, whatever its size).
             let idle = conn.is_empty() && events.is_empty() && block_events.is_empty();
-            if idle
+            if (idle && !self.backlogged())
                 || self.pending.len() >= FLUSH_SIZE
                 || self.flush_at.is_some_and(|at| at <= Instant::now())
             {
@@ -335,6 +337,11 @@ impl Interchange {
                 }
             }
         }
+    }
+
+    /// Whether tasks wait for a worker in some executor's queue.
+    fn backlogged(&self) -> bool {
+        self.executors.iter().any(|e| !e.queue.is_empty())
     }
 
     /// Reports queued transitions as one durable batch.
