@@ -263,9 +263,9 @@ impl Interchange {
             self.schedule();
             // Report as soon as nothing else is waiting: alone, a transition leaves at once
             // (a result waits for no timer). Under load, everything that arrives within
-            // FLUSH_DELAY leaves in one batch: while the interchange is busy, and while tasks
-            // wait in a queue for a worker, whose results a few milliseconds change nothing
-            // for (each batch costs the service a commit, whatever its size).
+            // FLUSH_DELAY leaves in one batch, since each batch costs the service a commit
+            // whatever its size: while the interchange is busy, and while tasks wait in a queue
+            // for a worker (a result a few milliseconds later then delays nothing).
             let idle = conn.is_empty() && events.is_empty() && block_events.is_empty();
             if (idle && !self.backlogged())
                 || self.pending.len() >= FLUSH_SIZE
