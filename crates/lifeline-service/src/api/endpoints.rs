@@ -177,19 +177,14 @@ pub(super) async fn share(
     state
         .store()
         .write(move |ctx| {
+            let conn = ctx.conn()?;
             if let Some(user) = with {
-                stored::share(ctx.conn()?, id, user)?;
+                stored::share(conn, id, user)?;
             }
             if let Some(public) = public {
-                stored::set_public(ctx.conn()?, id, public)?;
+                stored::set_public(conn, id, public)?;
             }
-            super::audit::record(
-                ctx.conn()?,
-                &actor,
-                "endpoint.share",
-                &id.to_string(),
-                detail,
-            )
+            super::audit::record(conn, &actor, "endpoint.share", &id.to_string(), detail)
         })
         .await?;
     state.directory().update(id, |a| {

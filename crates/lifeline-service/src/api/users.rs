@@ -70,9 +70,10 @@ async fn issue_token(
     state
         .store()
         .write(move |ctx| {
-            stored::insert_token(ctx.conn()?, &kept)?;
+            let conn = ctx.conn()?;
+            stored::insert_token(conn, &kept)?;
             record(
-                ctx.conn()?,
+                conn,
                 &who,
                 "token.create",
                 &kept.id,
@@ -113,14 +114,15 @@ pub(super) async fn add(
     let id = state
         .store()
         .write(move |ctx| {
-            if stored::name_taken(ctx.conn()?, &name)? {
+            let conn = ctx.conn()?;
+            if stored::name_taken(conn, &name)? {
                 return Err(crate::store::StoreError::Conflict(format!(
                     "a user named {name:?} exists or existed"
                 )));
             }
-            let id = stored::insert_user(ctx.conn()?, &name, is_admin, crate::now())?;
+            let id = stored::insert_user(conn, &name, is_admin, crate::now())?;
             let detail = is_admin.then(|| "admin".to_owned());
-            record(ctx.conn()?, &actor, "user.add", &name, detail)?;
+            record(conn, &actor, "user.add", &name, detail)?;
             Ok(id)
         })
         .await?;
@@ -176,8 +178,9 @@ pub(super) async fn remove(
     state
         .store()
         .write(move |ctx| {
-            stored::remove_user(ctx.conn()?, id, crate::now())?;
-            record(ctx.conn()?, &actor, "user.remove", &name, None)
+            let conn = ctx.conn()?;
+            stored::remove_user(conn, id, crate::now())?;
+            record(conn, &actor, "user.remove", &name, None)
         })
         .await?;
     state
@@ -215,8 +218,9 @@ pub(super) async fn set_quotas(
     state
         .store()
         .write(move |ctx| {
-            stored::set_quotas(ctx.conn()?, id, queued, rate)?;
-            record(ctx.conn()?, &actor, "user.quotas", &name, detail)
+            let conn = ctx.conn()?;
+            stored::set_quotas(conn, id, queued, rate)?;
+            record(conn, &actor, "user.quotas", &name, detail)
         })
         .await?;
     state.quotas().set(user.id, limits_of(&user));
@@ -320,9 +324,10 @@ pub(super) async fn revoke_token(
     state
         .store()
         .write(move |ctx| {
-            stored::revoke_token(ctx.conn()?, &target, crate::now())?;
+            let conn = ctx.conn()?;
+            stored::revoke_token(conn, &target, crate::now())?;
             record(
-                ctx.conn()?,
+                conn,
                 &actor,
                 "token.revoke",
                 &target,

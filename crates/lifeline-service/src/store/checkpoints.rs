@@ -81,7 +81,9 @@ impl Figures {
     }
 }
 
-/// One pair's figures in a checkpoint.
+/// One pair's figures in a checkpoint: the pair beside the fields of [`Figures`], flat, as
+/// checkpoints have always been stored (a nested `Figures` would change the stored form, and
+/// serde's `flatten` would buffer every entry of a checkpoint on reading).
 #[derive(Serialize, Deserialize)]
 struct Entry {
     e: String,
